@@ -1,0 +1,50 @@
+// Fused attention over quantized caches (SPEC §2).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "qsdpa/cache.hpp"
+#include "qsdpa/tensor.hpp"
+
+namespace qsdpa {
+
+enum class Device : uint8_t { cpu, cuda };
+
+struct AttentionArgs {
+  TensorView q;     // [B, Hq, Lq, D], f32/f16/bf16, any strides
+  CacheView k, v;   // [B, Hkv, N, D] rows; Hq a multiple of Hkv
+  TensorView out;   // [B, Hq, Lq, D], q's dtype, caller-provided
+  float scale = std::numeric_limits<float>::quiet_NaN();  // required: no silent 1/sqrt(D)
+  bool causal = false;     // lower-right aligned per sequence
+  TensorView mask;         // optional rank-4 bool (u8/boolean, false = masked) or additive f32/f16/bf16
+                           // mask broadcastable to [B, Hq, Lq, N] (size-1 dims broadcast)
+  int64_t window = 0;      // sliding window of w keys (including its own position); 0 = none
+  const int64_t* kv_lens = nullptr;  // [B] valid lengths <= N; null = N for every sequence
+  const float* sinks = nullptr;      // [Hq] sink logits, in units of scale*q.k
+  float* lse = nullptr;              // optional [B, Hq, Lq] f32 log-sum-exp (natural log), contiguous
+  int threads = 0;                   // CPU threads; 0 = all cores
+  Device device = Device::cpu;
+};
+
+// Fused attention: dequantization happens inside the score and value loops.
+void attention(const AttentionArgs& args);
+
+// The "dequantize, then attend" baseline: K and V are decoded into the caller's f32 buffers
+// (B*Hkv*N*D floats each), then the library's own attention runs on them with the same threads.
+void attention_unfused(const AttentionArgs& args, float* k_buffer, float* v_buffer);
+
+// The correctness reference: dequantize K and V, then exact attention in f64 (single thread).
+void attention_reference(const AttentionArgs& args);
+
+// Throws qsdpa::Error for any invalid argument (SPEC §3); attention() calls it first.
+void validate(const AttentionArgs& args);
+
+// Exact merge of attentions over disjoint pieces of one cache. part p gives outs[p] ([rows, dim]
+// f32, normalised) and lses[p] ([rows]); sink logits (per row, may be null) join the denominator
+// once. Writes out [rows, dim] and lse [rows] (lse may be null).
+void merge_partials(int parts, int64_t rows, int64_t dim, const float* const* outs, const float* const* lses,
+                    const float* row_sinks, float* out, float* lse);
+
+}  // namespace qsdpa

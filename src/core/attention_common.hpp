@@ -1,0 +1,67 @@
+// Attention semantics shared by the reference and the fused kernels (SPEC §2): which keys a query row
+// may see, how masks broadcast, and the online-softmax state with its exact merge.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "formats/scalar.hpp"
+#include "qsdpa/attention.hpp"
+
+namespace qsdpa::detail {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline int64_t kv_len(const AttentionArgs& a, int64_t b) { return a.kv_lens ? a.kv_lens[b] : a.k.tokens; }
+
+// Keys [lo, hi) that query row i of a sequence with n keys may see (causal: lower-right aligned;
+// window: the w keys ending at the row's own position, on its own or with causal).
+struct KeyRange {
+  int64_t lo, hi;
+};
+inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int64_t i) {
+  const int64_t pos = n - lq + i;  // the row's own position in the sequence
+  KeyRange r{0, n};
+  if (a.causal) r.hi = std::min(n, pos + 1);
+  if (a.window > 0) r.lo = std::max<int64_t>(0, pos - a.window + 1);
+  if (r.hi < r.lo) r.hi = r.lo;
+  return r;
+}
+
+inline float load_float(const void* base, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(base)[i];
+    case DType::f16: return fmt::f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    case DType::bf16: return fmt::bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    default: return 0.0f;
+  }
+}
+
+inline void store_float(void* base, DType t, int64_t i, float v) {
+  switch (t) {
+    case DType::f32: static_cast<float*>(base)[i] = v; return;
+    case DType::f16: static_cast<uint16_t*>(base)[i] = fmt::f32_to_f16(v); return;
+    case DType::bf16: static_cast<uint16_t*>(base)[i] = fmt::f32_to_bf16(v); return;
+    default: return;
+  }
+}
+
+// The additive mask term for (b, h, i, j): 0 or -inf for a boolean mask, the value for a float mask.
+inline float mask_term(const TensorView& m, int64_t b, int64_t h, int64_t i, int64_t j) {
+  const int64_t off = m.offset(m.shape[0] == 1 ? 0 : b, m.shape[1] == 1 ? 0 : h, m.shape[2] == 1 ? 0 : i, j);
+  if (m.dtype == DType::u8 || m.dtype == DType::boolean)
+    return static_cast<const uint8_t*>(m.data)[off] ? 0.0f : kNegInf;
+  return load_float(m.data, m.dtype, off);
+}
+
+// Running softmax state of one query row: max logit m and denominator l (relative to m).
+struct SoftmaxState {
+  float m = kNegInf;
+  float l = 0.0f;
+};
+
+// Log-sum-exp of a finished row; -inf when it saw nothing.
+inline float state_lse(const SoftmaxState& s) { return s.l > 0.0f ? s.m + std::log(s.l) : kNegInf; }
+
+}  // namespace qsdpa::detail

@@ -1,0 +1,34 @@
+// The CPU attention's building blocks, apart from the algorithm (attention.cpp): tile decoders per
+// format and the small dense loops (scores, P*V, exp). Two implementations: portable C++ (generic)
+// and AVX-512 (kernels_avx512.cpp), chosen at run time.
+#pragma once
+
+#include <cstdint>
+
+#include "formats/codec.hpp"
+#include "qsdpa/cache.hpp"
+
+namespace qsdpa::cpu {
+
+// Decodes rows t0..t0+count of head (b, h) into out[count][dim] (f32, turbo in its rotated basis).
+using DecodeTileFn = void (*)(const fmt::RowCodec& codec, const CacheView& cache, int64_t b, int64_t h,
+                              int64_t t0, int count, float* out);
+
+struct DenseKernels {
+  // s[r][t] = dot(q[r], k[t]) for r < rows4, t < tokens4 (both multiples of 4); s row stride s_stride.
+  void (*scores)(const float* q, int64_t rows4, const float* k, int tokens4, int64_t dim, float* s, int s_stride);
+  // acc[r][:] += sum_{t < tokens} p[r][t] * v[t][:] for r < rows4.
+  void (*accumulate)(const float* p, int p_stride, int64_t rows4, const float* v, int tokens, int64_t dim, float* acc);
+  // x[i] = exp(x[i]); -inf gives 0.
+  void (*exp_inplace)(float* x, int n);
+};
+
+const DenseKernels& generic_dense();
+DecodeTileFn generic_decoder(const Format& f);
+
+#if QSDPA_HAVE_AVX512
+const DenseKernels& avx512_dense();        // needs dim % 16 == 0
+DecodeTileFn avx512_decoder(const Format& f, int64_t dim);  // null when the format/dim has no fast path
+#endif
+
+}  // namespace qsdpa::cpu

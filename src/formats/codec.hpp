@@ -1,0 +1,270 @@
+// The one scalar rule of every format (SPEC §1): encode and decode of one row, as host/device code.
+// The CPU quantizer, the CPU reference, the fast CPU decoders' tests and the CUDA kernels all call
+// these functions; nothing else in the tree knows how a format lays out its bits.
+#pragma once
+
+#include "bitstream.hpp"
+#include "minifloat.hpp"
+#include "turbo.hpp"
+#include "qsdpa/format.hpp"
+
+namespace qsdpa::fmt {
+
+// Everything a row encode/decode needs, as plain data that can be passed to a kernel.
+struct RowCodec {
+  FormatKind kind = FormatKind::f16;
+  int bits = 16;
+  int group = 0;
+  ScaleDType scale_dtype = ScaleDType::f16;
+  float global_scale = 0.0f;     // nvfp4: g, 0 = none
+  float tensor_scale = 1.0f;     // fp8: the per-tensor (or per-head) scale
+  uint64_t seed = 0;             // turbo
+  const float* levels = nullptr; // turbo: the 2^bits Lloyd-Max levels, ascending
+};
+
+// Counts of what an encode had to do to fit the data; all zero for ordinary input.
+struct EncodeStatus {
+  uint32_t nonfinite = 0;      // rows with NaN/Inf input (their codes are not meaningful)
+  uint32_t scale_overflow = 0; // groups whose scale or bias overflowed the scale dtype
+  uint32_t saturated = 0;      // values clipped at a per-tensor scale (fp8, nvfp4 with g)
+  uint32_t zeroed_blocks = 0;  // nvfp4 blocks whose E4M3 scale rounded to 0 (they decode to 0)
+};
+
+QSDPA_HD float load_scale(const uint8_t* p, int64_t i, ScaleDType t) {
+  if (t == ScaleDType::f32) {
+    float v;
+    memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+  const uint16_t bits = uint16_t(p[2 * i] | (uint16_t(p[2 * i + 1]) << 8));
+  return t == ScaleDType::f16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+}
+
+// Rounds to the scale dtype and stores; returns the rounded value (inf on overflow).
+QSDPA_HD float store_scale(uint8_t* p, int64_t i, ScaleDType t, float v) {
+  if (t == ScaleDType::f32) {
+    memcpy(p + 4 * i, &v, 4);
+    return v;
+  }
+  const uint16_t bits = t == ScaleDType::f16 ? f32_to_f16(v) : f32_to_bf16(v);
+  p[2 * i] = uint8_t(bits & 0xFF);
+  p[2 * i + 1] = uint8_t(bits >> 8);
+  return t == ScaleDType::f16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+}
+
+// ---- affine (MLX's rule, all in f32) ----
+
+// Scale and bias of one group of n values; false if either overflows the scale dtype.
+QSDPA_HD void affine_group_params(const float* x, int n, int bits, float* scale, float* bias) {
+  float mn = x[0], mx = x[0];
+  for (int i = 1; i < n; ++i) {
+    mn = fminf(mn, x[i]);
+    mx = fmaxf(mx, x[i]);
+  }
+  const float n_bins = float((1 << bits) - 1);
+  float s = fmaxf((mx - mn) / n_bins, 1e-7f);
+  const bool min_is_edge = fabsf(mn) > fabsf(mx);
+  const float edge = min_is_edge ? mn : mx;
+  if (!min_is_edge) s = -s;
+  const float q0 = rintf(edge / s);
+  float b = 0.0f;
+  if (q0 != 0.0f) {
+    s = edge / q0;
+    b = edge;
+  }
+  *scale = s;
+  *bias = b;
+}
+
+QSDPA_HD uint32_t affine_code(float w, float scale, float bias, int bits) {
+  const float q = rintf((w - bias) / scale);
+  const float hi = float((1 << bits) - 1);
+  return uint32_t(fminf(fmaxf(q, 0.0f), hi));
+}
+
+QSDPA_HD float affine_value(uint32_t code, float scale, float bias) { return scale * float(code) + bias; }
+
+// ---- FP formats ----
+
+QSDPA_HD float fp_code_value(uint32_t code, int bits) {
+  return bits == 4 ? e2m1_to_f32(code) : e4m3_to_f32(code);
+}
+QSDPA_HD uint32_t fp_encode(float v, int bits) { return bits == 4 ? f32_to_e2m1(v) : f32_to_e4m3(v); }
+
+// nvfp4's factor applied to the E4M3 block scale: g/2688 with a global scale, 1 without.
+QSDPA_HD float nvfp4_global_factor(float g) { return g > 0.0f ? g / 2688.0f : 1.0f; }
+
+// The multiplier of code values in group `grp` of a row (FP formats; affine handled apart).
+QSDPA_HD float group_multiplier(const RowCodec& c, const uint8_t* scales, int64_t grp) {
+  switch (c.kind) {
+    case FormatKind::mxfp4:
+    case FormatKind::mxfp8: return e8m0_to_f32(scales[grp]);
+    case FormatKind::nvfp4: return e4m3_to_f32(scales[grp]) * nvfp4_global_factor(c.global_scale);
+    case FormatKind::fp8: return c.tensor_scale;
+    default: return 1.0f;
+  }
+}
+
+// ---- rows ----
+
+// Decodes one row into out[0..dim). For turbo, `rotated_basis` leaves the row in the rotated basis
+// (scale * level[code]), which is what the fused attention consumes; otherwise R^T is applied.
+QSDPA_HD void decode_row(const RowCodec& c, const uint8_t* codes, const uint8_t* scales,
+                         const uint8_t* biases, int64_t dim, float* out, bool rotated_basis = false) {
+  switch (c.kind) {
+    case FormatKind::f32:
+      for (int64_t i = 0; i < dim; ++i) memcpy(&out[i], codes + 4 * i, 4);
+      return;
+    case FormatKind::f16:
+    case FormatKind::bf16:
+      for (int64_t i = 0; i < dim; ++i) {
+        const uint16_t h = uint16_t(codes[2 * i] | (uint16_t(codes[2 * i + 1]) << 8));
+        out[i] = c.kind == FormatKind::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return;
+    case FormatKind::affine:
+      for (int64_t i = 0; i < dim; ++i) {
+        const int64_t g = i / c.group;
+        out[i] = affine_value(get_code(codes, i, c.bits), load_scale(scales, g, c.scale_dtype),
+                              load_scale(biases, g, c.scale_dtype));
+      }
+      return;
+    case FormatKind::mxfp4:
+    case FormatKind::mxfp8:
+    case FormatKind::nvfp4:
+    case FormatKind::fp8:
+      for (int64_t i = 0; i < dim; ++i) {
+        const float m = group_multiplier(c, scales, c.group > 0 ? i / c.group : 0);
+        out[i] = fp_code_value(get_code(codes, i, c.bits), c.bits) * m;
+      }
+      return;
+    case FormatKind::turbo: {
+      const float s = load_scale(scales, 0, ScaleDType::f16);
+      for (int64_t i = 0; i < dim; ++i) out[i] = s * c.levels[get_code(codes, i, c.bits)];
+      if (!rotated_basis) turbo_unrotate(out, int(dim), c.seed);
+      return;
+    }
+  }
+}
+
+// Index of the level nearest to v (levels ascending; ties go to the lower level).
+QSDPA_HD uint32_t nearest_level(const float* levels, int count, float v) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {  // first level whose upper midpoint is >= v
+    const int mid = (lo + hi) / 2;
+    if (v > 0.5f * (levels[mid] + levels[mid + 1])) lo = mid + 1; else hi = mid;
+  }
+  return uint32_t(lo);
+}
+
+// Encodes one row. `work` holds dim floats (turbo's rotation). Codes are fully overwritten.
+QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t* codes,
+                         uint8_t* scales, uint8_t* biases, float* work, EncodeStatus* st) {
+  for (int64_t i = 0; i < dim; ++i) {
+    if (!is_finite_f32(x[i])) {
+      ++st->nonfinite;
+      break;
+    }
+  }
+  switch (c.kind) {
+    case FormatKind::f32:
+      for (int64_t i = 0; i < dim; ++i) memcpy(codes + 4 * i, &x[i], 4);
+      return;
+    case FormatKind::f16:
+    case FormatKind::bf16:
+      for (int64_t i = 0; i < dim; ++i) {
+        const uint16_t h = c.kind == FormatKind::f16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+        codes[2 * i] = uint8_t(h & 0xFF);
+        codes[2 * i + 1] = uint8_t(h >> 8);
+      }
+      return;
+    default: break;
+  }
+  const int64_t code_bytes = dim * c.bits / 8;
+  for (int64_t i = 0; i < code_bytes; ++i) codes[i] = 0;
+
+  if (c.kind == FormatKind::affine) {
+    for (int64_t g0 = 0; g0 < dim; g0 += c.group) {
+      float s, b;
+      affine_group_params(x + g0, c.group, c.bits, &s, &b);
+      s = store_scale(scales, g0 / c.group, c.scale_dtype, s);
+      b = store_scale(biases, g0 / c.group, c.scale_dtype, b);
+      if (!is_finite_f32(s) || !is_finite_f32(b)) ++st->scale_overflow;
+      for (int64_t i = g0; i < g0 + c.group; ++i) put_code(codes, i, c.bits, affine_code(x[i], s, b, c.bits));
+    }
+    return;
+  }
+
+  if (c.kind == FormatKind::turbo) {
+    double norm2 = 0.0;
+    for (int64_t i = 0; i < dim; ++i) {
+      work[i] = x[i];
+      norm2 += double(x[i]) * double(x[i]);
+    }
+    turbo_rotate(work, int(dim), c.seed);
+    const int count = 1 << c.bits;
+    const float alpha = float(sqrt(norm2 / double(dim)));  // ||x|| / sqrt(D)
+    double yc = 0.0, cc = 0.0;
+    for (int64_t i = 0; i < dim; ++i) {
+      const uint32_t k = alpha > 0.0f ? nearest_level(c.levels, count, work[i] / alpha) : 0u;
+      put_code(codes, i, c.bits, k);
+      yc += double(work[i]) * c.levels[k];
+      cc += double(c.levels[k]) * c.levels[k];
+    }
+    // The stored scale minimises ||y - scale*C[codes]||: the least-squares scale and ||x||/sqrt(D),
+    // each rounded to f16, whichever leaves the smaller error (so never worse than ||x||/sqrt(D)).
+    const float cand[2] = {cc > 0.0 ? float(yc / cc) : 0.0f, alpha};
+    float best = 0.0f;
+    double best_err = -1.0;
+    for (float cnd : cand) {
+      const float r = f16_to_f32(f32_to_f16(cnd));
+      double err = 0.0;
+      for (int64_t i = 0; i < dim; ++i) {
+        const double d = double(work[i]) - double(r) * c.levels[get_code(codes, i, c.bits)];
+        err += d * d;
+      }
+      if (best_err < 0.0 || err < best_err) {
+        best_err = err;
+        best = r;
+      }
+    }
+    if (!is_finite_f32(best)) ++st->scale_overflow;
+    store_scale(scales, 0, ScaleDType::f16, best);
+    return;
+  }
+
+  // FP formats: one multiplier per group (mx: E8M0, nvfp4: E4M3 block scale), or the tensor scale.
+  const int64_t group = c.group > 0 ? c.group : dim;
+  const float elem_max = c.bits == 4 ? kE2M1Max : kE4M3Max;
+  for (int64_t g0 = 0; g0 < dim; g0 += group) {
+    float absmax = 0.0f;
+    for (int64_t i = g0; i < g0 + group; ++i) absmax = fmaxf(absmax, fabsf(x[i]));
+    int exponent = 0;      // mx: values are divided by 2^(e-127), exactly, with ldexpf
+    float divisor = 1.0f;  // nvfp4 / fp8: values are divided by this
+    if (c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8) {
+      const uint32_t e = e8m0_shared_exponent(absmax, elem_max);
+      scales[g0 / group] = uint8_t(e);
+      exponent = int(e) - 127;
+    } else if (c.kind == FormatKind::nvfp4) {
+      const float factor = nvfp4_global_factor(c.global_scale);
+      const uint32_t byte = f32_to_e4m3(absmax / 6.0f / factor);
+      scales[g0 / group] = uint8_t(byte);
+      const float block = e4m3_to_f32(byte);
+      if (block == 0.0f) {
+        if (absmax > 0.0f) ++st->zeroed_blocks;
+        continue;  // codes stay 0
+      }
+      divisor = block * factor;
+      if (c.global_scale > 0.0f && absmax / divisor > elem_max) ++st->saturated;
+    } else {  // fp8
+      divisor = c.tensor_scale;
+      if (absmax / divisor > elem_max) ++st->saturated;
+    }
+    for (int64_t i = g0; i < g0 + group; ++i) {
+      const float v = exponent != 0 ? ldexpf(x[i], -exponent) : x[i] / divisor;
+      put_code(codes, i, c.bits, fp_encode(v, c.bits));
+    }
+  }
+}
+
+}  // namespace qsdpa::fmt

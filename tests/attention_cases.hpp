@@ -1,0 +1,36 @@
+// Attention test cases shared by the CPU and (later) CUDA tests: a pairwise covering set over the
+// axes of SPEC §2 (head dim, GQA, Lq, mask, sinks, ragged lengths, N, q dtype and layout), and a
+// runner that checks a backend against the f64 reference on fresh random data with poisoned outputs.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "qsdpa/qsdpa.hpp"
+
+namespace qsdpa::test {
+
+enum class MaskKind { none, causal, boolean, additive, window };
+
+struct AttentionCase {
+  int64_t dim = 128, gqa = 1, lq = 1, n = 33;
+  MaskKind mask = MaskKind::none;
+  bool sinks = false, ragged = false;
+  DType q_dtype = DType::f32;
+  bool q_bshd = false;  // q given as [B, Lq, Hq, D] through strides
+  uint64_t seed = 0;
+  std::string describe() const;
+};
+
+// Every pair of values of any two axes appears in at least one case; `dims` are the head dims the
+// format accepts. Invalid combinations (causal with Lq > N) are never generated.
+std::vector<AttentionCase> pairwise_cases(const std::vector<int64_t>& dims, uint64_t seed);
+
+using AttentionFn = std::function<void(const AttentionArgs&)>;
+
+// Builds the case's data for formats K:V, runs `fn` and the reference, and compares out and lse.
+::testing::AssertionResult check_case(const Format& kf, const Format& vf, const AttentionCase& c, const AttentionFn& fn,
+                                      int threads = 0);
+
+}  // namespace qsdpa::test

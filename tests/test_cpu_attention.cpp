@@ -1,0 +1,175 @@
+// Fused CPU attention against the f64 reference (SPEC §2's tolerance), for every format and the
+// named mixed pairs, over a pairwise covering set of head dim x GQA x Lq x mask x sinks x ragged x
+// N x q dtype/layout; plus the exact merge of partials and the unfused baseline.
+#include <gtest/gtest.h>
+
+#include "attention_cases.hpp"
+#include "test_util.hpp"
+#include "tools/workloads.hpp"
+
+namespace qsdpa {
+namespace {
+
+std::vector<std::string> tested_formats() {
+  std::vector<std::string> f = all_format_names();
+  for (const char* pair : {"mxfp8:turbo3", "mxfp8:mxfp4", "affine8:affine4", "fp8:turbo4", "turbo3:affine4-g32", "f16:nvfp4"})
+    f.push_back(pair);
+  return f;
+}
+
+std::string test_name(const std::string& s) {
+  std::string n = s;
+  for (char& c : n)
+    if (c == '-' || c == ':') c = '_';
+  return n;
+}
+
+std::vector<int64_t> valid_dims(const Format& k, const Format& v) {
+  std::vector<int64_t> dims;
+  for (int64_t d : {64, 128, 256, 512}) {
+    try {
+      check_dim(k, d);
+      check_dim(v, d);
+      dims.push_back(d);
+    } catch (const Error&) {
+    }
+  }
+  return dims;
+}
+
+class CpuAttention : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CpuAttention, MatchesF64ReferencePairwise) {
+  const auto [kf, vf] = tools::parse_pair(GetParam());
+  const auto cases = test::pairwise_cases(valid_dims(kf, vf), std::hash<std::string>{}(GetParam()) % 1000);
+  ASSERT_GE(cases.size(), 25u);
+  int i = 0;
+  for (const auto& c : cases) {
+    const int threads = 1 + (i++ % 3);  // 1, 2 and 3 threads: different split plans
+    EXPECT_TRUE(test::check_case(kf, vf, c, [](const AttentionArgs& a) { attention(a); }, threads));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, CpuAttention, ::testing::ValuesIn(tested_formats()),
+                         [](const auto& info) { return test_name(info.param); });
+
+TEST(CpuAttentionCoverage, PairwiseSetCoversEveryPairOfValues) {
+  const auto cases = test::pairwise_cases({64, 128, 256, 512}, 1);
+  std::set<std::pair<int64_t, int64_t>> dim_lq, gqa_n, mask_lq;
+  std::set<std::pair<int, int64_t>> sinks_dim;
+  for (const auto& c : cases) {
+    dim_lq.insert({c.dim, c.lq});
+    gqa_n.insert({c.gqa, c.n});
+    mask_lq.insert({int(c.mask), c.lq});
+    sinks_dim.insert({int(c.sinks), c.dim});
+    if (c.mask == test::MaskKind::causal) EXPECT_LE(c.lq, c.n) << "invalid case generated";
+  }
+  EXPECT_EQ(dim_lq.size(), 20u);
+  EXPECT_EQ(gqa_n.size(), 16u);
+  EXPECT_EQ(mask_lq.size(), 25u);
+  EXPECT_EQ(sinks_dim.size(), 8u);
+}
+
+TEST(CpuAttentionUnfused, MatchesReference) {
+  for (const char* f : {"affine4", "mxfp4", "turbo3", "f16"}) {
+    const Format fmt = parse_format(f);
+    test::AttentionCase c;
+    c.dim = 128;
+    c.gqa = 4;
+    c.lq = 3;
+    c.n = 300;
+    c.sinks = true;
+    c.mask = test::MaskKind::causal;
+    EXPECT_TRUE(test::check_case(fmt, fmt, c, [](const AttentionArgs& a) {
+      const size_t n = size_t(a.k.batch * a.k.heads * a.k.tokens * a.k.dim);
+      std::vector<float> kb(n), vb(n);
+      attention_unfused(a, kb.data(), vb.data());
+    }));
+  }
+}
+
+// Splitting a cache into pieces, attending to each without sinks (with LSE) and merging with the
+// sinks added once equals attention over the whole cache with sinks.
+class MergePartials : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MergePartials, EqualsSingleShard) {
+  const Format f = parse_format(GetParam());
+  const int64_t B = 1, Hkv = 2, G = 4, Hq = Hkv * G, Lq = 3, D = 128, N = 777;
+  const auto kx = test::random_normal(size_t(B * Hkv * N * D), 1), vx = test::random_normal(size_t(B * Hkv * N * D), 2);
+  auto q = test::random_normal(size_t(B * Hq * Lq * D), 3);
+  const QuantizedTensor kq = quantize(kx.data(), {B, Hkv, N, D}, f), vq = quantize(vx.data(), {B, Hkv, N, D}, f);
+  for (bool with_sinks : {false, true}) {
+    const auto sinks = test::random_normal(size_t(Hq), 4, 3.0f);
+    std::vector<float> whole(q.size()), whole_lse(size_t(B * Hq * Lq));
+    AttentionArgs a;
+    a.q = contiguous_view(q.data(), DType::f32, B, Hq, Lq, D);
+    a.out = contiguous_view(whole.data(), DType::f32, B, Hq, Lq, D);
+    a.k = kq.view();
+    a.v = vq.view();
+    a.scale = 0.09f;
+    a.sinks = with_sinks ? sinks.data() : nullptr;
+    a.lse = whole_lse.data();
+    attention(a);
+
+    const int64_t cuts[] = {0, 100, 101, 500, N};
+    const int parts = 4;
+    std::vector<std::vector<float>> outs(parts, std::vector<float>(q.size())), lses(parts, std::vector<float>(whole_lse.size()));
+    for (int p = 0; p < parts; ++p) {
+      AttentionArgs s = a;
+      s.sinks = nullptr;  // partials meant for merging carry no sink
+      s.out = contiguous_view(outs[size_t(p)].data(), DType::f32, B, Hq, Lq, D);
+      s.lse = lses[size_t(p)].data();
+      for (CacheView* c : {&s.k, &s.v}) {
+        c->codes += cuts[p] * c->code_strides[2];
+        if (c->scales) c->scales += cuts[p] * c->scale_strides[2];
+        if (c->biases) c->biases += cuts[p] * c->bias_strides[2];
+        c->tokens = cuts[p + 1] - cuts[p];
+      }
+      attention(s);
+    }
+    // Row r = (b, h, i): the sink of head h.
+    std::vector<float> row_sinks(whole_lse.size());
+    for (size_t r = 0; r < row_sinks.size(); ++r) row_sinks[r] = sinks[(r / size_t(Lq)) % size_t(Hq)];
+    std::vector<const float*> op, lp;
+    for (int p = 0; p < parts; ++p) {
+      op.push_back(outs[size_t(p)].data());
+      lp.push_back(lses[size_t(p)].data());
+    }
+    std::vector<float> merged(q.size()), merged_lse(whole_lse.size());
+    merge_partials(parts, int64_t(whole_lse.size()), D, op.data(), lp.data(), with_sinks ? row_sinks.data() : nullptr,
+                   merged.data(), merged_lse.data());
+    EXPECT_TRUE(test::matches_reference(merged, std::vector<float>(whole), std::ldexp(1.0, -24))) << "sinks=" << with_sinks;
+    for (size_t r = 0; r < merged_lse.size(); ++r) EXPECT_NEAR(merged_lse[r], whole_lse[r], 1e-4f * std::fabs(whole_lse[r]) + 1e-5f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, MergePartials, ::testing::ValuesIn(all_format_names()),
+                         [](const auto& info) { return test_name(info.param); });
+
+TEST(CpuAttentionEdges, RowThatSeesNothingGivesZerosAndLse) {
+  const int64_t D = 64, N = 8;
+  const auto kx = test::random_normal(size_t(N * D), 1);
+  const QuantizedTensor kq = quantize(kx.data(), {1, 1, N, D}, parse_format("affine4"));
+  auto q = test::random_normal(size_t(D), 2);
+  std::vector<float> out(static_cast<size_t>(D)), lse(1);
+  std::vector<uint8_t> mask(size_t(N), 0);  // everything masked
+  AttentionArgs a;
+  a.q = contiguous_view(q.data(), DType::f32, 1, 1, 1, D);
+  a.out = contiguous_view(out.data(), DType::f32, 1, 1, 1, D);
+  a.k = a.v = kq.view();
+  a.scale = 0.125f;
+  a.mask = contiguous_view(mask.data(), DType::boolean, 1, 1, 1, N);
+  a.lse = lse.data();
+  test::poison(out.data(), out.size() * 4);
+  attention(a);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+  EXPECT_EQ(lse[0], -INFINITY);
+  const float sink = 1.5f;
+  a.sinks = &sink;
+  attention(a);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+  EXPECT_EQ(lse[0], sink);
+}
+
+}  // namespace
+}  // namespace qsdpa

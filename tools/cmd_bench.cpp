@@ -1,0 +1,215 @@
+// `qsdpa bench`: time of fused attention per format and context, with the baselines measured in the
+// same run (SPEC §5): the library's own f16 path, and the unfused path (dequantize into a
+// preallocated f32 buffer, then the same attention on it, same threads). Effective bandwidth counts
+// the bytes one call must read: codes, scales and biases of K and V, plus q and out.
+// On the CPU, peak_gbps is a multi-threaded streaming read of 1 GiB, and cache copies are rotated so
+// that together they exceed twice the last-level cache.
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "npy.hpp"
+#include "qsdpa/qsdpa.hpp"
+#include "workloads.hpp"
+
+namespace qsdpa::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Multi-threaded streaming read of 1 GiB; the best of 5 passes, in 10^9 bytes/s.
+double measure_read_gbps(int threads) {
+  const size_t n = (size_t(1) << 30) / sizeof(float);
+  std::vector<float> buf(n);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (size_t i = 0; i < n; ++i) buf[i] = float(i & 1023);
+  double best = 0.0;
+  volatile float sink = 0.0f;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = Clock::now();
+    float total = 0.0f;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total)
+    for (size_t i = 0; i < n; ++i) total += buf[i];
+    const double s = seconds_since(t0);
+    sink = sink + total;
+    best = std::max(best, double(n * sizeof(float)) / s / 1e9);
+  }
+  return best;
+}
+
+size_t last_level_cache_bytes() {
+  long l3 = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+  return l3 > 0 ? size_t(l3) : size_t(32) << 20;
+}
+
+std::string iso_date_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+int64_t cache_bytes(const QuantizedTensor& q) { return int64_t(q.codes.size() + q.scales.size() + q.biases.size()); }
+
+// Runs fn on rotating copies: warm-up, then reps until min_reps and min_seconds are both reached.
+template <typename Fn>
+double time_median_us(int copies, int min_reps, double min_seconds, Fn fn) {
+  for (int w = 0; w < std::min(copies, 2) + 1; ++w) fn(w % copies);
+  std::vector<double> us;
+  const auto start = Clock::now();
+  for (int r = 0; r < 1000 && (r < min_reps || seconds_since(start) < min_seconds); ++r) {
+    const auto t0 = Clock::now();
+    fn(r % copies);
+    us.push_back(seconds_since(t0) * 1e6);
+  }
+  return median(us);
+}
+
+struct Options {
+  std::string device, formats = "f16,bf16,affine8,affine4,affine4-g32,affine2,mxfp8,mxfp4,nvfp4,fp8,turbo4,turbo3,mxfp8:turbo3";
+  std::string context = "32768", heads = "32:8", json;
+  int64_t batch = 1, dim = 128, lq = 1;
+  int threads = 0;
+  double min_seconds = 0.25;
+};
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Time fused attention per format against the f16 and unfused baselines");
+  static Options o;
+  cmd->add_option("--device", o.device, "cpu or cuda");
+  cmd->add_option("--formats", o.formats, "comma-separated formats or K:V pairs");
+  cmd->add_option("--context", o.context, "comma-separated context lengths");
+  cmd->add_option("--batch", o.batch, "batch size");
+  cmd->add_option("--heads", o.heads, "HQ:HKV");
+  cmd->add_option("--dim", o.dim, "head dim");
+  cmd->add_option("--lq", o.lq, "query rows per sequence");
+  cmd->add_option("--threads", o.threads, "CPU threads (0 = all)");
+  cmd->add_option("--min-seconds", o.min_seconds, "time spent per measurement (at least 5 runs)");
+  cmd->add_option("--json", o.json, "write the results as JSON here");
+  cmd->callback([] {
+    if (o.device == "cuda") throw Error("--device: cuda is not available in this build (no CUDA backend compiled)");
+    if (!o.device.empty() && o.device != "cpu") throw Error("--device: expected cpu or cuda, got '" + o.device + "'");
+    const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+    Shape shape;
+    shape.batch = o.batch;
+    shape.dim = o.dim;
+    shape.lq = o.lq;
+    const size_t colon = o.heads.find(':');
+    if (colon == std::string::npos) throw Error("--heads: expected HQ:HKV, got '" + o.heads + "'");
+    try {
+      shape.hq = std::stoll(o.heads.substr(0, colon));
+      shape.hkv = std::stoll(o.heads.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw Error("--heads: expected HQ:HKV with integers, got '" + o.heads + "'");
+    }
+    std::vector<std::pair<Format, Format>> pairs;
+    for (const std::string& item : split_list(o.formats)) pairs.push_back(parse_pair(item));
+    std::vector<int64_t> contexts;
+    for (const std::string& c : split_list(o.context)) {
+      try {
+        contexts.push_back(std::stoll(c));
+      } catch (const std::exception&) {
+        throw Error("--context: expected integers, got '" + c + "'");
+      }
+      if (contexts.back() < 1) throw Error("--context: expected lengths >= 1, got " + c);
+    }
+
+    std::fprintf(stderr, "measuring peak streaming read bandwidth (1 GiB, %d threads)...\n", threads);
+    const double peak = measure_read_gbps(threads);
+    const size_t llc = last_level_cache_bytes();
+    const BuildInfo info = build_info();
+    fmt::print("qsdpa bench  device=cpu  threads={}  peak_gbps={:.1f} (streaming read)  commit={}\n", threads, peak, info.commit);
+    fmt::print("B={} Hq={} Hkv={} D={} Lq={}\n", shape.batch, shape.hq, shape.hkv, shape.dim, shape.lq);
+    fmt::print("{:>16} {:>8} {:>10} {:>8} {:>7} {:>10} {:>10} {:>8} {:>9} {:>9}\n", "format", "context", "time_us", "GB/s",
+               "%peak", "f16_us", "unfused_us", "vs_f16", "vs_unfus", "append_us");
+    nlohmann::json rows = nlohmann::json::array();
+    const int total = int(contexts.size() * pairs.size());
+    int done = 0;
+    for (int64_t ctx : contexts) {
+      shape.context = ctx;
+      std::fprintf(stderr, "generating K/V for context %lld...\n", (long long)ctx);
+      Workload w = make_workload(shape, "gaussian", 1234 + uint64_t(ctx));
+      std::vector<float> out(w.q.size());
+      std::vector<float> kbuf(w.k.size()), vbuf(w.v.size());
+      const std::vector<int64_t> kv_shape = {shape.batch, shape.hkv, shape.context, shape.dim};
+      const int64_t qo_bytes = int64_t(w.q.size() + out.size()) * 4;
+
+      // Rotating copies of one quantized pair, together larger than twice the last-level cache.
+      auto build = [&](const Format& kf, const Format& vf, std::vector<QuantizedTensor>& ks, std::vector<QuantizedTensor>& vs) {
+        ks.assign(1, quantize(w.k.data(), kv_shape, kf, {0.0f, threads}));
+        vs.assign(1, quantize(w.v.data(), kv_shape, vf, {0.0f, threads}));
+        const int64_t bytes = cache_bytes(ks[0]) + cache_bytes(vs[0]);
+        const int copies = int(std::clamp<int64_t>((2 * int64_t(llc) + bytes - 1) / bytes, 1, 8));
+        for (int c = 1; c < copies; ++c) {
+          ks.push_back(ks[0]);
+          vs.push_back(vs[0]);
+        }
+        return bytes;
+      };
+      auto time_fused = [&](std::vector<QuantizedTensor>& ks, std::vector<QuantizedTensor>& vs) {
+        return time_median_us(int(ks.size()), 5, o.min_seconds, [&](int c) {
+          AttentionArgs a = make_args(shape, ks[size_t(c)], vs[size_t(c)], w.q.data(), out.data());
+          a.threads = threads;
+          attention(a);
+        });
+      };
+
+      std::vector<QuantizedTensor> ks, vs;
+      build(parse_format("f16"), parse_format("f16"), ks, vs);
+      const double f16_us = time_fused(ks, vs);
+      for (const auto& [kf, vf] : pairs) {
+        ++done;
+        const std::string name = kf == vf ? to_string(kf) : to_string(kf) + ":" + to_string(vf);
+        std::fprintf(stderr, "[%d/%d] %s @ %lld\n", done, total, name.c_str(), (long long)ctx);
+        const int64_t bytes = build(kf, vf, ks, vs) + qo_bytes;
+        const double us = time_fused(ks, vs);
+        const double unfused_us = time_median_us(1, 3, o.min_seconds, [&](int) {
+          AttentionArgs a = make_args(shape, ks[0], vs[0], w.q.data(), out.data());
+          a.threads = threads;
+          attention_unfused(a, kbuf.data(), vbuf.data());
+        });
+        // Appending one token: quantize K and V rows [B, Hkv, 1, D].
+        const std::vector<int64_t> tok_shape = {shape.batch, shape.hkv, 1, shape.dim};
+        const double append_us = time_median_us(1, 20, 0.02, [&](int) {
+          QuantizedTensor kt = quantize(w.k.data(), tok_shape, kf, {ks[0].tensor_scale, 1});
+          QuantizedTensor vt = quantize(w.v.data(), tok_shape, vf, {vs[0].tensor_scale, 1});
+        });
+        const double gbps = double(bytes) / (us * 1e-6) / 1e9;
+        fmt::print("{:>16} {:>8} {:>10.1f} {:>8.2f} {:>6.0f}% {:>10.1f} {:>10.1f} {:>7.2f}x {:>8.2f}x {:>9.1f}\n", name, ctx, us,
+                   gbps, 100.0 * gbps / peak, f16_us, unfused_us, f16_us / us, unfused_us / us, append_us);
+        std::fflush(stdout);
+        rows.push_back({{"k_format", to_string(kf)}, {"v_format", to_string(vf)}, {"batch", shape.batch}, {"hq", shape.hq},
+                        {"hkv", shape.hkv}, {"dim", shape.dim}, {"lq", shape.lq}, {"context", ctx}, {"time_us", us},
+                        {"bytes", bytes}, {"gbps", gbps}, {"f16_time_us", f16_us}, {"unfused_time_us", unfused_us},
+                        {"speedup_vs_f16", f16_us / us}, {"speedup_vs_unfused", unfused_us / us}, {"append_us", append_us}});
+      }
+    }
+    if (!o.json.empty()) {
+      nlohmann::json j = {{"device", "cpu"}, {"device_name", cpu_name()}, {"peak_gbps", peak}, {"peak_kind", "read"},
+                          {"commit", info.commit}, {"date", iso_date_utc()}, {"threads", threads}, {"rows", rows}};
+      npy::write_file_atomic(o.json, j.dump(2) + "\n");
+    }
+  });
+}
+
+}  // namespace qsdpa::tools

@@ -1,0 +1,26 @@
+#include <cstdio>
+
+#include <omp.h>
+
+#include "commands.hpp"
+#include "qsdpa/qsdpa.hpp"
+
+namespace qsdpa::tools {
+
+void register_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Devices, formats and build options");
+  cmd->callback([] {
+    const BuildInfo b = build_info();
+    std::printf("qsdpa %s (commit %s)\n", b.version.c_str(), b.commit.c_str());
+    std::printf("devices:\n  cpu: %d threads, AVX-512 kernels %s\n", omp_get_max_threads(),
+                b.avx512 ? (cpu_has_avx512() ? "compiled and used" : "compiled, CPU lacks them") : "not compiled");
+    std::printf("  cuda: %s\n", b.cuda ? "backend compiled" : "not compiled in this build (configure with -DQSDPA_CUDA=ON)");
+    std::printf("formats (bits per value at D=128):\n");
+    for (const std::string& name : all_format_names()) {
+      const Format f = parse_format(name);
+      std::printf("  %-14s %6.3f\n", name.c_str(), bits_per_value(f, 128));
+    }
+  });
+}
+
+}  // namespace qsdpa::tools
