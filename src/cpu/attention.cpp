@@ -156,7 +156,8 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->scores(sc.q.data(), p.rows4, sc.tile.data(), cnt4, D, sc.s.data(), T);
 
-      // Masks and the online softmax, row by row.
+      // Masks and the online softmax, row by row. Masked scores become -inf; a row whose visible keys
+      // cover the tile and that has no array mask skips the per-key pass.
       for (int64_t r = 0; r < p.rows4; ++r) {
         float* s = &sc.s[size_t(r * T)];
         if (r >= rows) {
@@ -166,25 +167,17 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
         const int64_t i = i0 + r / p.G, h = hk * p.G + r % p.G;
         const detail::KeyRange kr = range[size_t(i - i0)];
         const int64_t vis_lo = std::max<int64_t>(kr.lo - t0, 0), vis_hi = std::clamp<int64_t>(kr.hi - t0, 0, cnt);
-        float tmax = kNegInf;
-        for (int t = 0; t < cnt4; ++t) {
-          if (t < vis_lo || t >= vis_hi) {
-            s[t] = kNegInf;
-            continue;
+        if (has_mask || vis_lo > 0 || vis_hi < cnt4) {
+          for (int t = 0; t < cnt4; ++t) {
+            if (t < vis_lo || t >= vis_hi) s[t] = kNegInf;
+            else if (has_mask) s[t] += detail::mask_term(a.mask, b, h, i, t0 + t);
           }
-          if (has_mask) s[t] += detail::mask_term(a.mask, b, h, i, t0 + t);
-          tmax = std::max(tmax, s[t]);
         }
-        const float m_new = std::max(sc.m[size_t(r)], tmax);
-        if (m_new == kNegInf) {  // nothing visible yet
-          std::fill(s, s + cnt4, 0.0f);
-          continue;
-        }
-        for (int t = 0; t < cnt4; ++t) s[t] -= m_new;
-        kern.dense->exp_inplace(s, cnt4);
-        float sum = 0.0f;
-        for (int t = 0; t < cnt4; ++t) sum += s[t];
-        const float alpha = sc.m[size_t(r)] == kNegInf ? 0.0f : std::exp(sc.m[size_t(r)] - m_new);
+        float m_new;
+        const float m_old = sc.m[size_t(r)];
+        const float sum = kern.dense->softmax_row(s, cnt4, m_old, &m_new);
+        if (m_new == kNegInf) continue;  // nothing visible yet: s is all zeros
+        const float alpha = m_old == kNegInf ? 0.0f : std::exp(m_old - m_new);
         if (alpha != 1.0f) {
           float* acc = &sc.acc[size_t(r * D)];
           for (int64_t d = 0; d < D; ++d) acc[d] *= alpha;

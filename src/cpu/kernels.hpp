@@ -19,8 +19,9 @@ struct DenseKernels {
   void (*scores)(const float* q, int64_t rows4, const float* k, int tokens4, int64_t dim, float* s, int s_stride);
   // acc[r][:] += sum_{t < tokens} p[r][t] * v[t][:] for r < rows4.
   void (*accumulate)(const float* p, int p_stride, int64_t rows4, const float* v, int tokens, int64_t dim, float* acc);
-  // x[i] = exp(x[i]); -inf gives 0.
-  void (*exp_inplace)(float* x, int n);
+  // One row of the online softmax over a tile: m_new = max(m_old, max s); s[t] <- exp(s[t] - m_new);
+  // returns sum_t s[t]. When m_new is -inf (nothing visible yet) s is zeroed and 0 returned.
+  float (*softmax_row)(float* s, int n, float m_old, float* m_new);
 };
 
 const DenseKernels& generic_dense();

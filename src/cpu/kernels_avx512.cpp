@@ -26,7 +26,7 @@ namespace {
 // ---- unpacking packed codes ----
 
 struct Unpacker {
-  __m512i perm, shifts, mask;
+  __m512i perm, shifts, mask32;  // mask32: the code bits in each 32-bit lane
   __mmask64 load_mask;
   int bits;
   explicit Unpacker(int b) : bits(b) {
@@ -39,72 +39,153 @@ struct Unpacker {
       }
     perm = _mm512_load_si512(p);
     shifts = _mm512_load_si512(s);
-    mask = _mm512_set1_epi8(char((1 << b) - 1));
+    mask32 = _mm512_set1_epi32((1 << b) - 1);
     load_mask = b == 8 ? ~__mmask64(0) : ((__mmask64(1) << (8 * b)) - 1);
   }
-  // Codes 64*block .. 64*block+63 of a row, one per byte.
+  // Codes 64*block .. 64*block+63 of a row, one per byte, in its low bits (the bits above hold the
+  // next code's low bits: mask before converting).
   __m512i codes64(const uint8_t* row, int64_t block) const {
     const __m512i src = _mm512_maskz_loadu_epi8(load_mask, row + block * 8 * bits);
-    const __m512i x = _mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(perm, src));
-    return _mm512_and_si512(x, mask);
+    return _mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(perm, src));
   }
 };
 
-inline __m512i lane16(__m512i bytes, int c) {
-  switch (c) {
-    case 0: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, 0));
-    case 1: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, 1));
-    case 2: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, 2));
-    default: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, 3));
+// E4M3 bytes (in 16-bit lanes) -> f32: exponent and mantissa moved into f16 position, vcvtph2ps,
+// times 2^8 to restore the bias; 0x7F / 0xFF are NaN.
+inline __m512 e4m3x16_to_f32(__m256i w) {
+  const __m256i low7 = _mm256_set1_epi16(0x7F);
+  const __m256i mag = _mm256_and_si256(w, low7);
+  const __m256i h16 = _mm256_or_si256(_mm256_slli_epi16(mag, 7), _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8));
+  const __m512 v = _mm512_mul_ps(_mm512_cvtph_ps(h16), _mm512_set1_ps(256.0f));
+  return _mm512_mask_mov_ps(v, _mm256_cmpeq_epi16_mask(mag, low7), _mm512_set1_ps(NAN));
+}
+
+// Up to 16 scale values of a row (f16, bf16 or f32 per `t`) -> f32, exactly as load_scale.
+inline __m512 scales16(const uint8_t* p, int count, ScaleDType t) {
+  const __mmask16 m = __mmask16((1u << count) - 1u);
+  switch (t) {
+    case ScaleDType::f32: return _mm512_maskz_loadu_ps(m, p);
+    case ScaleDType::f16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    default: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
   }
 }
 
-// Per-16-lane multipliers (and affine biases) of one row, from the scalar rule.
-inline void row_multipliers(const fmt::RowCodec& c, const uint8_t* scales, const uint8_t* biases, int64_t dim,
-                            float* mult, float* bias) {
-  for (int64_t blk = 0; blk < dim / 16; ++blk) {
-    const int64_t d = blk * 16;
-    if (c.kind == FormatKind::affine) {
-      mult[blk] = fmt::load_scale(scales, d / c.group, c.scale_dtype);
-      bias[blk] = fmt::load_scale(biases, d / c.group, c.scale_dtype);
-    } else if (c.kind == FormatKind::turbo) {
-      mult[blk] = fmt::load_scale(scales, 0, ScaleDType::f16);
-    } else {
-      mult[blk] = fmt::group_multiplier(c, scales, c.group > 0 ? d / c.group : 0);
+// Up to 16 E8M0 bytes -> 2^(e-127) (e = 0: 2^-127, a subnormal; e = 255: NaN).
+inline __m512 e8m0x16_to_f32(const uint8_t* p, int count) {
+  const __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(__mmask16((1u << count) - 1u), p));
+  __m512i bits = _mm512_slli_epi32(e, 23);
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)), _mm512_set1_epi32(0x7FC00000));
+  return _mm512_castsi512_ps(bits);
+}
+
+// Group multipliers of one row in registers: lanes 0-15 in `lo`, 16-31 in `hi` (nvfp4 at D = 512),
+// affine biases in `bias`. The same values as the scalar rule (tests/test_cpu_decoders.cpp), computed
+// a vector at a time and kept in registers: going through memory stalls on store forwarding.
+struct RowGroups {
+  __m512 lo, hi, bias;
+  // The multiplier (or bias) of each lane-block: idx holds the group index in every lane.
+  __m512 mult(__m512i idx) const { return _mm512_permutex2var_ps(lo, idx, hi); }
+  __m512 add(__m512i idx) const { return _mm512_permutexvar_ps(idx, bias); }
+};
+
+inline RowGroups row_groups(const fmt::RowCodec& c, const uint8_t* scales, const uint8_t* biases, int64_t dim) {
+  RowGroups g{_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  switch (c.kind) {
+    case FormatKind::affine: {
+      const int groups = int(dim / c.group);
+      g.lo = scales16(scales, groups, c.scale_dtype);
+      g.bias = scales16(biases, groups, c.scale_dtype);
+      break;
+    }
+    case FormatKind::mxfp4:
+    case FormatKind::mxfp8: g.lo = e8m0x16_to_f32(scales, int(dim / c.group)); break;
+    case FormatKind::nvfp4: {  // 16 values per group: up to 32 groups at D = 512
+      const __m512 factor = _mm512_set1_ps(fmt::nvfp4_global_factor(c.global_scale));
+      const int groups = int(dim / 16);
+      const __m256i lo = _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(__mmask16(groups >= 16 ? 0xFFFF : (1u << groups) - 1u), scales));
+      g.lo = _mm512_mul_ps(e4m3x16_to_f32(lo), factor);
+      if (groups > 16) {
+        const __m256i hi = _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(__mmask16((1u << (groups - 16)) - 1u), scales + 16));
+        g.hi = _mm512_mul_ps(e4m3x16_to_f32(hi), factor);
+      }
+      break;
+    }
+    case FormatKind::turbo: g.lo = _mm512_set1_ps(fmt::load_scale(scales, 0, ScaleDType::f16)); break;
+    default: g.lo = _mm512_set1_ps(c.tensor_scale); break;  // fp8: one scale for the tensor (or head)
+  }
+  return g;
+}
+
+// Per 16-lane block m of a row, a vector holding its group index (0 for one scale per row).
+struct BlockGroups {
+  __m512i idx[32];
+  int group[32];
+  BlockGroups(const fmt::RowCodec& c, int64_t dim) {
+    const bool per_row = c.kind == FormatKind::turbo || c.kind == FormatKind::fp8;
+    for (int64_t m = 0; m < dim / 16; ++m) {
+      group[m] = per_row ? 0 : int(m * 16 / c.group);
+      idx[m] = _mm512_set1_epi32(group[m]);
     }
   }
-}
+};
 
-// Converts 16 codes (int32 lanes) to values for format kind K, times the block's multiplier.
-template <FormatKind K>
-inline __m512 finish16(__m512i codes, __m512 table, __m512 mult, __m512 bias) {
-  if constexpr (K == FormatKind::affine) {
-    return _mm512_add_ps(_mm512_mul_ps(mult, _mm512_cvtepi32_ps(codes)), bias);
-  } else {  // FP4 and turbo: a 16-entry table (turbo's 4/8 levels repeated)
-    return _mm512_mul_ps(_mm512_permutexvar_ps(codes, table), mult);
+// Zero-extends code bytes 16c..16c+15 of a 64-code vector into 32-bit lanes (one vpermb).
+struct Spread {
+  __m512i idx[4];
+  static constexpr __mmask64 kEveryFourth = 0x1111111111111111ull;
+  Spread() {
+    alignas(64) uint8_t b[64] = {};
+    for (int c = 0; c < 4; ++c) {
+      for (int j = 0; j < 16; ++j) b[4 * j] = uint8_t(16 * c + j);
+      idx[c] = _mm512_load_si512(b);
+    }
   }
-}
+  __m512i lanes(__m512i codes, int c) const { return _mm512_maskz_permutexvar_epi8(kEveryFourth, idx[c], codes); }
+};
 
+// Packed codes of 2..6 bits. Codes of up to 4 bits are looked up (vpermps) in a 16-entry table of
+// the group's decoded values, rebuilt when the group changes: affine s*c+b, FP4 value*scale, turbo
+// level*scale (2- and 3-bit tables repeat, so bits above the code need no mask). 5- and 6-bit
+// affine codes are converted and scaled.
 template <FormatKind K>
 void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                    float* out) {
   const int64_t dim = cache.dim;
   const Unpacker un(c.bits);
-  alignas(64) float tab[16];
-  for (int i = 0; i < 16; ++i)
-    tab[i] = K == FormatKind::turbo ? c.levels[i & ((1 << c.bits) - 1)] : fmt::e2m1_to_f32(uint32_t(i));
-  const __m512 table = _mm512_load_ps(tab);
-  float mult[32], bias[32] = {};
+  const Spread spread;
+  const bool lookup = c.bits <= 4;
+  alignas(64) float base[16];
+  for (int i = 0; i < 16; ++i) {
+    const uint32_t code = uint32_t(i) & ((1u << c.bits) - 1u);
+    base[i] = K == FormatKind::turbo ? c.levels[code] : K == FormatKind::affine ? float(code) : fmt::e2m1_to_f32(code);
+  }
+  const __m512 base_v = _mm512_load_ps(base);
+  const BlockGroups blocks(c, dim);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
-    row_multipliers(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim, mult, bias);
+    const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
+    __m512 table = base_v;
+    int current = -1;
     for (int64_t blk = 0; blk < dim / 64; ++blk) {
       const __m512i codes = un.codes64(row, blk);
       for (int ci = 0; ci < 4; ++ci) {
         const int64_t m = blk * 4 + ci;
-        const __m512 v = finish16<K>(lane16(codes, ci), table, _mm512_set1_ps(mult[m]), _mm512_set1_ps(bias[m]));
+        const __m512i idx = blocks.idx[m];
+        const __m512i lanes = spread.lanes(codes, ci);
+        __m512 v;
+        if (lookup) {
+          if (blocks.group[m] != current) {
+            current = blocks.group[m];
+            table = K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base_v, g.add(idx))
+                                            : _mm512_mul_ps(base_v, g.mult(idx));
+          }
+          v = _mm512_permutexvar_ps(lanes, table);
+        } else {
+          v = _mm512_fmadd_ps(g.mult(idx), _mm512_cvtepi32_ps(_mm512_and_si512(lanes, un.mask32)), g.add(idx));
+        }
         _mm512_storeu_ps(o + m * 16, v);
       }
     }
@@ -116,27 +197,19 @@ template <FormatKind K>
 void decode_bytes(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                   float* out) {
   const int64_t dim = cache.dim;
-  float mult[32], bias[32] = {};
-  const __m256i low7 = _mm256_set1_epi16(0x7F), sign = _mm256_set1_epi16(0x80);
-  const __m512 two8 = _mm512_set1_ps(256.0f), nan = _mm512_set1_ps(NAN);
+  const BlockGroups blocks(c, dim);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
-    row_multipliers(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim, mult, bias);
+    const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
     for (int64_t m = 0; m < dim / 16; ++m) {
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
       __m512 v;
       if constexpr (K == FormatKind::affine) {
-        v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(mult[m]), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes))),
-                          _mm512_set1_ps(bias[m]));
-      } else {  // E4M3 -> f16 bits: exponent+mantissa << 7, sign << 8; then x 2^8 restores the bias
-        const __m256i w = _mm256_cvtepu8_epi16(bytes);
-        const __m256i mag = _mm256_and_si256(w, low7);
-        const __m256i h16 = _mm256_or_si256(_mm256_slli_epi16(mag, 7), _mm256_slli_epi16(_mm256_and_si256(w, sign), 8));
-        v = _mm512_mul_ps(_mm512_cvtph_ps(h16), two8);
-        v = _mm512_mask_mov_ps(v, _mm256_cmpeq_epi16_mask(mag, low7), nan);  // 0x7F / 0xFF are NaN
-        v = _mm512_mul_ps(v, _mm512_set1_ps(mult[m]));
+        v = _mm512_fmadd_ps(g.mult(blocks.idx[m]), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)), g.add(blocks.idx[m]));
+      } else {
+        v = _mm512_mul_ps(e4m3x16_to_f32(_mm256_cvtepu8_epi16(bytes)), g.mult(blocks.idx[m]));
       }
       _mm512_storeu_ps(o + m * 16, v);
     }
@@ -259,19 +332,37 @@ inline __m512 exp16(__m512 x) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ), y);
 }
 
-void exp_avx512(float* x, int n) {
-  int i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp16(_mm512_loadu_ps(x + i)));
-  if (i < n) {
-    const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
-    _mm512_mask_storeu_ps(x + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+float softmax_row_avx512(float* s, int n, float m_old, float* m_new) {
+  __m512 vmax = _mm512_set1_ps(m_old);
+  int t = 0;
+  for (; t + 16 <= n; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + t));
+  const __mmask16 tail = __mmask16((1u << (n - t)) - 1u);
+  if (t < n) vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, s + t));
+  const float m = _mm512_reduce_max_ps(vmax);
+  *m_new = m;
+  if (m == -INFINITY) {
+    for (int i = 0; i < n; ++i) s[i] = 0.0f;
+    return 0.0f;
   }
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 sum = _mm512_setzero_ps();
+  for (t = 0; t + 16 <= n; t += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + t), vm));
+    _mm512_storeu_ps(s + t, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (t < n) {
+    const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + t), vm)));
+    _mm512_mask_storeu_ps(s + t, tail, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return _mm512_reduce_add_ps(sum);
 }
 
 }  // namespace
 
 const DenseKernels& avx512_dense() {
-  static const DenseKernels k{scores_avx512, accumulate_avx512, exp_avx512};
+  static const DenseKernels k{scores_avx512, accumulate_avx512, softmax_row_avx512};
   return k;
 }
 

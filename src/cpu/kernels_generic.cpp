@@ -33,14 +33,22 @@ void accumulate_generic(const float* p, int p_stride, int64_t rows4, const float
     }
 }
 
-void exp_generic(float* x, int n) {
-  for (int i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+float softmax_row_generic(float* s, int n, float m_old, float* m_new) {
+  float m = m_old;
+  for (int t = 0; t < n; ++t) m = std::fmax(m, s[t]);
+  *m_new = m;
+  float sum = 0.0f;
+  for (int t = 0; t < n; ++t) {
+    s[t] = m == -INFINITY ? 0.0f : std::exp(s[t] - m);
+    sum += s[t];
+  }
+  return sum;
 }
 
 }  // namespace
 
 const DenseKernels& generic_dense() {
-  static const DenseKernels k{scores_generic, accumulate_generic, exp_generic};
+  static const DenseKernels k{scores_generic, accumulate_generic, softmax_row_generic};
   return k;
 }
 

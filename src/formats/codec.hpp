@@ -82,7 +82,8 @@ QSDPA_HD uint32_t affine_code(float w, float scale, float bias, int bits) {
   return uint32_t(fminf(fmaxf(q, 0.0f), hi));
 }
 
-QSDPA_HD float affine_value(uint32_t code, float scale, float bias) { return scale * float(code) + bias; }
+// One fused multiply-add (one rounding), so that vector and GPU decoders reproduce it exactly.
+QSDPA_HD float affine_value(uint32_t code, float scale, float bias) { return fmaf(scale, float(code), bias); }
 
 // ---- FP formats ----
 
