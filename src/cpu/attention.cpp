@@ -97,6 +97,22 @@ Kernels pick_kernels(const AttentionArgs& a) {
   return k;
 }
 
+// Asks for rows [n0, n1) of a head (codes, scales, biases) to be brought into L2 while the current
+// tile is computed: two threads alone do not keep enough loads in flight to stream at full speed.
+void prefetch_rows(const CacheView& c, int64_t b, int64_t h, int64_t n0, int64_t n1) {
+  if (n0 >= n1) return;
+  auto lines = [](const uint8_t* first, const uint8_t* last_row, int64_t row_bytes) {
+    for (const uint8_t* p = first; p < last_row + row_bytes; p += 64) __builtin_prefetch(p, 0, 2);
+  };
+  // Rows of one head are contiguous in every layout this library creates; otherwise prefetch row by row.
+  const int64_t rc = row_code_bytes(c.format, c.dim);
+  if (c.code_strides[2] == rc) lines(c.code_row(b, h, n0), c.code_row(b, h, n1 - 1), rc);
+  else for (int64_t n = n0; n < n1; ++n) lines(c.code_row(b, h, n), c.code_row(b, h, n), rc);
+  const int64_t rs = row_scale_bytes(c.format, c.dim);
+  if (c.scales && c.scale_strides[2] == rs) lines(c.scale_row(b, h, n0), c.scale_row(b, h, n1 - 1), rs);
+  if (c.biases && c.bias_strides[2] == rs) lines(c.bias_row(b, h, n0), c.bias_row(b, h, n1 - 1), rs);
+}
+
 // Partial state of one unit: rows_max x (m, l, acc[D]).
 struct Partials {
   std::vector<float> m, l, acc;
@@ -152,6 +168,8 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
     for (int64_t t0 = lo; t0 < hi; t0 += T) {
       const int cnt = int(std::min<int64_t>(T, hi - t0));
       const int cnt4 = (cnt + 3) / 4 * 4;
+      prefetch_rows(a.k, b, hk, t0 + 2 * T, std::min<int64_t>(hi, t0 + 3 * T));
+      prefetch_rows(a.v, b, hk, t0 + 2 * T, std::min<int64_t>(hi, t0 + 3 * T));
       kern.k_decode(kc, a.k, b, hk, t0, cnt, sc.tile.data());
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->scores(sc.q.data(), p.rows4, sc.tile.data(), cnt4, D, sc.s.data(), T);

@@ -70,11 +70,13 @@ inline __m512 scales16(const uint8_t* p, int count, ScaleDType t) {
   }
 }
 
-// Up to 16 E8M0 bytes -> 2^(e-127) (e = 0: 2^-127, a subnormal; e = 255: NaN).
+// Up to 16 E8M0 bytes -> 2^(e-127) (e = 0: 2^-127, a subnormal; e = 255: NaN). Lanes past `count`
+// are 0, not subnormal: arithmetic on subnormals costs a microcode assist.
 inline __m512 e8m0x16_to_f32(const uint8_t* p, int count) {
-  const __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(__mmask16((1u << count) - 1u), p));
+  const __mmask16 valid = __mmask16((1u << count) - 1u);
+  const __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(valid, p));
   __m512i bits = _mm512_slli_epi32(e, 23);
-  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+  bits = _mm512_mask_mov_epi32(bits, valid & _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
   bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)), _mm512_set1_epi32(0x7FC00000));
   return _mm512_castsi512_ps(bits);
 }
@@ -192,10 +194,10 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
   }
 }
 
-// 8-bit formats: bytes are codes; no unpacking.
-template <FormatKind K>
-void decode_bytes(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
-                  float* out) {
+// 8-bit affine: bytes are codes; int -> f32 and one multiply-add per 16 lanes, the group's scale
+// and bias fetched once per group.
+void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
+                    float* out) {
   const int64_t dim = cache.dim;
   const BlockGroups blocks(c, dim);
   for (int t = 0; t < count; ++t) {
@@ -203,15 +205,68 @@ void decode_bytes(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int
     const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
+    __m512 mult = _mm512_setzero_ps(), add = mult;
+    int current = -1;
     for (int64_t m = 0; m < dim / 16; ++m) {
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
-      __m512 v;
-      if constexpr (K == FormatKind::affine) {
-        v = _mm512_fmadd_ps(g.mult(blocks.idx[m]), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)), g.add(blocks.idx[m]));
-      } else {
-        v = _mm512_mul_ps(e4m3x16_to_f32(_mm256_cvtepu8_epi16(bytes)), g.mult(blocks.idx[m]));
+      if (blocks.group[m] != current) {
+        current = blocks.group[m];
+        mult = g.mult(blocks.idx[m]);
+        add = g.add(blocks.idx[m]);
       }
-      _mm512_storeu_ps(o + m * 16, v);
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
+      _mm512_storeu_ps(o + m * 16, _mm512_fmadd_ps(mult, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)), add));
+    }
+  }
+}
+
+// E4M3 (mxfp8, fp8): the sign-extended byte shifted left by 4 and masked with 0x87F0 is a bf16 whose
+// exponent and mantissa are the code's (sign at bit 15): its value is the E4M3 value / 2^120
+// (subnormal codes land on subnormals, exactly), so the row's multipliers are taken x 2^120.
+// Rows whose multiplier would overflow by it, or that hold NaN codes (0x7F / 0xFF), take the
+// per-element path of e4m3x16_to_f32.
+void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
+                 float* out) {
+  const int64_t dim = cache.dim;
+  const BlockGroups blocks(c, dim);
+  const __m512i low7x8 = _mm512_set1_epi8(0x7F), keep16 = _mm512_set1_epi16(short(0x87F0));
+  __m512i to_high[2];  // word 2j+1 of the result <- word 16*half + j of the source
+  for (int half = 0; half < 2; ++half) {
+    alignas(64) uint16_t idx[32] = {};
+    for (int j = 0; j < 16; ++j) idx[2 * j + 1] = uint16_t(16 * half + j);
+    to_high[half] = _mm512_load_si512(idx);
+  }
+  for (int t = 0; t < count; ++t) {
+    const int64_t n = t0 + t;
+    RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
+    const uint8_t* row = cache.code_row(b, h, n);
+    float* o = out + int64_t(t) * dim;
+    __mmask64 nan_bytes = 0;
+    for (int64_t off = 0; off < dim; off += 64) {
+      const __m512i bytes = _mm512_loadu_si512(row + off);
+      nan_bytes |= _mm512_cmpeq_epi8_mask(_mm512_and_si512(bytes, low7x8), low7x8);
+    }
+    if (nan_bytes || _mm512_cmp_ps_mask(g.lo, _mm512_set1_ps(0x1p7f), _CMP_LT_OQ) != 0xFFFF) {
+      for (int64_t m = 0; m < dim / 16; ++m) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
+        _mm512_storeu_ps(o + m * 16, _mm512_mul_ps(e4m3x16_to_f32(_mm256_cvtepu8_epi16(bytes)), g.mult(blocks.idx[m])));
+      }
+      continue;
+    }
+    g.lo = _mm512_mul_ps(g.lo, _mm512_set1_ps(0x1p120f));
+    __m512 mult = _mm512_setzero_ps();
+    int current = -1;
+    for (int64_t m = 0; m < dim / 16; m += 2) {
+      // 32 codes as bf16 in 16-bit lanes, then each moved to the high half of a 32-bit lane (vpermw).
+      const __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + m * 16)));
+      const __m512i bf = _mm512_and_si512(_mm512_slli_epi16(w, 4), keep16);
+      for (int half = 0; half < 2; ++half) {
+        const __m512 x = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, to_high[half], bf));
+        if (blocks.group[m + half] != current) {
+          current = blocks.group[m + half];
+          mult = g.mult(blocks.idx[m + half]);
+        }
+        _mm512_storeu_ps(o + (m + half) * 16, _mm512_mul_ps(x, mult));
+      }
     }
   }
 }
@@ -368,14 +423,15 @@ const DenseKernels& avx512_dense() {
 
 DecodeTileFn avx512_decoder(const Format& f, int64_t dim) {
   if (dim % 16 != 0 || dim / 16 > 32) return nullptr;
+  // (decode_e4m3 reads rows 64 bytes at a time for its NaN test: D a multiple of 64 there.)
   switch (f.kind) {
     case FormatKind::f32: return decode_f32;
     case FormatKind::f16: return decode_f16;
     case FormatKind::bf16: return decode_bf16;
     case FormatKind::mxfp8:
-    case FormatKind::fp8: return decode_bytes<FormatKind::fp8>;
+    case FormatKind::fp8: return dim % 64 == 0 ? decode_e4m3 : nullptr;
     case FormatKind::affine:
-      if (f.bits == 8) return decode_bytes<FormatKind::affine>;
+      if (f.bits == 8) return decode_affine8;
       return dim % 64 == 0 ? decode_packed<FormatKind::affine> : nullptr;
     case FormatKind::mxfp4:
     case FormatKind::nvfp4: return dim % 64 == 0 ? decode_packed<FormatKind::mxfp4> : nullptr;

@@ -2,11 +2,14 @@
 // and each row goes through the one scalar rule of its format (formats/codec.hpp).
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/row_codec.hpp"
+#include "cpu/kernels.hpp"
+#include "qsdpa/build_info.hpp"
 #include "qsdpa/cache.hpp"
 #include "qsdpa/error.hpp"
 
@@ -122,14 +125,24 @@ void dequantize(const QuantizedTensor& q, float* out, int threads) {
                     rb ? q.biases.data() + r * rb : nullptr, dim, out + r * dim);
 }
 
+// Decodes with the same tile decoders as the fused attention (AVX-512 where available), so that the
+// unfused baseline is as fast as this library can make it.
 void dequantize(const CacheView& c, float* out, int threads) {
-  const int64_t rows = c.batch * c.heads * c.tokens;
+  cpu::DecodeTileFn decode = cpu::generic_decoder(c.format);
+#if QSDPA_HAVE_AVX512
+  if (cpu_has_avx512())
+    if (auto fast = cpu::avx512_decoder(c.format, c.dim)) decode = fast;
+#endif
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (c.tokens + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) num_threads(thread_count(threads))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t n = r % c.tokens, h = (r / c.tokens) % c.heads, b = r / (c.tokens * c.heads);
-    const fmt::RowCodec codec = make_row_codec(c.format, c.tensor_scale(h));
-    fmt::decode_row(codec, c.code_row(b, h, n), c.scale_row(b, h, n), c.bias_row(b, h, n), c.dim,
-                    out + r * c.dim);
+  for (int64_t job = 0; job < c.batch * c.heads * chunks; ++job) {
+    const int64_t chunk = job % chunks, h = (job / chunks) % c.heads, b = job / (chunks * c.heads);
+    const int64_t n0 = chunk * kChunk, count = std::min(kChunk, c.tokens - n0);
+    float* dst = out + ((b * c.heads + h) * c.tokens + n0) * c.dim;
+    decode(make_row_codec(c.format, c.tensor_scale(h)), c, b, h, n0, int(count), dst);
+    if (c.format.rotated())  // tile decoders leave turbo rows in the rotated basis
+      for (int64_t t = 0; t < count; ++t) fmt::turbo_unrotate(dst + t * c.dim, int(c.dim), c.format.seed);
   }
 }
 
