@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace qsdpa {
 
@@ -13,6 +14,8 @@ struct BuildInfo {
 };
 
 BuildInfo build_info();
+// Names of the CUDA devices this process can use (empty without the CUDA backend, a driver or a GPU).
+std::vector<std::string> cuda_device_names();
 // True when the CPU running this process has the AVX-512 subsets the fast CPU kernels use.
 bool cpu_has_avx512();
 

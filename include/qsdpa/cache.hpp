@@ -7,6 +7,13 @@
 
 #include "qsdpa/format.hpp"
 
+// The view's accessors are used by CUDA kernels too.
+#if defined(__CUDACC__)
+#define QSDPA_VIEW_HD __host__ __device__
+#else
+#define QSDPA_VIEW_HD
+#endif
+
 namespace qsdpa {
 
 // Rows of `dim` values for [batch, heads, tokens]. Strides are in bytes, so any capacity layout works:
@@ -24,16 +31,16 @@ struct CacheView {
   const float* tensor_scales = nullptr;
   int64_t tensor_scale_count = 0;
 
-  const uint8_t* code_row(int64_t b, int64_t h, int64_t n) const {
+  QSDPA_VIEW_HD const uint8_t* code_row(int64_t b, int64_t h, int64_t n) const {
     return codes + b * code_strides[0] + h * code_strides[1] + n * code_strides[2];
   }
-  const uint8_t* scale_row(int64_t b, int64_t h, int64_t n) const {
+  QSDPA_VIEW_HD const uint8_t* scale_row(int64_t b, int64_t h, int64_t n) const {
     return scales ? scales + b * scale_strides[0] + h * scale_strides[1] + n * scale_strides[2] : nullptr;
   }
-  const uint8_t* bias_row(int64_t b, int64_t h, int64_t n) const {
+  QSDPA_VIEW_HD const uint8_t* bias_row(int64_t b, int64_t h, int64_t n) const {
     return biases ? biases + b * bias_strides[0] + h * bias_strides[1] + n * bias_strides[2] : nullptr;
   }
-  float tensor_scale(int64_t h) const {
+  QSDPA_VIEW_HD float tensor_scale(int64_t h) const {
     if (!tensor_scales) return 1.0f;
     return tensor_scale_count > 1 ? tensor_scales[h] : tensor_scales[0];
   }

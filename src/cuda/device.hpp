@@ -1,0 +1,21 @@
+// Host-side entry points of the CUDA backend (compiled only when QSDPA_CUDA is on).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "qsdpa/cache.hpp"
+
+namespace qsdpa::cuda {
+
+// Number of usable CUDA devices; 0 when there is no driver or no GPU (never throws).
+int device_count();
+std::string device_name(int device);
+
+// Decodes every row of a cache whose codes/scales/biases live in device memory into out
+// ([B, H, N, dim] f32, device memory), on `stream`, with the formats' shared scalar rules.
+// Asynchronous: the caller synchronizes. Throws CudaError if the launch fails.
+void dequantize(const CacheView& cache, float* out, cudaStream_t stream);
+
+}  // namespace qsdpa::cuda
