@@ -66,7 +66,12 @@ Plan make_plan(const AttentionArgs& a) {
   p.splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, p.N / 256));
   p.rows_max = p.G * p.q_chunk;
   p.rows4 = (p.rows_max + 3) / 4 * 4;
-  p.tile = int(std::clamp<int64_t>(4096 / p.D / 4 * 4, 8, 64));
+  // Keys per tile: the f32 tile stays within 16 KB (L1), and a tile's codes within about 2 KB.
+  // Measured on the 2-core AVX-512 CPU at N=32K, GQA 4, D=128 (bench/results/, docs/cpu-kernels.md):
+  // f16 runs ~20% faster at 8 keys than at 16 or 32, 8-bit formats 10-20% faster at 16 than at 8 or
+  // 32, 4-bit formats 5-10% faster at 32 than at 16 (and ~30% slower at 8).
+  const int64_t code_bytes = std::max(row_code_bytes(a.k.format, p.D), row_code_bytes(a.v.format, p.D));
+  p.tile = int(std::clamp<int64_t>(std::min(4096 / p.D, 2048 / code_bytes) / 4 * 4, 8, 64));
   return p;
 }
 
@@ -168,8 +173,9 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
     for (int64_t t0 = lo; t0 < hi; t0 += T) {
       const int cnt = int(std::min<int64_t>(T, hi - t0));
       const int cnt4 = (cnt + 3) / 4 * 4;
-      prefetch_rows(a.k, b, hk, t0 + 2 * T, std::min<int64_t>(hi, t0 + 3 * T));
-      prefetch_rows(a.v, b, hk, t0 + 2 * T, std::min<int64_t>(hi, t0 + 3 * T));
+      const int64_t pf = 2 * T;  // two tiles ahead
+      prefetch_rows(a.k, b, hk, t0 + pf, std::min<int64_t>(hi, t0 + pf + T));
+      prefetch_rows(a.v, b, hk, t0 + pf, std::min<int64_t>(hi, t0 + pf + T));
       kern.k_decode(kc, a.k, b, hk, t0, cnt, sc.tile.data());
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->scores(sc.q.data(), p.rows4, sc.tile.data(), cnt4, D, sc.s.data(), T);

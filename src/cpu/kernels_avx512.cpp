@@ -119,17 +119,13 @@ inline RowGroups row_groups(const fmt::RowCodec& c, const uint8_t* scales, const
   return g;
 }
 
-// Per 16-lane block m of a row, a vector holding its group index (0 for one scale per row).
+// Group of each 16-lane block of a row (groups are powers of two >= 16; 0 for one scale per row).
 struct BlockGroups {
-  __m512i idx[32];
-  int group[32];
-  BlockGroups(const fmt::RowCodec& c, int64_t dim) {
-    const bool per_row = c.kind == FormatKind::turbo || c.kind == FormatKind::fp8;
-    for (int64_t m = 0; m < dim / 16; ++m) {
-      group[m] = per_row ? 0 : int(m * 16 / c.group);
-      idx[m] = _mm512_set1_epi32(group[m]);
-    }
-  }
+  int shift;
+  explicit BlockGroups(const fmt::RowCodec& c)
+      : shift(c.kind == FormatKind::turbo || c.kind == FormatKind::fp8 ? 30 : __builtin_ctz(unsigned(c.group))) {}
+  int group(int64_t m) const { return int((m * 16) >> shift); }
+  __m512i idx(int64_t m) const { return _mm512_set1_epi32(group(m)); }
 };
 
 // Zero-extends code bytes 16c..16c+15 of a 64-code vector into 32-bit lanes (one vpermb).
@@ -154,8 +150,9 @@ template <FormatKind K>
 void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                    float* out) {
   const int64_t dim = cache.dim;
-  const Unpacker un(c.bits);
-  const Spread spread;
+  static const Spread spread;
+  static const Unpacker unpackers[7] = {Unpacker(2), Unpacker(3), Unpacker(4), Unpacker(5), Unpacker(6), Unpacker(7), Unpacker(8)};
+  const Unpacker& un = unpackers[c.bits - 2];
   const bool lookup = c.bits <= 4;
   alignas(64) float base[16];
   for (int i = 0; i < 16; ++i) {
@@ -163,7 +160,7 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
     base[i] = K == FormatKind::turbo ? c.levels[code] : K == FormatKind::affine ? float(code) : fmt::e2m1_to_f32(code);
   }
   const __m512 base_v = _mm512_load_ps(base);
-  const BlockGroups blocks(c, dim);
+  const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
     const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
@@ -175,12 +172,12 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
       const __m512i codes = un.codes64(row, blk);
       for (int ci = 0; ci < 4; ++ci) {
         const int64_t m = blk * 4 + ci;
-        const __m512i idx = blocks.idx[m];
+        const __m512i idx = blocks.idx(m);
         const __m512i lanes = spread.lanes(codes, ci);
         __m512 v;
         if (lookup) {
-          if (blocks.group[m] != current) {
-            current = blocks.group[m];
+          if (blocks.group(m) != current) {
+            current = blocks.group(m);
             table = K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base_v, g.add(idx))
                                             : _mm512_mul_ps(base_v, g.mult(idx));
           }
@@ -199,7 +196,7 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
 void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                     float* out) {
   const int64_t dim = cache.dim;
-  const BlockGroups blocks(c, dim);
+  const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
     const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
@@ -208,10 +205,10 @@ void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, i
     __m512 mult = _mm512_setzero_ps(), add = mult;
     int current = -1;
     for (int64_t m = 0; m < dim / 16; ++m) {
-      if (blocks.group[m] != current) {
-        current = blocks.group[m];
-        mult = g.mult(blocks.idx[m]);
-        add = g.add(blocks.idx[m]);
+      if (blocks.group(m) != current) {
+        current = blocks.group(m);
+        mult = g.mult(blocks.idx(m));
+        add = g.add(blocks.idx(m));
       }
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
       _mm512_storeu_ps(o + m * 16, _mm512_fmadd_ps(mult, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)), add));
@@ -227,7 +224,7 @@ void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, i
 void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                  float* out) {
   const int64_t dim = cache.dim;
-  const BlockGroups blocks(c, dim);
+  const BlockGroups blocks(c);
   const __m512i low7x8 = _mm512_set1_epi8(0x7F), keep16 = _mm512_set1_epi16(short(0x87F0));
   __m512i to_high[2];  // word 2j+1 of the result <- word 16*half + j of the source
   for (int half = 0; half < 2; ++half) {
@@ -248,7 +245,7 @@ void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int6
     if (nan_bytes || _mm512_cmp_ps_mask(g.lo, _mm512_set1_ps(0x1p7f), _CMP_LT_OQ) != 0xFFFF) {
       for (int64_t m = 0; m < dim / 16; ++m) {
         const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + m * 16));
-        _mm512_storeu_ps(o + m * 16, _mm512_mul_ps(e4m3x16_to_f32(_mm256_cvtepu8_epi16(bytes)), g.mult(blocks.idx[m])));
+        _mm512_storeu_ps(o + m * 16, _mm512_mul_ps(e4m3x16_to_f32(_mm256_cvtepu8_epi16(bytes)), g.mult(blocks.idx(m))));
       }
       continue;
     }
@@ -261,9 +258,9 @@ void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int6
       const __m512i bf = _mm512_and_si512(_mm512_slli_epi16(w, 4), keep16);
       for (int half = 0; half < 2; ++half) {
         const __m512 x = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, to_high[half], bf));
-        if (blocks.group[m + half] != current) {
-          current = blocks.group[m + half];
-          mult = g.mult(blocks.idx[m + half]);
+        if (blocks.group(m + half) != current) {
+          current = blocks.group(m + half);
+          mult = g.mult(blocks.idx(m + half));
         }
         _mm512_storeu_ps(o + (m + half) * 16, _mm512_mul_ps(x, mult));
       }
