@@ -66,12 +66,10 @@ Plan make_plan(const AttentionArgs& a) {
   p.splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, p.N / 256));
   p.rows_max = p.G * p.q_chunk;
   p.rows4 = (p.rows_max + 3) / 4 * 4;
-  // Keys per tile: the f32 tile stays within 16 KB (L1), and a tile's codes within about 2 KB.
-  // Measured on the 2-core AVX-512 CPU at N=32K, GQA 4, D=128 (bench/results/, docs/cpu-kernels.md):
-  // f16 runs ~20% faster at 8 keys than at 16 or 32, 8-bit formats 10-20% faster at 16 than at 8 or
-  // 32, 4-bit formats 5-10% faster at 32 than at 16 (and ~30% slower at 8).
-  const int64_t code_bytes = std::max(row_code_bytes(a.k.format, p.D), row_code_bytes(a.v.format, p.D));
-  p.tile = int(std::clamp<int64_t>(std::min(4096 / p.D, 2048 / code_bytes) / 4 * 4, 8, 64));
+  // Keys per tile: the f32 tile stays within 16 KB (L1). Measured at N=32K, GQA 4, D=128 with the
+  // decoders' row prefetch: 32 keys is the best or within noise of it for every format (16 and 64
+  // cost 5-45% more for f16 and mxfp8).
+  p.tile = int(std::clamp<int64_t>(4096 / p.D / 4 * 4, 8, 64));
   return p;
 }
 
@@ -100,22 +98,6 @@ Kernels pick_kernels(const AttentionArgs& a) {
                  k.v_decode == cpu::generic_decoder(a.v.format) ? "generic" : "avx512");
   }
   return k;
-}
-
-// Asks for rows [n0, n1) of a head (codes, scales, biases) to be brought into L2 while the current
-// tile is computed: two threads alone do not keep enough loads in flight to stream at full speed.
-void prefetch_rows(const CacheView& c, int64_t b, int64_t h, int64_t n0, int64_t n1) {
-  if (n0 >= n1) return;
-  auto lines = [](const uint8_t* first, const uint8_t* last_row, int64_t row_bytes) {
-    for (const uint8_t* p = first; p < last_row + row_bytes; p += 64) __builtin_prefetch(p, 0, 2);
-  };
-  // Rows of one head are contiguous in every layout this library creates; otherwise prefetch row by row.
-  const int64_t rc = row_code_bytes(c.format, c.dim);
-  if (c.code_strides[2] == rc) lines(c.code_row(b, h, n0), c.code_row(b, h, n1 - 1), rc);
-  else for (int64_t n = n0; n < n1; ++n) lines(c.code_row(b, h, n), c.code_row(b, h, n), rc);
-  const int64_t rs = row_scale_bytes(c.format, c.dim);
-  if (c.scales && c.scale_strides[2] == rs) lines(c.scale_row(b, h, n0), c.scale_row(b, h, n1 - 1), rs);
-  if (c.biases && c.bias_strides[2] == rs) lines(c.bias_row(b, h, n0), c.bias_row(b, h, n1 - 1), rs);
 }
 
 // Partial state of one unit: rows_max x (m, l, acc[D]).
@@ -173,9 +155,6 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
     for (int64_t t0 = lo; t0 < hi; t0 += T) {
       const int cnt = int(std::min<int64_t>(T, hi - t0));
       const int cnt4 = (cnt + 3) / 4 * 4;
-      const int64_t pf = 2 * T;  // two tiles ahead
-      prefetch_rows(a.k, b, hk, t0 + pf, std::min<int64_t>(hi, t0 + pf + T));
-      prefetch_rows(a.v, b, hk, t0 + pf, std::min<int64_t>(hi, t0 + pf + T));
       kern.k_decode(kc, a.k, b, hk, t0, cnt, sc.tile.data());
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->scores(sc.q.data(), p.rows4, sc.tile.data(), cnt4, D, sc.s.data(), T);

@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "cpu/kernels.hpp"
 
@@ -128,6 +129,24 @@ struct BlockGroups {
   __m512i idx(int64_t m) const { return _mm512_set1_epi32(group(m)); }
 };
 
+// Asks for the row `ahead` rows after n (codes, scales, biases) to be brought into L2: one row per
+// decoded row keeps a steady number of requests in flight, where a burst per tile would overflow the
+// miss queue. Two threads alone do not keep enough loads in flight to stream at full speed.
+inline void prefetch_l2(const void* p) {
+  // Inline asm: GCC 12 dropped the _mm_prefetch / __builtin_prefetch calls here (found by
+  // disassembly: no prefetcht1 in the object, and no speedup).
+  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+}
+
+inline void prefetch_ahead(const CacheView& c, int64_t b, int64_t h, int64_t n, int64_t code_bytes) {
+  constexpr int64_t ahead = 96;  // rows ahead; 24-160 measure alike for f16 at N=32K on 2 threads
+  if (n + ahead >= c.tokens) return;
+  const uint8_t* row = c.code_row(b, h, n + ahead);
+  for (int64_t off = 0; off < code_bytes; off += 64) prefetch_l2(row + off);
+  if (c.scales) prefetch_l2(c.scale_row(b, h, n + ahead));
+  if (c.biases) prefetch_l2(c.bias_row(b, h, n + ahead));
+}
+
 // Zero-extends code bytes 16c..16c+15 of a 64-code vector into 32-bit lanes (one vpermb).
 struct Spread {
   __m512i idx[4];
@@ -149,7 +168,7 @@ struct Spread {
 template <FormatKind K>
 void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                    float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   static const Spread spread;
   static const Unpacker unpackers[7] = {Unpacker(2), Unpacker(3), Unpacker(4), Unpacker(5), Unpacker(6), Unpacker(7), Unpacker(8)};
   const Unpacker& un = unpackers[c.bits - 2];
@@ -163,6 +182,7 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
   const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
+    prefetch_ahead(cache, b, h, n, code_bytes);
     const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
@@ -195,10 +215,11 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
 // and bias fetched once per group.
 void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                     float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
+    prefetch_ahead(cache, b, h, n, code_bytes);
     const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
@@ -223,7 +244,7 @@ void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, i
 // per-element path of e4m3x16_to_f32.
 void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                  float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   const BlockGroups blocks(c);
   const __m512i low7x8 = _mm512_set1_epi8(0x7F), keep16 = _mm512_set1_epi16(short(0x87F0));
   __m512i to_high[2];  // word 2j+1 of the result <- word 16*half + j of the source
@@ -234,6 +255,7 @@ void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int6
   }
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
+    prefetch_ahead(cache, b, h, n, code_bytes);
     RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
     const uint8_t* row = cache.code_row(b, h, n);
     float* o = out + int64_t(t) * dim;
@@ -269,8 +291,9 @@ void decode_e4m3(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int6
 }
 
 void decode_f16(const fmt::RowCodec&, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count, float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   for (int t = 0; t < count; ++t) {
+    prefetch_ahead(cache, b, h, t0 + t, code_bytes);
     const uint8_t* row = cache.code_row(b, h, t0 + t);
     float* o = out + int64_t(t) * dim;
     for (int64_t d = 0; d < dim; d += 16)
@@ -279,8 +302,9 @@ void decode_f16(const fmt::RowCodec&, const CacheView& cache, int64_t b, int64_t
 }
 
 void decode_bf16(const fmt::RowCodec&, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count, float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   for (int t = 0; t < count; ++t) {
+    prefetch_ahead(cache, b, h, t0 + t, code_bytes);
     const uint8_t* row = cache.code_row(b, h, t0 + t);
     float* o = out + int64_t(t) * dim;
     for (int64_t d = 0; d < dim; d += 16) {
@@ -291,8 +315,9 @@ void decode_bf16(const fmt::RowCodec&, const CacheView& cache, int64_t b, int64_
 }
 
 void decode_f32(const fmt::RowCodec&, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count, float* out) {
-  const int64_t dim = cache.dim;
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
   for (int t = 0; t < count; ++t) {
+    prefetch_ahead(cache, b, h, t0 + t, code_bytes);
     const float* row = reinterpret_cast<const float*>(cache.code_row(b, h, t0 + t));
     float* o = out + int64_t(t) * dim;
     for (int64_t d = 0; d < dim; d += 16) _mm512_storeu_ps(o + d, _mm512_loadu_ps(row + d));

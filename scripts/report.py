@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Markdown tables (and a plot) from `qsdpa bench --json` / `qsdpa eval --json` files.
+
+    python3 scripts/report.py bench bench/results/cpu-....json [--plot out.png]
+    python3 scripts/report.py eval bench/results/eval-....json
+
+The plot (matplotlib, optional) shows the speedup over the f16 path vs context length per format.
+"""
+import argparse
+import json
+import sys
+
+
+def name(row):
+    k, v = row["k_format"], row["v_format"]
+    return k if k == v else f"{k}:{v}"
+
+
+def bench_table(doc):
+    out = [f"{doc['device_name']} ({doc['device']}, {doc['threads']} threads), peak {doc['peak_gbps']:.1f} GB/s "
+           f"({doc['peak_kind']}), commit {doc['commit']}, {doc['date']}", ""]
+    rows = doc["rows"]
+    r0 = rows[0]
+    out.append(f"B={r0['batch']}, Hq={r0['hq']}, Hkv={r0['hkv']}, D={r0['dim']}, Lq={r0['lq']}")
+    out.append("")
+    out.append("| format | context | time (µs) | GB/s | % of peak | f16 (µs) | unfused (µs) | vs f16 | vs unfused |"
+               + (" torch (µs) | vs torch |" if any("torch_best_time_us" in r for r in rows) else ""))
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if any("torch_best_time_us" in r for r in rows) else ""))
+    for r in rows:
+        line = (f"| {name(r)} | {r['context']} | {r['time_us']:.0f} | {r['gbps']:.1f} | {100 * r['gbps'] / doc['peak_gbps']:.0f}% "
+                f"| {r['f16_time_us']:.0f} | {r['unfused_time_us']:.0f} | {r['speedup_vs_f16']:.2f}× | {r['speedup_vs_unfused']:.2f}× |")
+        if "torch_best_time_us" in r:
+            line += f" {r['torch_best_time_us']:.0f} | {r['speedup_vs_torch']:.2f}× |"
+        out.append(line)
+    return "\n".join(out)
+
+
+def eval_table(doc):
+    rows = doc["rows"]
+    datas = []
+    for r in rows:
+        if r["data"] not in datas:
+            datas.append(r["data"])
+    by = {}
+    for r in rows:
+        by.setdefault(name(r), {})[r["data"]] = r
+    out = ["| format | bits/value | compression vs f16 | " + " | ".join(f"rel. L2 error ({d})" for d in datas) + " |",
+           "|---|---:|---:|" + "---:|" * len(datas)]
+    for n, d in by.items():
+        first = next(iter(d.values()))
+        out.append(f"| {n} | {first['bits_per_value']:.3f} | {first['compression']:.2f}× | "
+                   + " | ".join(f"{d[x]['rel_l2_error']:.2e}" for x in datas) + " |")
+    return "\n".join(out)
+
+
+def plot(doc, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    series = {}
+    for r in doc["rows"]:
+        series.setdefault(name(r), []).append((r["context"], r["speedup_vs_f16"]))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for n, pts in series.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=n)
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context length (tokens)")
+    ax.set_ylabel("speedup over qsdpa's f16 path")
+    r0 = doc["rows"][0]
+    ax.set_title(f"{doc['device_name']} — B={r0['batch']} Hq={r0['hq']} Hkv={r0['hkv']} D={r0['dim']} Lq={r0['lq']}",
+                 fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["bench", "eval"])
+    ap.add_argument("json")
+    ap.add_argument("--plot")
+    a = ap.parse_args()
+    with open(a.json) as f:
+        doc = json.load(f)
+    print(bench_table(doc) if a.kind == "bench" else eval_table(doc))
+    if a.plot:
+        plot(doc, a.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
