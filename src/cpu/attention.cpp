@@ -75,7 +75,7 @@ Plan make_plan(const AttentionArgs& a) {
 
 struct Kernels {
   const cpu::DenseKernels* dense;
-  cpu::DecodeTileFn k_decode, v_decode;
+  cpu::TileDecoder k_decode, v_decode;
 };
 
 Kernels pick_kernels(const AttentionArgs& a) {
@@ -94,8 +94,8 @@ Kernels pick_kernels(const AttentionArgs& a) {
     const bool fast = k.dense != &cpu::generic_dense();
     std::fprintf(stderr, "qsdpa: cpu attention K=%s V=%s D=%lld: dense loops %s, K decoder %s, V decoder %s\n",
                  to_string(a.k.format).c_str(), to_string(a.v.format).c_str(), (long long)D,
-                 fast ? "avx512" : "generic", k.k_decode == cpu::generic_decoder(a.k.format) ? "generic" : "avx512",
-                 k.v_decode == cpu::generic_decoder(a.v.format) ? "generic" : "avx512");
+                 fast ? "avx512" : "generic", k.k_decode.fn == cpu::generic_decoder(a.k.format).fn ? "generic" : "avx512",
+                 k.v_decode.fn == cpu::generic_decoder(a.v.format).fn ? "generic" : "avx512");
   }
   return k;
 }
@@ -106,7 +106,7 @@ struct Partials {
 };
 
 struct Scratch {
-  std::vector<float> q, tile, s, acc, m, l;
+  std::vector<float> q, tile, s, acc, m, l, row;
 };
 
 void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_t unit, Scratch& sc, Partials& out) {
@@ -150,12 +150,16 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
       float* qr = &sc.q[size_t(r * D)];
       for (int64_t d = 0; d < D; ++d) qr[d] = detail::load_float(a.q.data, a.q.dtype, a.q.offset(b, h, i, d)) * a.scale;
       if (a.k.format.rotated()) fmt::turbo_rotate(qr, int(D), a.k.format.seed);
+      if (kern.k_decode.order != cpu::TileOrder::natural) {  // q in the K tile's order
+        sc.row.assign(qr, qr + D);
+        cpu::to_tile_order(kern.k_decode.order, sc.row.data(), qr, D);
+      }
     }
     const bool has_mask = !a.mask.empty();
     for (int64_t t0 = lo; t0 < hi; t0 += T) {
       const int cnt = int(std::min<int64_t>(T, hi - t0));
       const int cnt4 = (cnt + 3) / 4 * 4;
-      kern.k_decode(kc, a.k, b, hk, t0, cnt, sc.tile.data());
+      kern.k_decode.fn(kc, a.k, b, hk, t0, cnt, sc.tile.data());
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->scores(sc.q.data(), p.rows4, sc.tile.data(), cnt4, D, sc.s.data(), T);
 
@@ -189,7 +193,7 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
         sc.m[size_t(r)] = m_new;
       }
 
-      kern.v_decode(vc, a.v, b, hk, t0, cnt, sc.tile.data());
+      kern.v_decode.fn(vc, a.v, b, hk, t0, cnt, sc.tile.data());
       std::fill(sc.tile.begin() + int64_t(cnt) * D, sc.tile.begin() + int64_t(cnt4) * D, 0.0f);
       kern.dense->accumulate(sc.s.data(), T, p.rows4, sc.tile.data(), cnt4, D, sc.acc.data());
     }
@@ -200,7 +204,8 @@ void run_unit(const AttentionArgs& a, const Plan& p, const Kernels& kern, int64_
 }
 
 // Merges the splits of (b, hk, qc), adds the sink, normalises, un-rotates turbo values, writes out/lse.
-void finish_group(const AttentionArgs& a, const Plan& p, int64_t group, const Partials& part, std::vector<float>& row) {
+void finish_group(const AttentionArgs& a, const Plan& p, cpu::TileOrder v_order, int64_t group, const Partials& part,
+                  std::vector<float>& row, std::vector<float>& tmp) {
   const int64_t qc = group % p.q_chunks;
   const int64_t hk = (group / p.q_chunks) % p.Hkv;
   const int64_t b = group / (p.q_chunks * p.Hkv);
@@ -228,6 +233,10 @@ void finish_group(const AttentionArgs& a, const Plan& p, int64_t group, const Pa
     if (l > 0.0f) {
       const float inv = 1.0f / l;
       for (int64_t d = 0; d < D; ++d) row[size_t(d)] *= inv;
+      if (v_order != cpu::TileOrder::natural) {  // the V tile's order back to natural
+        tmp.assign(row.begin(), row.end());
+        cpu::from_tile_order(v_order, tmp.data(), row.data(), D);
+      }
       if (a.v.format.rotated()) fmt::turbo_unrotate(row.data(), int(D), a.v.format.seed);
     }
     for (int64_t d = 0; d < D; ++d) detail::store_float(a.out.data, a.out.dtype, a.out.offset(b, h, i, d), row[size_t(d)]);
@@ -252,9 +261,9 @@ void attention(const AttentionArgs& a) {
     Scratch sc;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < units; ++u) run_unit(a, p, kern, u, sc, part);
-    std::vector<float> row;
+    std::vector<float> row, tmp;
 #pragma omp for schedule(static)
-    for (int64_t g = 0; g < groups; ++g) finish_group(a, p, g, part, row);
+    for (int64_t g = 0; g < groups; ++g) finish_group(a, p, kern.v_decode.order, g, part, row, tmp);
   }
 }
 

@@ -14,6 +14,22 @@ namespace qsdpa::cpu {
 using DecodeTileFn = void (*)(const fmt::RowCodec& codec, const CacheView& cache, int64_t b, int64_t h,
                               int64_t t0, int count, float* out);
 
+// How a decoder lays a row out in the tile. `natural`: value d at position d. `nibble_split` (4-bit
+// codes): within each 32-value chunk, the 16 even values first, then the 16 odd ones — the order in
+// which a byte's two nibbles come out cheapest. Attention puts q in the same order for K and takes
+// the output back from it for V; nothing else sees it.
+enum class TileOrder : uint8_t { natural, nibble_split };
+
+struct TileDecoder {
+  DecodeTileFn fn = nullptr;
+  TileOrder order = TileOrder::natural;
+  explicit operator bool() const { return fn != nullptr; }
+};
+
+// Reorders one row of `dim` values (dim a multiple of 32) between natural and tile order.
+void to_tile_order(TileOrder order, const float* natural, float* tiled, int64_t dim);
+void from_tile_order(TileOrder order, const float* tiled, float* natural, int64_t dim);
+
 struct DenseKernels {
   // s[r][t] = dot(q[r], k[t]) for r < rows4, t < tokens4 (both multiples of 4); s row stride s_stride.
   void (*scores)(const float* q, int64_t rows4, const float* k, int tokens4, int64_t dim, float* s, int s_stride);
@@ -25,11 +41,11 @@ struct DenseKernels {
 };
 
 const DenseKernels& generic_dense();
-DecodeTileFn generic_decoder(const Format& f);
+TileDecoder generic_decoder(const Format& f);
 
 #if QSDPA_HAVE_AVX512
 const DenseKernels& avx512_dense();        // needs dim % 16 == 0
-DecodeTileFn avx512_decoder(const Format& f, int64_t dim);  // null when the format/dim has no fast path
+TileDecoder avx512_decoder(const Format& f, int64_t dim);  // empty when the format/dim has no fast path
 #endif
 
 }  // namespace qsdpa::cpu

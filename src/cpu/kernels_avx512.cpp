@@ -211,6 +211,50 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
   }
 }
 
+// 4-bit codes (affine4, mxfp4, nvfp4, turbo4) in nibble-split tile order: 16 bytes = 32 codes are
+// zero-extended to 32-bit lanes once; vpermps looks up the low nibbles (even values) directly (it reads
+// only the low 4 bits of each index) and, after a shift, the high nibbles (odd values). Three shuffles
+// per 32 values where the natural order needs five. Tables are rebuilt per group as in decode_packed;
+// nvfp4's 16-value groups split each half of a chunk, so its multipliers are applied per lane.
+template <FormatKind K>
+void decode_nibbles(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
+                    float* out) {
+  const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
+  alignas(64) float base[16];
+  for (int i = 0; i < 16; ++i)
+    base[i] = K == FormatKind::turbo ? c.levels[i] : K == FormatKind::affine ? float(i) : fmt::e2m1_to_f32(uint32_t(i));
+  const __m512 base_v = _mm512_load_ps(base);
+  const bool per_lane = c.group == 16;  // nvfp4
+  const BlockGroups blocks(c);
+  for (int t = 0; t < count; ++t) {
+    const int64_t n = t0 + t;
+    prefetch_ahead(cache, b, h, n, code_bytes);
+    const RowGroups g = row_groups(c, cache.scale_row(b, h, n), cache.bias_row(b, h, n), dim);
+    const uint8_t* row = cache.code_row(b, h, n);
+    float* o = out + int64_t(t) * dim;
+    __m512 table = base_v;
+    int current = -1;
+    for (int64_t j = 0; j < dim / 32; ++j) {
+      const __m512i lanes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * j)));
+      const __m512i high = _mm512_srli_epi32(lanes, 4);
+      if (per_lane) {  // groups 2j (values 32j..32j+15) and 2j+1: lanes 0-7 and 8-15 of each half
+        const __m512i idx = _mm512_mask_set1_epi32(_mm512_set1_epi32(int(2 * j)), 0xFF00, int(2 * j + 1));
+        const __m512 mult = g.mult(idx);
+        _mm512_storeu_ps(o + 32 * j, _mm512_mul_ps(_mm512_permutexvar_ps(lanes, base_v), mult));
+        _mm512_storeu_ps(o + 32 * j + 16, _mm512_mul_ps(_mm512_permutexvar_ps(high, base_v), mult));
+        continue;
+      }
+      if (blocks.group(2 * j) != current) {
+        current = blocks.group(2 * j);
+        const __m512i idx = blocks.idx(2 * j);
+        table = K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base_v, g.add(idx)) : _mm512_mul_ps(base_v, g.mult(idx));
+      }
+      _mm512_storeu_ps(o + 32 * j, _mm512_permutexvar_ps(lanes, table));
+      _mm512_storeu_ps(o + 32 * j + 16, _mm512_permutexvar_ps(high, table));
+    }
+  }
+}
+
 // 8-bit affine: bytes are codes; int -> f32 and one multiply-add per 16 lanes, the group's scale
 // and bias fetched once per group.
 void decode_affine8(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
@@ -443,23 +487,29 @@ const DenseKernels& avx512_dense() {
   return k;
 }
 
-DecodeTileFn avx512_decoder(const Format& f, int64_t dim) {
-  if (dim % 16 != 0 || dim / 16 > 32) return nullptr;
+TileDecoder avx512_decoder(const Format& f, int64_t dim) {
+  using O = TileOrder;
+  if (dim % 16 != 0 || dim / 16 > 32) return {};
   // (decode_e4m3 reads rows 64 bytes at a time for its NaN test: D a multiple of 64 there.)
   switch (f.kind) {
-    case FormatKind::f32: return decode_f32;
-    case FormatKind::f16: return decode_f16;
-    case FormatKind::bf16: return decode_bf16;
+    case FormatKind::f32: return {decode_f32, O::natural};
+    case FormatKind::f16: return {decode_f16, O::natural};
+    case FormatKind::bf16: return {decode_bf16, O::natural};
     case FormatKind::mxfp8:
-    case FormatKind::fp8: return dim % 64 == 0 ? decode_e4m3 : nullptr;
+    case FormatKind::fp8: return dim % 64 == 0 ? TileDecoder{decode_e4m3, O::natural} : TileDecoder{};
     case FormatKind::affine:
-      if (f.bits == 8) return decode_affine8;
-      return dim % 64 == 0 ? decode_packed<FormatKind::affine> : nullptr;
+      if (f.bits == 8) return {decode_affine8, O::natural};
+      if (dim % 64 != 0) return {};
+      if (f.bits == 4) return {decode_nibbles<FormatKind::affine>, O::nibble_split};
+      return {decode_packed<FormatKind::affine>, O::natural};
     case FormatKind::mxfp4:
-    case FormatKind::nvfp4: return dim % 64 == 0 ? decode_packed<FormatKind::mxfp4> : nullptr;
-    case FormatKind::turbo: return dim % 64 == 0 ? decode_packed<FormatKind::turbo> : nullptr;
+    case FormatKind::nvfp4: return dim % 64 == 0 ? TileDecoder{decode_nibbles<FormatKind::mxfp4>, O::nibble_split} : TileDecoder{};
+    case FormatKind::turbo:
+      if (dim % 64 != 0) return {};
+      if (f.bits == 4) return {decode_nibbles<FormatKind::turbo>, O::nibble_split};
+      return {decode_packed<FormatKind::turbo>, O::natural};
   }
-  return nullptr;
+  return {};
 }
 
 }  // namespace qsdpa::cpu

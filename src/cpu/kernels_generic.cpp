@@ -1,5 +1,6 @@
 // Portable building blocks: the format's scalar rule per row, and plain loops the compiler may
 // vectorise. Used on CPUs without AVX-512 and for head dims the fast kernels do not take.
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/kernels.hpp"
@@ -52,6 +53,30 @@ const DenseKernels& generic_dense() {
   return k;
 }
 
-DecodeTileFn generic_decoder(const Format&) { return decode_generic; }
+TileDecoder generic_decoder(const Format&) { return {decode_generic, TileOrder::natural}; }
+
+void to_tile_order(TileOrder order, const float* natural, float* tiled, int64_t dim) {
+  if (order == TileOrder::natural) {
+    std::copy(natural, natural + dim, tiled);
+    return;
+  }
+  for (int64_t c = 0; c < dim; c += 32)
+    for (int j = 0; j < 16; ++j) {
+      tiled[c + j] = natural[c + 2 * j];
+      tiled[c + 16 + j] = natural[c + 2 * j + 1];
+    }
+}
+
+void from_tile_order(TileOrder order, const float* tiled, float* natural, int64_t dim) {
+  if (order == TileOrder::natural) {
+    std::copy(tiled, tiled + dim, natural);
+    return;
+  }
+  for (int64_t c = 0; c < dim; c += 32)
+    for (int j = 0; j < 16; ++j) {
+      natural[c + 2 * j] = tiled[c + j];
+      natural[c + 2 * j + 1] = tiled[c + 16 + j];
+    }
+}
 
 }  // namespace qsdpa::cpu

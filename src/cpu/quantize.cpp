@@ -128,7 +128,7 @@ void dequantize(const QuantizedTensor& q, float* out, int threads) {
 // Decodes with the same tile decoders as the fused attention (AVX-512 where available), so that the
 // unfused baseline is as fast as this library can make it.
 void dequantize(const CacheView& c, float* out, int threads) {
-  cpu::DecodeTileFn decode = cpu::generic_decoder(c.format);
+  cpu::TileDecoder decode = cpu::generic_decoder(c.format);
 #if QSDPA_HAVE_AVX512
   if (cpu_has_avx512())
     if (auto fast = cpu::avx512_decoder(c.format, c.dim)) decode = fast;
@@ -140,7 +140,14 @@ void dequantize(const CacheView& c, float* out, int threads) {
     const int64_t chunk = job % chunks, h = (job / chunks) % c.heads, b = job / (chunks * c.heads);
     const int64_t n0 = chunk * kChunk, count = std::min(kChunk, c.tokens - n0);
     float* dst = out + ((b * c.heads + h) * c.tokens + n0) * c.dim;
-    decode(make_row_codec(c.format, c.tensor_scale(h)), c, b, h, n0, int(count), dst);
+    decode.fn(make_row_codec(c.format, c.tensor_scale(h)), c, b, h, n0, int(count), dst);
+    if (decode.order != cpu::TileOrder::natural) {
+      std::vector<float> tiled(static_cast<size_t>(c.dim));
+      for (int64_t t = 0; t < count; ++t) {
+        std::copy(dst + t * c.dim, dst + (t + 1) * c.dim, tiled.begin());
+        cpu::from_tile_order(decode.order, tiled.data(), dst + t * c.dim, c.dim);
+      }
+    }
     if (c.format.rotated())  // tile decoders leave turbo rows in the rotated basis
       for (int64_t t = 0; t < count; ++t) fmt::turbo_unrotate(dst + t * c.dim, int(c.dim), c.format.seed);
   }
