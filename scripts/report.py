@@ -61,6 +61,7 @@ def plot(doc, path):
     for r in doc["rows"]:
         series.setdefault(name(r), []).append((r["context"], r["speedup_vs_f16"]))
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for n, pts in series.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=n)

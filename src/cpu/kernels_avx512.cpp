@@ -161,6 +161,26 @@ struct Spread {
   __m512i lanes(__m512i codes, int c) const { return _mm512_maskz_permutexvar_epi8(kEveryFourth, idx[c], codes); }
 };
 
+// The 16 values a code of up to 4 bits can stand for, before the group's scale: the code itself
+// (affine), E2M1 (FP4) or the turbo level; codes of 2-3 bits repeat so that higher index bits are
+// ignored.
+template <FormatKind K>
+inline __m512 base_table(const fmt::RowCodec& c) {
+  alignas(64) float base[16];
+  for (int i = 0; i < 16; ++i) {
+    const uint32_t code = uint32_t(i) & ((1u << c.bits) - 1u);
+    base[i] = K == FormatKind::turbo ? c.levels[code] : K == FormatKind::affine ? float(code) : fmt::e2m1_to_f32(code);
+  }
+  return _mm512_load_ps(base);
+}
+
+// The decoded values of one group: scale*code + bias (affine, one rounding as the scalar rule) or
+// value*multiplier.
+template <FormatKind K>
+inline __m512 group_table(const RowGroups& g, __m512i idx, __m512 base) {
+  return K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base, g.add(idx)) : _mm512_mul_ps(base, g.mult(idx));
+}
+
 // Packed codes of 2..6 bits. Codes of up to 4 bits are looked up (vpermps) in a 16-entry table of
 // the group's decoded values, rebuilt when the group changes: affine s*c+b, FP4 value*scale, turbo
 // level*scale (2- and 3-bit tables repeat, so bits above the code need no mask). 5- and 6-bit
@@ -173,12 +193,7 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
   static const Unpacker unpackers[7] = {Unpacker(2), Unpacker(3), Unpacker(4), Unpacker(5), Unpacker(6), Unpacker(7), Unpacker(8)};
   const Unpacker& un = unpackers[c.bits - 2];
   const bool lookup = c.bits <= 4;
-  alignas(64) float base[16];
-  for (int i = 0; i < 16; ++i) {
-    const uint32_t code = uint32_t(i) & ((1u << c.bits) - 1u);
-    base[i] = K == FormatKind::turbo ? c.levels[code] : K == FormatKind::affine ? float(code) : fmt::e2m1_to_f32(code);
-  }
-  const __m512 base_v = _mm512_load_ps(base);
+  const __m512 base_v = base_table<K>(c);
   const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
     const int64_t n = t0 + t;
@@ -198,8 +213,7 @@ void decode_packed(const fmt::RowCodec& c, const CacheView& cache, int64_t b, in
         if (lookup) {
           if (blocks.group(m) != current) {
             current = blocks.group(m);
-            table = K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base_v, g.add(idx))
-                                            : _mm512_mul_ps(base_v, g.mult(idx));
+            table = group_table<K>(g, idx, base_v);
           }
           v = _mm512_permutexvar_ps(lanes, table);
         } else {
@@ -220,10 +234,7 @@ template <FormatKind K>
 void decode_nibbles(const fmt::RowCodec& c, const CacheView& cache, int64_t b, int64_t h, int64_t t0, int count,
                     float* out) {
   const int64_t dim = cache.dim, code_bytes = row_code_bytes(cache.format, dim);
-  alignas(64) float base[16];
-  for (int i = 0; i < 16; ++i)
-    base[i] = K == FormatKind::turbo ? c.levels[i] : K == FormatKind::affine ? float(i) : fmt::e2m1_to_f32(uint32_t(i));
-  const __m512 base_v = _mm512_load_ps(base);
+  const __m512 base_v = base_table<K>(c);
   const bool per_lane = c.group == 16;  // nvfp4
   const BlockGroups blocks(c);
   for (int t = 0; t < count; ++t) {
@@ -246,8 +257,7 @@ void decode_nibbles(const fmt::RowCodec& c, const CacheView& cache, int64_t b, i
       }
       if (blocks.group(2 * j) != current) {
         current = blocks.group(2 * j);
-        const __m512i idx = blocks.idx(2 * j);
-        table = K == FormatKind::affine ? _mm512_fmadd_ps(g.mult(idx), base_v, g.add(idx)) : _mm512_mul_ps(base_v, g.mult(idx));
+        table = group_table<K>(g, blocks.idx(2 * j), base_v);
       }
       _mm512_storeu_ps(o + 32 * j, _mm512_permutexvar_ps(lanes, table));
       _mm512_storeu_ps(o + 32 * j + 16, _mm512_permutexvar_ps(high, table));
