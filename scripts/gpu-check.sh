@@ -13,16 +13,21 @@ cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error"
 grep -E "registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
 cuda_rc=0
-./build-gpu/tests/qsdpa_tests --gtest_filter='*Cuda*' 2>&1 | tee "$OUT/cuda-tests.log" | tail -5 || cuda_rc=$?
+ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+tail -4 "$OUT/cuda-tests.log"
 if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck ./build-gpu/tests/qsdpa_tests --gtest_filter='*CudaDequantize*/affine3*:*CudaDequantize*/turbo3' \
-    >"$OUT/memcheck.log" 2>&1; echo "memcheck: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+  compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
+    --gtest_filter='*CudaAttention.*/affine3:*CudaAttention.*/turbo4:*CudaAttention.*/mxfp8_turbo3:*CudaDequantize*:*CudaAttentionStatus*' \
+    >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
+  compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
+    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4' >"$OUT/racecheck.log" 2>&1
+  echo "racecheck rc $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | sort | uniq -c | tr '\n' ' ')"
 fi
 cpu_rc=0
-./build-gpu/tests/qsdpa_tests --gtest_filter='-*CpuAttention.*' >"$OUT/cpu-tests.log" 2>&1 || cpu_rc=$?
+ctest --test-dir build-gpu -E 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cpu-tests.log" 2>&1 || cpu_rc=$?
 echo
 echo "== summary =="
-printf "%-28s %s\n" "GPU" "$(head -1 "$OUT/gpu.txt")"
-printf "%-28s %s\n" "CUDA tests" "$(grep -E '^\[  (PASSED|FAILED)' "$OUT/cuda-tests.log" | tr '\n' ' ') (rc $cuda_rc)"
-printf "%-28s %s\n" "CPU tests (no pairwise)" "$(grep -E '^\[  (PASSED|FAILED)' "$OUT/cpu-tests.log" | tr '\n' ' ') (rc $cpu_rc)"
+printf "%-14s %s\n" "GPU" "$(head -1 "$OUT/gpu.txt")"
+printf "%-14s %s\n" "CUDA tests" "$(grep -E 'tests passed|tests failed' "$OUT/cuda-tests.log" | tail -1) (rc $cuda_rc)"
+printf "%-14s %s\n" "other tests" "$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1) (rc $cpu_rc)"
 [ $cuda_rc -eq 0 ] && [ $cpu_rc -eq 0 ]

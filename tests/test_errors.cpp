@@ -4,6 +4,7 @@
 
 #include <climits>
 
+#include "qsdpa/build_info.hpp"
 #include "test_util.hpp"
 
 namespace qsdpa {
@@ -57,10 +58,22 @@ TEST(Errors, DimNotMultipleOfGroup) {
   expect_error([&] { quantize(x.data(), {1, 96}, parse_format("affine4")); }, {"dim", "multiple of its group 64", "96"});
 }
 
-TEST(Errors, UnsupportedDeviceInThisBuild) {
+TEST(Errors, CudaWithoutTheBackend) {
+  if (build_info().cuda) GTEST_SKIP() << "this build has the CUDA backend";
   Fixture f;
   f.a.device = Device::cuda;
-  expect_error([&] { attention(f.a); }, {"device", "CUDA"});
+  std::vector<float> aligned(f.q.size() + 16);
+  float* q16 = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(aligned.data()) + 15) / 16 * 16);
+  f.a.q.data = q16;
+  f.a.out.data = q16;
+  expect_error([&] { attention(f.a); }, {"device cuda", "no CUDA backend"});
+}
+
+TEST(Errors, MisalignedDevicePointer) {
+  Fixture f;
+  f.a.device = Device::cuda;
+  f.a.q.data = reinterpret_cast<char*>(f.q.data()) + (16 - reinterpret_cast<uintptr_t>(f.q.data()) % 16) + 4;
+  expect_error([&] { attention(f.a); }, {"q", "16-byte aligned", "0x4"});
 }
 
 TEST(Errors, HqNotMultipleOfHkv) {

@@ -25,7 +25,12 @@ struct AttentionArgs {
   const float* sinks = nullptr;      // [Hq] sink logits, in units of scale*q.k
   float* lse = nullptr;              // optional [B, Hq, Lq] f32 log-sum-exp (natural log), contiguous
   int threads = 0;                   // CPU threads; 0 = all cores
-  Device device = Device::cpu;
+  Device device = Device::cpu;       // where every pointer above lives
+  // CUDA only: the stream to run on (a cudaStream_t; null = the default stream), and an optional
+  // device int32 that kernels OR error bits into (1 = kv_lens beyond N, clamped), for the caller to
+  // read after its own synchronization. The call never synchronizes the host.
+  void* stream = nullptr;
+  int32_t* status = nullptr;
 };
 
 // Fused attention: dequantization happens inside the score and value loops.

@@ -6,13 +6,7 @@
 #include <vector>
 
 #include "qsdpa/format.hpp"
-
-// The view's accessors are used by CUDA kernels too.
-#if defined(__CUDACC__)
-#define QSDPA_VIEW_HD __host__ __device__
-#else
-#define QSDPA_VIEW_HD
-#endif
+#include "qsdpa/tensor.hpp"
 
 namespace qsdpa {
 

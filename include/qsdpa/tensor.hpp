@@ -4,6 +4,13 @@
 #include <cstdint>
 #include <string>
 
+// Accessors of the views are used by CUDA kernels too.
+#if defined(__CUDACC__)
+#define QSDPA_VIEW_HD __host__ __device__
+#else
+#define QSDPA_VIEW_HD
+#endif
+
 namespace qsdpa {
 
 enum class DType : uint8_t { f32, f16, bf16, u8, boolean, u32, i32, i64 };
@@ -21,7 +28,7 @@ struct TensorView {
 
   bool empty() const { return data == nullptr; }
   // Element offset of index (i0, i1, i2, i3) of a rank-4 view.
-  int64_t offset(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
+  QSDPA_VIEW_HD int64_t offset(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
     return i0 * strides[0] + i1 * strides[1] + i2 * strides[2] + i3 * strides[3];
   }
 };

@@ -20,16 +20,19 @@ inline int64_t kv_len(const AttentionArgs& a, int64_t b) { return a.kv_lens ? a.
 struct KeyRange {
   int64_t lo, hi;
 };
-inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int64_t i) {
+QSDPA_HD KeyRange visible_keys(bool causal, int64_t window, int64_t n, int64_t lq, int64_t i) {
   const int64_t pos = n - lq + i;  // the row's own position in the sequence
   KeyRange r{0, n};
-  if (a.causal) r.hi = std::min(n, pos + 1);
-  if (a.window > 0) r.lo = std::max<int64_t>(0, pos - a.window + 1);
+  if (causal && pos + 1 < n) r.hi = pos + 1;
+  if (window > 0 && pos - window + 1 > 0) r.lo = pos - window + 1;
   if (r.hi < r.lo) r.hi = r.lo;
   return r;
 }
+inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int64_t i) {
+  return visible_keys(a.causal, a.window, n, lq, i);
+}
 
-inline float load_float(const void* base, DType t, int64_t i) {
+QSDPA_HD float load_float(const void* base, DType t, int64_t i) {
   switch (t) {
     case DType::f32: return static_cast<const float*>(base)[i];
     case DType::f16: return fmt::f16_to_f32(static_cast<const uint16_t*>(base)[i]);
@@ -38,7 +41,7 @@ inline float load_float(const void* base, DType t, int64_t i) {
   }
 }
 
-inline void store_float(void* base, DType t, int64_t i, float v) {
+QSDPA_HD void store_float(void* base, DType t, int64_t i, float v) {
   switch (t) {
     case DType::f32: static_cast<float*>(base)[i] = v; return;
     case DType::f16: static_cast<uint16_t*>(base)[i] = fmt::f32_to_f16(v); return;
@@ -48,10 +51,10 @@ inline void store_float(void* base, DType t, int64_t i, float v) {
 }
 
 // The additive mask term for (b, h, i, j): 0 or -inf for a boolean mask, the value for a float mask.
-inline float mask_term(const TensorView& m, int64_t b, int64_t h, int64_t i, int64_t j) {
+QSDPA_HD float mask_term(const TensorView& m, int64_t b, int64_t h, int64_t i, int64_t j) {
   const int64_t off = m.offset(m.shape[0] == 1 ? 0 : b, m.shape[1] == 1 ? 0 : h, m.shape[2] == 1 ? 0 : i, j);
   if (m.dtype == DType::u8 || m.dtype == DType::boolean)
-    return static_cast<const uint8_t*>(m.data)[off] ? 0.0f : kNegInf;
+    return static_cast<const uint8_t*>(m.data)[off] ? 0.0f : -INFINITY;
   return load_float(m.data, m.dtype, off);
 }
 

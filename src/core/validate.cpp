@@ -1,6 +1,8 @@
 // Validation at the API boundary (SPEC §3): every message names the argument, what was expected and
 // what was given.
 #include <cmath>
+#include <cstdio>
+#include <utility>
 #include <sstream>
 #include <string>
 
@@ -59,7 +61,6 @@ void check_cache(const CacheView& c, const char* name, int64_t batch, int64_t di
 }  // namespace
 
 void validate(const AttentionArgs& a) {
-  if (a.device == Device::cuda) fail("device: this build of qsdpa has no CUDA attention backend yet");
   const TensorView& q = a.q;
   if (!q.data) fail("q: data pointer is null");
   if (q.rank != 4) fail("q: expected rank 4 [B, Hq, Lq, D], got rank " + std::to_string(q.rank));
@@ -97,6 +98,16 @@ void validate(const AttentionArgs& a) {
         fail("mask: shape " + shape_str(m) + " is not broadcastable to [" + std::to_string(B) + ", " +
              std::to_string(Hq) + ", " + std::to_string(Lq) + ", " + std::to_string(N) + "]");
     if (m.shape[3] != N) fail("mask: the last dimension must be N=" + std::to_string(N) + ", got " + std::to_string(m.shape[3]));
+  }
+  if (a.device == Device::cuda) {
+    // Device pointers: checked for alignment here; kv_lens are checked on the device (status).
+    const std::pair<const void*, const char*> ptrs[] = {{q.data, "q"}, {o.data, "out"}, {a.k.codes, "k codes"},
+                                                         {a.v.codes, "v codes"}};
+    for (const auto& [ptr, name] : ptrs)
+      if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0)
+        fail(std::string(name) + ": device pointers must be 16-byte aligned, got an address ending in 0x" +
+             [&] { char buf[8]; std::snprintf(buf, sizeof buf, "%x", unsigned(reinterpret_cast<uintptr_t>(ptr) % 16)); return std::string(buf); }());
+    return;
   }
   if (a.kv_lens)
     for (int64_t b = 0; b < B; ++b)

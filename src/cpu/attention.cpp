@@ -246,8 +246,9 @@ void finish_group(const AttentionArgs& a, const Plan& p, cpu::TileOrder v_order,
 
 }  // namespace
 
+namespace cpu {
+
 void attention(const AttentionArgs& a) {
-  validate(a);
   const Plan p = make_plan(a);
   const Kernels kern = pick_kernels(a);
   const int64_t groups = p.B * p.Hkv * p.q_chunks;
@@ -267,6 +268,8 @@ void attention(const AttentionArgs& a) {
   }
 }
 
+}  // namespace cpu
+
 void attention_unfused(const AttentionArgs& a, float* k_buffer, float* v_buffer) {
   validate(a);
   const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
@@ -285,7 +288,7 @@ void attention_unfused(const AttentionArgs& a, float* k_buffer, float* v_buffer)
   AttentionArgs b = a;
   b.k = as_f32(a.k, k_buffer);
   b.v = as_f32(a.v, v_buffer);
-  attention(b);
+  cpu::attention(b);
 }
 
 }  // namespace qsdpa

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "formats/codec.hpp"
-#include "qsdpa/cache.hpp"
+#include "qsdpa/attention.hpp"
 
 namespace qsdpa::cpu {
 
@@ -39,6 +39,9 @@ struct DenseKernels {
   // returns sum_t s[t]. When m_new is -inf (nothing visible yet) s is zeroed and 0 returned.
   float (*softmax_row)(float* s, int n, float m_old, float* m_new);
 };
+
+// The fused CPU attention (attention.cpp); arguments already validated.
+void attention(const AttentionArgs& args);
 
 const DenseKernels& generic_dense();
 TileDecoder generic_decoder(const Format& f);

@@ -9,14 +9,16 @@
 namespace qsdpa::cuda {
 namespace {
 
-__constant__ float c_turbo_levels[16];
+struct Levels {
+  float v[16];
+};
 
-__global__ void dequantize_rows(fmt::RowCodec codec, CacheView cache, const float* head_scales, float* out) {
+__global__ void dequantize_rows(fmt::RowCodec codec, Levels levels, CacheView cache, const float* head_scales, float* out) {
   const int64_t rows = cache.batch * cache.heads * cache.tokens;
   for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < rows; r += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = r % cache.tokens, h = (r / cache.tokens) % cache.heads, b = r / (cache.tokens * cache.heads);
     fmt::RowCodec c = codec;
-    c.levels = c_turbo_levels;
+    c.levels = levels.v;
     if (head_scales) c.tensor_scale = cache.tensor_scale_count > 1 ? head_scales[h] : head_scales[0];
     fmt::decode_row(c, cache.code_row(b, h, n), cache.scale_row(b, h, n), cache.bias_row(b, h, n), cache.dim,
                     out + r * cache.dim);
@@ -27,14 +29,14 @@ __global__ void dequantize_rows(fmt::RowCodec codec, CacheView cache, const floa
 
 void dequantize(const CacheView& cache, float* out, cudaStream_t stream) {
   fmt::RowCodec codec = make_row_codec(cache.format);
+  Levels levels{};  // turbo's levels travel with the launch: no copy to constant memory, no host sync
   if (cache.format.kind == FormatKind::turbo)
-    QSDPA_CUDA_CHECK(cudaMemcpyToSymbolAsync(c_turbo_levels, codec.levels, sizeof(float) << cache.format.bits, 0,
-                                             cudaMemcpyHostToDevice, stream));
+    for (int i = 0; i < (1 << cache.format.bits); ++i) levels.v[i] = codec.levels[i];
   const int64_t rows = cache.batch * cache.heads * cache.tokens;
   if (rows == 0) return;
   const int threads = 128;
   const int blocks = int(std::min<int64_t>((rows + threads - 1) / threads, 65535));
-  dequantize_rows<<<blocks, threads, 0, stream>>>(codec, cache, cache.tensor_scales, out);
+  dequantize_rows<<<blocks, threads, 0, stream>>>(codec, levels, cache, cache.tensor_scales, out);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "qsdpa/cache.hpp"
+#include "qsdpa/attention.hpp"
 
 namespace qsdpa::cuda {
 
@@ -17,5 +17,9 @@ std::string device_name(int device);
 // ([B, H, N, dim] f32, device memory), on `stream`, with the formats' shared scalar rules.
 // Asynchronous: the caller synchronizes. Throws CudaError if the launch fails.
 void dequantize(const CacheView& cache, float* out, cudaStream_t stream);
+
+// Fused attention, generic path (attention_generic.cu): arguments already validated, all pointers
+// in device memory; `status` (may be null) gets bit 1 when kv_lens exceed N.
+void attention_generic(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
 }  // namespace qsdpa::cuda

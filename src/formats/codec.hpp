@@ -108,44 +108,38 @@ QSDPA_HD float group_multiplier(const RowCodec& c, const uint8_t* scales, int64_
 
 // ---- rows ----
 
+// Value i of a row. Turbo values are in the rotated basis (scale * level[code]): the attention
+// kernels consume them so; decode_row applies R^T for the caller.
+QSDPA_HD float decode_value(const RowCodec& c, const uint8_t* codes, const uint8_t* scales, const uint8_t* biases,
+                            int64_t i) {
+  switch (c.kind) {
+    case FormatKind::f32: {
+      float v;
+      memcpy(&v, codes + 4 * i, 4);
+      return v;
+    }
+    case FormatKind::f16:
+    case FormatKind::bf16: {
+      const uint16_t h = uint16_t(codes[2 * i] | (uint16_t(codes[2 * i + 1]) << 8));
+      return c.kind == FormatKind::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+    case FormatKind::affine: {
+      const int64_t g = i / c.group;
+      return affine_value(get_code(codes, i, c.bits), load_scale(scales, g, c.scale_dtype),
+                          load_scale(biases, g, c.scale_dtype));
+    }
+    case FormatKind::turbo: return load_scale(scales, 0, ScaleDType::f16) * c.levels[get_code(codes, i, c.bits)];
+    default:  // mxfp4, mxfp8, nvfp4, fp8
+      return fp_code_value(get_code(codes, i, c.bits), c.bits) * group_multiplier(c, scales, c.group > 0 ? i / c.group : 0);
+  }
+}
+
 // Decodes one row into out[0..dim). For turbo, `rotated_basis` leaves the row in the rotated basis
 // (scale * level[code]), which is what the fused attention consumes; otherwise R^T is applied.
-QSDPA_HD void decode_row(const RowCodec& c, const uint8_t* codes, const uint8_t* scales,
-                         const uint8_t* biases, int64_t dim, float* out, bool rotated_basis = false) {
-  switch (c.kind) {
-    case FormatKind::f32:
-      for (int64_t i = 0; i < dim; ++i) memcpy(&out[i], codes + 4 * i, 4);
-      return;
-    case FormatKind::f16:
-    case FormatKind::bf16:
-      for (int64_t i = 0; i < dim; ++i) {
-        const uint16_t h = uint16_t(codes[2 * i] | (uint16_t(codes[2 * i + 1]) << 8));
-        out[i] = c.kind == FormatKind::f16 ? f16_to_f32(h) : bf16_to_f32(h);
-      }
-      return;
-    case FormatKind::affine:
-      for (int64_t i = 0; i < dim; ++i) {
-        const int64_t g = i / c.group;
-        out[i] = affine_value(get_code(codes, i, c.bits), load_scale(scales, g, c.scale_dtype),
-                              load_scale(biases, g, c.scale_dtype));
-      }
-      return;
-    case FormatKind::mxfp4:
-    case FormatKind::mxfp8:
-    case FormatKind::nvfp4:
-    case FormatKind::fp8:
-      for (int64_t i = 0; i < dim; ++i) {
-        const float m = group_multiplier(c, scales, c.group > 0 ? i / c.group : 0);
-        out[i] = fp_code_value(get_code(codes, i, c.bits), c.bits) * m;
-      }
-      return;
-    case FormatKind::turbo: {
-      const float s = load_scale(scales, 0, ScaleDType::f16);
-      for (int64_t i = 0; i < dim; ++i) out[i] = s * c.levels[get_code(codes, i, c.bits)];
-      if (!rotated_basis) turbo_unrotate(out, int(dim), c.seed);
-      return;
-    }
-  }
+QSDPA_HD void decode_row(const RowCodec& c, const uint8_t* codes, const uint8_t* scales, const uint8_t* biases,
+                         int64_t dim, float* out, bool rotated_basis = false) {
+  for (int64_t i = 0; i < dim; ++i) out[i] = decode_value(c, codes, scales, biases, i);
+  if (c.kind == FormatKind::turbo && !rotated_basis) turbo_unrotate(out, int(dim), c.seed);
 }
 
 // Index of the level nearest to v (levels ascending; ties go to the lower level).

@@ -1,0 +1,135 @@
+// The CUDA attention against the same f64 reference and pairwise cases as the CPU
+// (attention_cases.cpp): every format and the named mixed pairs, poisoned outputs, odd sizes.
+// Skips with a message where there is no GPU.
+#include <gtest/gtest.h>
+
+#include "attention_cases.hpp"
+#include "cuda/check.cuh"
+#include "cuda/device.hpp"
+#include "test_util.hpp"
+#include "tools/workloads.hpp"
+
+namespace qsdpa {
+namespace {
+
+// Device copies of everything an AttentionArgs points to; the output and LSE come back on finish().
+class DeviceArgs {
+ public:
+  explicit DeviceArgs(const AttentionArgs& host) : host_(host), dev_(host) {
+    dev_.device = Device::cuda;
+    dev_.q.data = upload(host.q.data, extent_bytes(host.q));
+    dev_.out.data = upload(host.out.data, extent_bytes(host.out));  // poisoned by the caller
+    if (!host.mask.empty()) dev_.mask.data = upload(host.mask.data, extent_bytes(host.mask));
+    for (auto [src, dst] : {std::pair{&host.k, &dev_.k}, std::pair{&host.v, &dev_.v}}) {
+      const int64_t D = src->dim;
+      dst->codes = static_cast<uint8_t*>(upload(src->codes, rows_extent(src->code_strides, *src, row_code_bytes(src->format, D))));
+      if (src->scales)
+        dst->scales = static_cast<uint8_t*>(upload(src->scales, rows_extent(src->scale_strides, *src, row_scale_bytes(src->format, D))));
+      if (src->biases)
+        dst->biases = static_cast<uint8_t*>(upload(src->biases, rows_extent(src->bias_strides, *src, row_bias_bytes(src->format, D))));
+      if (src->tensor_scales)
+        dst->tensor_scales = static_cast<float*>(upload(src->tensor_scales, size_t(src->tensor_scale_count) * 4));
+    }
+    const int64_t B = host.q.shape[0], Hq = host.q.shape[1], Lq = host.q.shape[2];
+    if (host.kv_lens) dev_.kv_lens = static_cast<int64_t*>(upload(host.kv_lens, size_t(B) * 8));
+    if (host.sinks) dev_.sinks = static_cast<float*>(upload(host.sinks, size_t(Hq) * 4));
+    if (host.lse) dev_.lse = static_cast<float*>(upload(host.lse, size_t(B * Hq * Lq) * 4));
+    int32_t zero = 0;
+    dev_.status = static_cast<int32_t*>(upload(&zero, 4));
+  }
+  ~DeviceArgs() {
+    for (void* p : allocs_) cudaFree(p);
+  }
+  const AttentionArgs& args() const { return dev_; }
+  // Copies out and lse back into the host buffers; returns the device status word.
+  int32_t finish() {
+    QSDPA_CUDA_CHECK(cudaDeviceSynchronize());
+    QSDPA_CUDA_CHECK(cudaMemcpy(host_.out.data, dev_.out.data, extent_bytes(host_.out), cudaMemcpyDeviceToHost));
+    if (host_.lse)
+      QSDPA_CUDA_CHECK(cudaMemcpy(host_.lse, dev_.lse, size_t(host_.q.shape[0] * host_.q.shape[1] * host_.q.shape[2]) * 4,
+                                  cudaMemcpyDeviceToHost));
+    int32_t status = 0;
+    QSDPA_CUDA_CHECK(cudaMemcpy(&status, dev_.status, 4, cudaMemcpyDeviceToHost));
+    return status;
+  }
+
+ private:
+  static size_t extent_bytes(const TensorView& t) {
+    int64_t last = 0;
+    for (int i = 0; i < t.rank; ++i) last += (t.shape[i] - 1) * t.strides[i];
+    return size_t(last + 1) * size_t(dtype_size(t.dtype));
+  }
+  static size_t rows_extent(const int64_t* strides, const CacheView& c, int64_t row_bytes) {
+    return size_t((c.batch - 1) * strides[0] + (c.heads - 1) * strides[1] + (c.tokens - 1) * strides[2] + row_bytes);
+  }
+  void* upload(const void* src, size_t bytes) {
+    void* p = nullptr;
+    QSDPA_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+    allocs_.push_back(p);
+    QSDPA_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
+    return p;
+  }
+  AttentionArgs host_, dev_;
+  std::vector<void*> allocs_;
+};
+
+void attention_on_gpu(const AttentionArgs& host) {
+  DeviceArgs d(host);
+  attention(d.args());
+  const int32_t status = d.finish();
+  if (status != 0) throw Error("device status " + std::to_string(status));
+}
+
+std::vector<std::string> tested_formats() {
+  std::vector<std::string> f = all_format_names();
+  for (const char* pair : {"mxfp8:turbo3", "mxfp8:mxfp4", "affine8:affine4", "fp8:turbo4", "turbo3:affine4-g32", "f16:nvfp4"})
+    f.push_back(pair);
+  return f;
+}
+
+class CudaAttention : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaAttention, MatchesF64ReferencePairwise) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const auto [kf, vf] = tools::parse_pair(GetParam());
+  std::vector<int64_t> dims;
+  for (int64_t d : {64, 128, 256, 512}) {
+    try {
+      check_dim(kf, d);
+      check_dim(vf, d);
+      dims.push_back(d);
+    } catch (const Error&) {
+    }
+  }
+  const auto cases = test::pairwise_cases(dims, std::hash<std::string>{}(GetParam()) % 1000 + 500);
+  for (const auto& c : cases) EXPECT_TRUE(test::check_case(kf, vf, c, attention_on_gpu));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, CudaAttention, ::testing::ValuesIn(tested_formats()), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n)
+    if (c == '-' || c == ':') c = '_';
+  return n;
+});
+
+TEST(CudaAttentionStatus, KvLensBeyondCapacityIsReportedOnTheDevice) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int64_t D = 64, N = 10;
+  const auto x = test::random_normal(size_t(N * D), 1);
+  const QuantizedTensor k = quantize(x.data(), {1, 1, N, D}, parse_format("affine4"));
+  auto q = test::random_normal(size_t(D), 2);
+  std::vector<float> out(static_cast<size_t>(D));
+  const int64_t lens[1] = {N + 5};
+  AttentionArgs a;
+  a.q = contiguous_view(q.data(), DType::f32, 1, 1, 1, D);
+  a.out = contiguous_view(out.data(), DType::f32, 1, 1, 1, D);
+  a.k = a.v = k.view();
+  a.scale = 0.125f;
+  a.kv_lens = lens;
+  DeviceArgs d(a);
+  attention(d.args());
+  EXPECT_EQ(d.finish(), 1);
+}
+
+}  // namespace
+}  // namespace qsdpa
