@@ -17,7 +17,7 @@ ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-test
 tail -4 "$OUT/cuda-tests.log"
 if command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttention.*/affine3:*CudaAttention.*/turbo4:*CudaAttention.*/mxfp8_turbo3:*CudaDequantize*:*CudaAttentionStatus*' \
+    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*' \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
     --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4' >"$OUT/racecheck.log" 2>&1
