@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0
+export QSDPA_GOLDEN_DIR="$PWD/third_party_carry/mlx-golden"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }

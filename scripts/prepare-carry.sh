@@ -10,4 +10,5 @@ rm -rf third_party_carry
 mkdir -p third_party_carry/include
 cp -r /usr/src/googletest third_party_carry/googletest
 cp -r /usr/include/CLI /usr/include/fmt /usr/include/nlohmann third_party_carry/include/
+cp -r ../shared/mlx-golden third_party_carry/mlx-golden  # ../shared does not travel to the GPU machine
 du -sh third_party_carry

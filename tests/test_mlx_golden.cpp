@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -26,8 +27,14 @@ struct Golden {
 
 uint32_t hex32(const std::string& s) { return uint32_t(std::stoul(s, nullptr, 16)); }
 
+// ../shared/mlx-golden beside the checkout, or QSDPA_GOLDEN_DIR (machines where shared/ does not travel).
+std::string golden_path() {
+  const char* env = std::getenv("QSDPA_GOLDEN_DIR");
+  return std::string(env && *env ? env : QSDPA_GOLDEN_DIR) + "/mixed.jsonl";
+}
+
 std::vector<Golden> load_golden() {
-  std::ifstream in(std::string(QSDPA_GOLDEN_DIR) + "/mixed.jsonl");
+  std::ifstream in(golden_path());
   std::vector<Golden> out;
   std::string line;
   while (std::getline(in, line)) {
@@ -90,12 +97,13 @@ class MlxGolden : public ::testing::Test {
   static void SetUpTestSuite() {
     cases_ = new std::vector<Golden>(load_golden());
   }
+  void SetUp() override { ASSERT_FALSE(cases_->empty()) << "no MLX golden data at " << golden_path(); }
   static std::vector<Golden>* cases_;
 };
 std::vector<Golden>* MlxGolden::cases_ = nullptr;
 
 TEST_F(MlxGolden, FileHasAllConfigurations) {
-  ASSERT_EQ(cases_->size(), 23u) << "expected 18 affine + mxfp4 + mxfp8 + 3 nvfp4 lines in " QSDPA_GOLDEN_DIR;
+  ASSERT_EQ(cases_->size(), 23u) << "expected 18 affine + mxfp4 + mxfp8 + 3 nvfp4 lines in " << golden_path();
 }
 
 TEST_F(MlxGolden, MlxPackedDataDecodesToMlxValues) {
