@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: build with CUDA (sm_90a), run the CUDA tests and a CPU smoke test, print a short
 # table last. Needs third_party_carry/ (scripts/prepare-carry.sh) carried along. Writes logs to $OUT.
+# Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -9,7 +10,7 @@ export NCCL_NVLS_ENABLE=0
 export QSDPA_GOLDEN_DIR="$PWD/third_party_carry/mlx-golden"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-  -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+  -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
 grep -E "registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
