@@ -143,8 +143,11 @@ inline void prefetch_ahead(const CacheView& c, int64_t b, int64_t h, int64_t n, 
   if (n + ahead >= c.tokens) return;
   const uint8_t* row = c.code_row(b, h, n + ahead);
   for (int64_t off = 0; off < code_bytes; off += 64) prefetch_l2(row + off);
-  if (c.scales) prefetch_l2(c.scale_row(b, h, n + ahead));
-  if (c.biases) prefetch_l2(c.bias_row(b, h, n + ahead));
+  // Scales and biases take a few bytes per row: one request per 8 rows covers their lines.
+  if ((n & 7) == 0) {
+    if (c.scales) prefetch_l2(c.scale_row(b, h, n + ahead));
+    if (c.biases) prefetch_l2(c.bias_row(b, h, n + ahead));
+  }
 }
 
 // Zero-extends code bytes 16c..16c+15 of a 64-code vector into 32-bit lanes (one vpermb).
