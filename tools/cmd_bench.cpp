@@ -19,6 +19,9 @@
 #include "npy.hpp"
 #include "qsdpa/qsdpa.hpp"
 #include "workloads.hpp"
+#if QSDPA_HAVE_CUDA
+#include "bench_cuda.hpp"
+#endif
 
 namespace qsdpa::tools {
 namespace {
@@ -92,6 +95,12 @@ struct Options {
   double min_seconds = 0.25;
 };
 
+#if QSDPA_HAVE_CUDA
+void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
+                 const std::vector<std::pair<Format, Format>>& pairs, const BuildInfo& info, double min_seconds,
+                 const std::string& json);
+#endif
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -108,9 +117,11 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--min-seconds", o.min_seconds, "time spent per measurement (at least 5 runs)");
   cmd->add_option("--json", o.json, "write the results as JSON here");
   cmd->callback([] {
-    if (o.device == "cuda")
-      throw Error("--device: the CUDA benchmark (SPEC §5: CUDA events, rotating copies, copy peak) is not written yet (issue 3)");
-    if (!o.device.empty() && o.device != "cpu") throw Error("--device: expected cpu or cuda, got '" + o.device + "'");
+    if (!o.device.empty() && o.device != "cpu" && o.device != "cuda")
+      throw Error("--device: expected cpu or cuda, got '" + o.device + "'");
+    const BuildInfo binfo = build_info();
+    const bool use_cuda = o.device == "cuda" || (o.device.empty() && !cuda_device_names().empty());
+    if (use_cuda && !binfo.cuda) throw Error("--device: cuda requested, but this build has no CUDA backend (-DQSDPA_CUDA=ON)");
     const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     Shape shape;
     shape.batch = o.batch;
@@ -136,6 +147,12 @@ void register_bench(CLI::App& app) {
       if (contexts.back() < 1) throw Error("--context: expected lengths >= 1, got " + c);
     }
 
+    if (use_cuda) {
+#if QSDPA_HAVE_CUDA
+      run_on_cuda(shape, contexts, pairs, binfo, o.min_seconds, o.json);
+#endif
+      return;
+    }
     std::fprintf(stderr, "measuring peak streaming read bandwidth (1 GiB, %d threads)...\n", threads);
     const double peak = measure_read_gbps(threads);
     const size_t llc = last_level_cache_bytes();
@@ -231,5 +248,42 @@ void register_bench(CLI::App& app) {
     }
   });
 }
+
+#if QSDPA_HAVE_CUDA
+namespace {
+
+void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
+                 const std::vector<std::pair<Format, Format>>& pairs, const BuildInfo& info, double min_seconds,
+                 const std::string& json) {
+  const int reps = std::max(5, int(min_seconds * 200));
+  const CudaBenchResult r = run_cuda_bench(shape, contexts, pairs, reps, true);
+  fmt::print("qsdpa bench  device=cuda ({})  peak_gbps={:.0f} (device-to-device copy)  commit={}\n", r.device_name,
+             r.peak_gbps, info.commit);
+  fmt::print("B={} Hq={} Hkv={} D={} Lq={}  q/out f16\n", shape.batch, shape.hq, shape.hkv, shape.dim, shape.lq);
+  fmt::print("{:>16} {:>8} {:>10} {:>8} {:>7} {:>10} {:>10} {:>8} {:>9}\n", "format", "context", "time_us", "GB/s", "%peak",
+             "f16_us", "unfused_us", "vs_f16", "vs_unfus");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& row : r.rows) {
+    const std::string name = row.k == row.v ? to_string(row.k) : to_string(row.k) + ":" + to_string(row.v);
+    const double gbps = double(row.bytes) / (row.time_us * 1e-6) / 1e9;
+    fmt::print("{:>16} {:>8} {:>10.1f} {:>8.1f} {:>6.1f}% {:>10.1f} {:>10.1f} {:>7.2f}x {:>8.2f}x\n", name, row.context,
+               row.time_us, gbps, 100.0 * gbps / r.peak_gbps, row.f16_time_us, row.unfused_time_us,
+               row.f16_time_us / row.time_us, row.unfused_time_us / row.time_us);
+    rows.push_back({{"k_format", to_string(row.k)}, {"v_format", to_string(row.v)}, {"batch", shape.batch},
+                    {"hq", shape.hq}, {"hkv", shape.hkv}, {"dim", shape.dim}, {"lq", shape.lq}, {"context", row.context},
+                    {"time_us", row.time_us}, {"bytes", row.bytes}, {"gbps", gbps}, {"f16_time_us", row.f16_time_us},
+                    {"unfused_time_us", row.unfused_time_us}, {"speedup_vs_f16", row.f16_time_us / row.time_us},
+                    {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
+                    {"append_us", nullptr}, {"kernel", "generic"}});
+  }
+  if (!json.empty()) {
+    nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},
+                        {"commit", info.commit}, {"date", iso_date_utc()}, {"threads", 0}, {"rows", rows}};
+    npy::write_file_atomic(json, j.dump(2) + "\n");
+  }
+}
+
+}  // namespace
+#endif
 
 }  // namespace qsdpa::tools

@@ -1,0 +1,177 @@
+// `qsdpa bench --device cuda`: SPEC §5 on the GPU. Median of CUDA-event timings after warm-up,
+// cache copies rotated so that together they exceed twice the L2, the copy peak (a 1 GiB
+// device-to-device copy, bytes read + written) measured in the same process, and the baselines in the
+// same run: the library's f16 path and the unfused path (dequantize into a preallocated f32 buffer,
+// then the same attention).
+#include "bench_cuda.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cuda/check.cuh"
+#include "cuda/device.hpp"
+#include "formats/scalar.hpp"
+
+namespace qsdpa::tools {
+namespace {
+
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(size_t bytes) { QSDPA_CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(bytes, 16))); }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+// A quantized cache copied to the device, with a CacheView over it.
+struct DeviceCache {
+  std::unique_ptr<DeviceBuffer> codes, scales, biases, tensor_scale;
+  CacheView view;
+  explicit DeviceCache(const QuantizedTensor& q) : view(q.view()) {
+    auto up = [](const void* src, size_t n) {
+      auto b = std::make_unique<DeviceBuffer>(n);
+      QSDPA_CUDA_CHECK(cudaMemcpy(b->ptr, src, n, cudaMemcpyHostToDevice));
+      return b;
+    };
+    codes = up(q.codes.data(), q.codes.size());
+    view.codes = codes->as<uint8_t>();
+    if (!q.scales.empty()) {
+      scales = up(q.scales.data(), q.scales.size());
+      view.scales = scales->as<uint8_t>();
+    }
+    if (!q.biases.empty()) {
+      biases = up(q.biases.data(), q.biases.size());
+      view.biases = biases->as<uint8_t>();
+    }
+    if (view.tensor_scales) {
+      tensor_scale = up(&q.tensor_scale, 4);
+      view.tensor_scales = tensor_scale->as<float>();
+    }
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median time in µs of fn(copy), events around each call.
+template <typename Fn>
+double time_us(int copies, int reps, Fn fn) {
+  cudaEvent_t start, stop;
+  QSDPA_CUDA_CHECK(cudaEventCreate(&start));
+  QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int w = 0; w < 3; ++w) fn(w % copies);
+  std::vector<double> us;
+  for (int r = 0; r < reps; ++r) {
+    QSDPA_CUDA_CHECK(cudaEventRecord(start));
+    fn(r % copies);
+    QSDPA_CUDA_CHECK(cudaEventRecord(stop));
+    QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    us.push_back(ms * 1e3);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return median(us);
+}
+
+double copy_peak_gbps() {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer a(bytes), b(bytes);
+  QSDPA_CUDA_CHECK(cudaMemset(a.ptr, 1, bytes));
+  const double us = time_us(1, 5, [&](int) { QSDPA_CUDA_CHECK(cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice)); });
+  return 2.0 * double(bytes) / (us * 1e-6) / 1e9;
+}
+
+}  // namespace
+
+CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& contexts,
+                               const std::vector<std::pair<Format, Format>>& pairs, int reps, bool verbose) {
+  if (cuda::device_count() == 0) throw Error("--device: cuda requested, but no CUDA device is visible");
+  CudaBenchResult res;
+  cudaDeviceProp prop{};
+  QSDPA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  res.device_name = prop.name;
+  const int64_t l2 = prop.l2CacheSize > 0 ? prop.l2CacheSize : (50 << 20);
+  res.peak_gbps = copy_peak_gbps();
+  Shape s = base;
+  for (int64_t ctx : contexts) {
+    s.context = ctx;
+    Workload w = make_workload(s, "gaussian", 1234 + uint64_t(ctx));
+    // q and out in f16 on the device (the dtype decode engines feed attention).
+    std::vector<uint16_t> q16(w.q.size());
+    for (size_t i = 0; i < q16.size(); ++i) q16[i] = fmt::f32_to_f16(w.q[i]);
+    DeviceBuffer q(q16.size() * 2), out(q16.size() * 2);
+    QSDPA_CUDA_CHECK(cudaMemcpy(q.ptr, q16.data(), q16.size() * 2, cudaMemcpyHostToDevice));
+    const std::vector<int64_t> kv_shape = {s.batch, s.hkv, s.context, s.dim};
+    const size_t rows = size_t(s.batch * s.hkv * s.context);
+    DeviceBuffer kbuf(rows * size_t(s.dim) * 4), vbuf(rows * size_t(s.dim) * 4);
+    const int64_t qo_bytes = int64_t(q16.size()) * 4;
+
+    auto args_for = [&](const CacheView& k, const CacheView& v) {
+      AttentionArgs a;
+      a.q = contiguous_view(q.ptr, DType::f16, s.batch, s.hq, s.lq, s.dim);
+      a.out = contiguous_view(out.ptr, DType::f16, s.batch, s.hq, s.lq, s.dim);
+      a.k = k;
+      a.v = v;
+      a.scale = 1.0f / std::sqrt(float(s.dim));
+      a.device = Device::cuda;
+      return a;
+    };
+    // Rotating copies of one pair, together larger than twice the L2.
+    auto upload = [&](const Format& kf, const Format& vf, std::vector<std::unique_ptr<DeviceCache>>& ks,
+                      std::vector<std::unique_ptr<DeviceCache>>& vs) {
+      const QuantizedTensor kq = quantize(w.k.data(), kv_shape, kf), vq = quantize(w.v.data(), kv_shape, vf);
+      const int64_t bytes = int64_t(kq.codes.size() + kq.scales.size() + kq.biases.size() + vq.codes.size() +
+                                    vq.scales.size() + vq.biases.size());
+      const int copies = int(std::clamp<int64_t>((2 * l2 + bytes - 1) / bytes, 1, 16));
+      ks.clear();
+      vs.clear();
+      for (int c = 0; c < copies; ++c) {
+        ks.push_back(std::make_unique<DeviceCache>(kq));
+        vs.push_back(std::make_unique<DeviceCache>(vq));
+      }
+      return bytes;
+    };
+    std::vector<std::unique_ptr<DeviceCache>> fk, fv, ks, vs;
+    upload(parse_format("f16"), parse_format("f16"), fk, fv);
+    const double f16_us = time_us(int(fk.size()), reps, [&](int c) { attention(args_for(fk[size_t(c)]->view, fv[size_t(c)]->view)); });
+    for (const auto& [kf, vf] : pairs) {
+      const int64_t bytes = upload(kf, vf, ks, vs) + qo_bytes;
+      const double us = time_us(int(ks.size()), reps, [&](int c) { attention(args_for(ks[size_t(c)]->view, vs[size_t(c)]->view)); });
+      const double unfused_us = time_us(int(ks.size()), std::max(3, reps / 4), [&](int c) {
+        cuda::dequantize(ks[size_t(c)]->view, kbuf.as<float>(), nullptr);
+        cuda::dequantize(vs[size_t(c)]->view, vbuf.as<float>(), nullptr);
+        auto as_f32 = [&](const CacheView& src, float* buf) {
+          CacheView v = src;
+          v.format = parse_format("f32");
+          v.codes = reinterpret_cast<const uint8_t*>(buf);
+          v.scales = v.biases = nullptr;
+          v.tensor_scales = nullptr;
+          v.tensor_scale_count = 0;
+          v.code_strides[2] = s.dim * 4;
+          v.code_strides[1] = s.dim * 4 * s.context;
+          v.code_strides[0] = s.dim * 4 * s.context * s.hkv;
+          return v;
+        };
+        attention(args_for(as_f32(ks[size_t(c)]->view, kbuf.as<float>()), as_f32(vs[size_t(c)]->view, vbuf.as<float>())));
+      });
+      CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us};
+      res.rows.push_back(r);
+      if (verbose)
+        std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f)\n", to_string(kf).c_str(), to_string(vf).c_str(),
+                     (long long)ctx, us, f16_us, unfused_us);
+    }
+  }
+  return res;
+}
+
+}  // namespace qsdpa::tools

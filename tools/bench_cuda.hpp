@@ -1,0 +1,29 @@
+// The GPU side of `qsdpa bench` (compiled only with the CUDA backend).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "workloads.hpp"
+
+namespace qsdpa::tools {
+
+struct CudaBenchRow {
+  Format k, v;
+  int64_t context;
+  double time_us;
+  int64_t bytes;
+  double f16_time_us, unfused_time_us;
+};
+
+struct CudaBenchResult {
+  std::string device_name;
+  double peak_gbps = 0;  // device-to-device copy, bytes read + written
+  std::vector<CudaBenchRow> rows;
+};
+
+CudaBenchResult run_cuda_bench(const Shape& shape, const std::vector<int64_t>& contexts,
+                               const std::vector<std::pair<Format, Format>>& pairs, int reps, bool verbose);
+
+}  // namespace qsdpa::tools
