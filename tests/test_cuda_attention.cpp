@@ -112,6 +112,30 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, CudaAttention, ::testing::ValuesIn(tested_f
   return n;
 });
 
+// Decode-sized shapes that take the split-key kernel (G*Lq <= 32, G*Lq*D <= 4096), for every format.
+TEST_P(CudaAttention, SplitKernelShapes) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const auto [kf, vf] = tools::parse_pair(GetParam());
+  std::vector<test::AttentionCase> cases(4);
+  cases[0].dim = 128, cases[0].gqa = 4, cases[0].lq = 1, cases[0].n = 1000;
+  cases[1].dim = 64, cases[1].gqa = 8, cases[1].lq = 4, cases[1].n = 777, cases[1].mask = test::MaskKind::causal,
+  cases[1].sinks = true, cases[1].ragged = true, cases[1].q_dtype = DType::f16;
+  cases[2].dim = 256, cases[2].gqa = 1, cases[2].lq = 9, cases[2].n = 33, cases[2].mask = test::MaskKind::window,
+  cases[2].q_dtype = DType::bf16, cases[2].q_bshd = true;
+  cases[3].dim = 512, cases[3].gqa = 4, cases[3].lq = 2, cases[3].n = 300, cases[3].mask = test::MaskKind::additive;
+  uint64_t seed = 900;
+  for (auto& c : cases) {
+    c.seed = seed++;
+    try {
+      check_dim(kf, c.dim);
+      check_dim(vf, c.dim);
+    } catch (const Error&) {
+      continue;
+    }
+    EXPECT_TRUE(test::check_case(kf, vf, c, attention_on_gpu));
+  }
+}
+
 TEST(CudaAttentionStatus, KvLensBeyondCapacityIsReportedOnTheDevice) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const int64_t D = 64, N = 10;

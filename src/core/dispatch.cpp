@@ -1,5 +1,9 @@
 // The public entry point: validate once, then run on the device the pointers live on. No silent
 // fallback between devices.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 #include "cpu/kernels.hpp"
 #include "qsdpa/attention.hpp"
 #include "qsdpa/error.hpp"
@@ -16,8 +20,17 @@ void attention(const AttentionArgs& a) {
     case Device::cpu: cpu::attention(a); return;
     case Device::cuda:
 #if QSDPA_HAVE_CUDA
-      cuda::attention_generic(a, a.status, static_cast<cudaStream_t>(a.stream));
+    {
+      const bool split = cuda::attention_split_supports(a);
+      static const bool log = [] {
+        const char* v = std::getenv("QSDPA_LOG");
+        return v && *v && std::string(v) != "0";
+      }();
+      if (log) std::fprintf(stderr, "qsdpa: cuda attention: %s kernel\n", split ? "split-key" : "generic");
+      if (split) cuda::attention_split(a, a.status, static_cast<cudaStream_t>(a.stream));
+      else cuda::attention_generic(a, a.status, static_cast<cudaStream_t>(a.stream));
       return;
+    }
 #else
       throw Error("attention: device cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
 #endif

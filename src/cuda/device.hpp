@@ -22,4 +22,8 @@ void dequantize(const CacheView& cache, float* out, cudaStream_t stream);
 // in device memory; `status` (may be null) gets bit 1 when kv_lens exceed N.
 void attention_generic(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
+// Split-key attention with GQA sharing (attention_split.cu), for G*Lq <= 32 and G*Lq*D <= 4096.
+bool attention_split_supports(const AttentionArgs& args);
+void attention_split(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
+
 }  // namespace qsdpa::cuda

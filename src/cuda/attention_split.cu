@@ -1,0 +1,292 @@
+// Split-key fused attention for decode-sized query blocks (rows R = G*Lq with R*D <= 4096), the first
+// step from the generic kernel towards issue 3's memory-bound design.
+//
+// Work split: grid (splits, Hkv, B); a block of 128 threads serves every query row that reads its KV
+// head (GQA sharing: each K/V row is read once per block, not once per query head) over one slice of
+// the keys. Per chunk of 128 keys: thread t scores key t for all R rows (K values decoded one at a time
+// with the shared scalar rule, q from shared memory), each warp runs the online softmax of R/4 rows,
+// then thread t accumulates P*V for D/128 output dims of all R rows. Partials (m, l, unnormalised out)
+// go to a workspace; a second kernel merges the splits by log-sum-exp, adds the sink once,
+// normalises, un-rotates turbo values and writes out/LSE.
+// Still CUDA-core f32 and per-value decoding: the vector loads, fast decoders and tensor cores of
+// issue 3 come next. Measured: see bench/results/ (H100).
+#include <cuda_runtime.h>
+
+#include <mutex>
+
+#include "core/attention_common.hpp"
+#include "core/row_codec.hpp"
+#include "cuda/check.cuh"
+#include "cuda/device.hpp"
+
+namespace qsdpa::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxRowsTimesDim = 4096;  // R*D: keeps q in 16 KB of shared memory, <= 32 accumulators
+constexpr int kMaxRows = 32;
+
+struct Levels {
+  float v[16];
+};
+
+struct SplitParams {
+  TensorView q, out, mask;
+  CacheView k, v;
+  fmt::RowCodec kc, vc;
+  Levels k_levels, v_levels;
+  float scale;
+  bool causal;
+  int64_t window;
+  const int64_t* kv_lens;
+  const float* sinks;
+  float* lse;
+  int32_t* status;
+  int rows;    // R = G * Lq
+  int splits;  // key slices per (b, kv head)
+  float* work; // [B, Hkv, splits, R, D + 2]: acc[D], m, l
+};
+
+Levels levels_of(const Format& f) {
+  Levels l{};
+  if (f.kind == FormatKind::turbo) {
+    const float* src = fmt::turbo_levels(f.bits);
+    for (int i = 0; i < (1 << f.bits); ++i) l.v[i] = src[i];
+  }
+  return l;
+}
+
+__device__ int64_t sequence_length(const SplitParams& p, int64_t b) {
+  int64_t n = p.k.tokens;
+  if (p.kv_lens) {
+    n = p.kv_lens[b];
+    if (n < 0 || n > p.k.tokens) {
+      if (threadIdx.x == 0 && p.status) atomicOr(p.status, 1);
+      n = n < 0 ? 0 : p.k.tokens;
+    }
+  }
+  return n;
+}
+
+// In-place orthonormal rotation (or its inverse) of a row in shared memory, all threads helping.
+__device__ void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
+  if (!inverse)
+    for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i);
+  __syncthreads();
+  for (int len = 1; len < n; len <<= 1) {
+    for (int pi = threadIdx.x; pi < n / 2; pi += blockDim.x) {
+      const int j = (pi / len) * 2 * len + pi % len;
+      const float a = v[j], b = v[j + len];
+      v[j] = a + b;
+      v[j + len] = a - b;
+    }
+    __syncthreads();
+  }
+  const float norm = rsqrtf(float(n));
+  for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= inverse ? norm * fmt::turbo_sign(seed, i) : norm;
+  __syncthreads();
+}
+
+__global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
+  const int64_t split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
+  const int R = p.rows;
+  __shared__ float q_s[kMaxRowsTimesDim];
+  __shared__ float s_s[kMaxRows][kThreads];
+  __shared__ float m_s[kMaxRows], l_s[kMaxRows], alpha_s[kMaxRows];
+  fmt::RowCodec kc = p.kc, vc = p.vc;
+  kc.levels = p.k_levels.v;
+  vc.levels = p.v_levels.v;
+  if (p.k.tensor_scales) kc.tensor_scale = p.k.tensor_scale(hk);
+  if (p.v.tensor_scales) vc.tensor_scale = p.v.tensor_scale(hk);
+
+  const int64_t n = sequence_length(p, b);
+  // Rows r = i * G + g: query head hk*G + g at position i.
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = r / G, h = hk * G + r % G;
+    for (int64_t d = threadIdx.x; d < D; d += kThreads)
+      q_s[r * D + d] = detail::load_float(p.q.data, p.q.dtype, p.q.offset(b, h, i, d)) * p.scale;
+  }
+  if (threadIdx.x < R) {
+    m_s[threadIdx.x] = -INFINITY;
+    l_s[threadIdx.x] = 0.0f;
+  }
+  __syncthreads();
+  if (kc.kind == FormatKind::turbo)
+    for (int r = 0; r < R; ++r) rotate_shared(q_s + r * D, int(D), kc.seed, false);
+
+  // This block's keys: its slice, narrowed to what any of its rows can see.
+  int64_t lo = n * split / p.splits, hi = n * (split + 1) / p.splits;
+  {
+    const detail::KeyRange first = detail::visible_keys(p.causal, p.window, n, Lq, 0);
+    const detail::KeyRange last = detail::visible_keys(p.causal, p.window, n, Lq, Lq - 1);
+    lo = lo > first.lo ? lo : first.lo;
+    hi = hi < last.hi ? hi : last.hi;
+  }
+  const int dims = int((D + kThreads - 1) / kThreads);
+  float acc[kMaxRowsTimesDim / kThreads];
+  for (int u = 0; u < kMaxRowsTimesDim / kThreads; ++u) acc[u] = 0.0f;
+
+  for (int64_t c0 = lo; c0 < hi; c0 += kThreads) {
+    const int64_t j = c0 + threadIdx.x;
+    float score[kMaxRows];
+    for (int r = 0; r < kMaxRows; ++r) score[r] = 0.0f;
+    if (j < hi) {
+      const uint8_t *codes = p.k.code_row(b, hk, j), *scales = p.k.scale_row(b, hk, j), *biases = p.k.bias_row(b, hk, j);
+      for (int64_t d = 0; d < D; ++d) {
+        const float kd = fmt::decode_value(kc, codes, scales, biases, d);
+#pragma unroll
+        for (int r = 0; r < kMaxRows; ++r)
+          if (r < R) score[r] = fmaf(q_s[r * D + d], kd, score[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = r / G, h = hk * G + r % G;
+      const detail::KeyRange vis = detail::visible_keys(p.causal, p.window, n, Lq, i);
+      float sc = -INFINITY;
+      if (j < hi && j >= vis.lo && j < vis.hi) {
+        sc = score[r];
+        if (p.mask.data) sc += detail::mask_term(p.mask, b, h, i, j);
+      }
+      s_s[r][threadIdx.x] = sc;
+    }
+    __syncthreads();
+    // Online softmax: warp w owns rows w, w+4, ...
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < R; r += kThreads / 32) {
+      float mx = -INFINITY;
+      for (int t = lane; t < kThreads; t += 32) mx = fmaxf(mx, s_s[r][t]);
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+      const float m_old = m_s[r], m_new = fmaxf(m_old, mx);
+      float sum = 0.0f;
+      for (int t = lane; t < kThreads; t += 32) {
+        const float e = (m_new == -INFINITY || s_s[r][t] == -INFINITY) ? 0.0f : expf(s_s[r][t] - m_new);
+        s_s[r][t] = e;
+        sum += e;
+      }
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+      if (lane == 0) {
+        const float alpha = (m_old == -INFINITY || m_new == -INFINITY) ? (m_old == m_new ? 1.0f : 0.0f) : expf(m_old - m_new);
+        alpha_s[r] = alpha;
+        l_s[r] = l_s[r] * alpha + sum;
+        m_s[r] = m_new;
+      }
+    }
+    __syncthreads();
+    const int64_t cnt = hi - c0 < kThreads ? hi - c0 : kThreads;
+    for (int r = 0; r < R; ++r)
+      for (int u = 0; u < dims; ++u) acc[r * dims + u] *= alpha_s[r];
+    for (int64_t t = 0; t < cnt; ++t) {
+      const int64_t jj = c0 + t;
+      const uint8_t *codes = p.v.code_row(b, hk, jj), *scales = p.v.scale_row(b, hk, jj), *biases = p.v.bias_row(b, hk, jj);
+      for (int u = 0; u < dims; ++u) {
+        const int64_t d = threadIdx.x + int64_t(u) * kThreads;
+        if (d >= D) break;
+        const float vd = fmt::decode_value(vc, codes, scales, biases, d);
+        for (int r = 0; r < R; ++r) acc[r * dims + u] = fmaf(s_s[r][t], vd, acc[r * dims + u]);
+      }
+    }
+    __syncthreads();
+  }
+  float* w = p.work + ((b * p.k.heads + hk) * p.splits + split) * int64_t(R) * (D + 2);
+  for (int r = 0; r < R; ++r) {
+    for (int u = 0; u < dims; ++u) {
+      const int64_t d = threadIdx.x + int64_t(u) * kThreads;
+      if (d < D) w[r * (D + 2) + d] = acc[r * dims + u];
+    }
+    if (threadIdx.x == 0) {
+      w[r * (D + 2) + D] = m_s[r];
+      w[r * (D + 2) + D + 1] = l_s[r];
+    }
+  }
+}
+
+// One block per (row, kv head, b): merges the splits, adds the sink, writes out and LSE.
+__global__ void __launch_bounds__(kThreads) split_merge(SplitParams p) {
+  const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
+  const int64_t i = r / G, h = hk * G + r % G;
+  __shared__ float row[512];
+  const float* w = p.work + (b * p.k.heads + hk) * p.splits * int64_t(p.rows) * (D + 2);
+  const int64_t stride = int64_t(p.rows) * (D + 2);
+  float top = p.sinks ? p.sinks[h] : -INFINITY;
+  for (int s = 0; s < p.splits; ++s) top = fmaxf(top, w[s * stride + r * (D + 2) + D]);
+  float total = 0.0f;
+  if (top != -INFINITY) {
+    if (p.sinks) total = expf(p.sinks[h] - top);
+    for (int s = 0; s < p.splits; ++s) {
+      const float ms = w[s * stride + r * (D + 2) + D];
+      if (ms != -INFINITY) total += w[s * stride + r * (D + 2) + D + 1] * expf(ms - top);
+    }
+  }
+  for (int64_t d = threadIdx.x; d < D; d += kThreads) {
+    float o = 0.0f;
+    if (total > 0.0f)
+      for (int s = 0; s < p.splits; ++s) {
+        const float ms = w[s * stride + r * (D + 2) + D];
+        if (ms != -INFINITY) o += w[s * stride + r * (D + 2) + d] * expf(ms - top);
+      }
+    row[d] = total > 0.0f ? o / total : 0.0f;
+  }
+  __syncthreads();
+  if (p.vc.kind == FormatKind::turbo && total > 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
+  for (int64_t d = threadIdx.x; d < D; d += kThreads) detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
+  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total > 0.0f ? top + logf(total) : -INFINITY;
+}
+
+// A workspace that grows on demand and is reused (allocating only when a call needs more than any
+// call before it; that first call synchronizes, later ones do not).
+float* workspace(size_t bytes) {
+  static std::mutex mu;
+  static void* ptr = nullptr;
+  static size_t size = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (bytes > size) {
+    if (ptr) QSDPA_CUDA_CHECK(cudaFree(ptr));
+    QSDPA_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+    size = bytes;
+  }
+  return static_cast<float*>(ptr);
+}
+
+}  // namespace
+
+bool attention_split_supports(const AttentionArgs& a) {
+  const int64_t G = a.q.shape[1] / a.k.heads, R = G * a.q.shape[2], D = a.q.shape[3];
+  return R <= kMaxRows && R * D <= kMaxRowsTimesDim && D <= 512;
+}
+
+void attention_split(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
+  const int64_t B = a.q.shape[0], Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], Hkv = a.k.heads;
+  SplitParams p;
+  p.q = a.q;
+  p.out = a.out;
+  p.mask = a.mask;
+  p.k = a.k;
+  p.v = a.v;
+  p.kc = make_row_codec(a.k.format);
+  p.vc = make_row_codec(a.v.format);
+  p.k_levels = levels_of(a.k.format);
+  p.v_levels = levels_of(a.v.format);
+  p.scale = a.scale;
+  p.causal = a.causal;
+  p.window = a.window;
+  p.kv_lens = a.kv_lens;
+  p.sinks = a.sinks;
+  p.lse = a.lse;
+  p.status = status;
+  p.rows = int(Hq / Hkv * Lq);
+  // Enough blocks to fill the GPU ~4 times over, each slice >= 128 keys.
+  int sms = 132;
+  int dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t want = (4 * int64_t(sms) + B * Hkv - 1) / (B * Hkv);
+  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 127) / 128)));
+  p.work = workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
+  split_partials<<<dim3(unsigned(p.splits), unsigned(Hkv), unsigned(B)), kThreads, 0, stream>>>(p);
+  QSDPA_CUDA_CHECK(cudaGetLastError());
+  split_merge<<<dim3(unsigned(p.rows), unsigned(Hkv), unsigned(B)), kThreads, 0, stream>>>(p);
+  QSDPA_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace qsdpa::cuda
