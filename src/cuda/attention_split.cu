@@ -165,12 +165,14 @@ __global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
         sum += e;
       }
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+      __syncwarp();  // every lane has read m_s[r] (and written its s_s entries) before lane 0 updates
       if (lane == 0) {
         const float alpha = (m_old == -INFINITY || m_new == -INFINITY) ? (m_old == m_new ? 1.0f : 0.0f) : expf(m_old - m_new);
         alpha_s[r] = alpha;
         l_s[r] = l_s[r] * alpha + sum;
         m_s[r] = m_new;
       }
+      __syncwarp();
     }
     __syncthreads();
     const int64_t cnt = hi - c0 < kThreads ? hi - c0 : kThreads;
