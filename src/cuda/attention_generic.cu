@@ -14,8 +14,7 @@
 // bench/results/cuda-h100-generic-2026-11-25.md. Decode shapes now take attention_split.cu.
 #include <cuda_runtime.h>
 
-#include "core/attention_common.hpp"
-#include "core/row_codec.hpp"
+#include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
 
@@ -25,24 +24,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kChunk = 256;
 constexpr int kMaxDim = 512;
-
-struct Levels {
-  float v[16];
-};
-
-struct Params {
-  TensorView q, out, mask;
-  CacheView k, v;
-  fmt::RowCodec kc, vc;
-  Levels k_levels, v_levels;
-  float scale;
-  bool causal;
-  int64_t window;
-  const int64_t* kv_lens;
-  const float* sinks;
-  float* lse;
-  int32_t* status;
-};
 
 __device__ float block_reduce(float v, bool is_max, float* scratch) {
   for (int o = 16; o > 0; o >>= 1) {
@@ -58,44 +39,14 @@ __device__ float block_reduce(float v, bool is_max, float* scratch) {
   return r;
 }
 
-// In-place orthonormal rotation (or its inverse) of a row in shared memory, all threads helping.
-__device__ void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
-  if (!inverse)
-    for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i);
-  __syncthreads();
-  for (int len = 1; len < n; len <<= 1) {
-    for (int p = threadIdx.x; p < n / 2; p += blockDim.x) {
-      const int j = (p / len) * 2 * len + p % len;
-      const float a = v[j], b = v[j + len];
-      v[j] = a + b;
-      v[j + len] = a - b;
-    }
-    __syncthreads();
-  }
-  const float norm = rsqrtf(float(n));
-  for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= inverse ? norm * fmt::turbo_sign(seed, i) : norm;
-  __syncthreads();
-}
-
-__global__ void __launch_bounds__(kThreads) attention_rows(Params p) {
+__global__ void __launch_bounds__(kThreads) attention_rows(KernelArgs p) {
   const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1];
   const int64_t hk = h * p.k.heads / Hq;
   __shared__ float q[kMaxDim], s[kChunk], scratch[kThreads / 32];
-  fmt::RowCodec kc = p.kc, vc = p.vc;
-  kc.levels = p.k_levels.v;
-  vc.levels = p.v_levels.v;
-  if (p.k.tensor_scales) kc.tensor_scale = p.k.tensor_scale(hk);
-  if (p.v.tensor_scales) vc.tensor_scale = p.v.tensor_scale(hk);
-
-  int64_t n = p.k.tokens;
-  if (p.kv_lens) {
-    n = p.kv_lens[b];
-    if (n < 0 || n > p.k.tokens) {
-      if (threadIdx.x == 0 && p.status) atomicOr(p.status, 1);  // kv_lens beyond capacity: reported, clamped
-      n = n < 0 ? 0 : p.k.tokens;
-    }
-  }
+  fmt::RowCodec kc, vc;
+  head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
+  const int64_t n = sequence_length(p, b);
   for (int64_t d = threadIdx.x; d < D; d += kThreads)
     q[d] = detail::load_float(p.q.data, p.q.dtype, p.q.offset(b, h, i, d)) * p.scale;
   __syncthreads();
@@ -167,38 +118,13 @@ __global__ void __launch_bounds__(kThreads) attention_rows(Params p) {
   if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total > 0.0f ? top + logf(total) : -INFINITY;
 }
 
-Levels levels_of(const Format& f) {
-  Levels l{};
-  if (f.kind == FormatKind::turbo) {
-    const float* src = fmt::turbo_levels(f.bits);
-    for (int i = 0; i < (1 << f.bits); ++i) l.v[i] = src[i];
-  }
-  return l;
-}
-
 }  // namespace
 
 void attention_generic(const AttentionArgs& a, int32_t* device_status, cudaStream_t stream) {
   if (a.q.shape[3] > kMaxDim)
     throw Error("attention: head dim " + std::to_string(a.q.shape[3]) + " is not supported on cuda (at most " +
                 std::to_string(kMaxDim) + ")");
-  Params p;
-  p.q = a.q;
-  p.out = a.out;
-  p.mask = a.mask;
-  p.k = a.k;
-  p.v = a.v;
-  p.kc = make_row_codec(a.k.format);
-  p.vc = make_row_codec(a.v.format);
-  p.k_levels = levels_of(a.k.format);
-  p.v_levels = levels_of(a.v.format);
-  p.scale = a.scale;
-  p.causal = a.causal;
-  p.window = a.window;
-  p.kv_lens = a.kv_lens;
-  p.sinks = a.sinks;
-  p.lse = a.lse;
-  p.status = device_status;
+  const KernelArgs p = kernel_args(a, device_status);
   const dim3 grid(unsigned(a.q.shape[2]), unsigned(a.q.shape[1]), unsigned(a.q.shape[0]));
   attention_rows<<<grid, kThreads, 0, stream>>>(p);
   QSDPA_CUDA_CHECK(cudaGetLastError());

@@ -17,8 +17,7 @@
 
 #include <mutex>
 
-#include "core/attention_common.hpp"
-#include "core/row_codec.hpp"
+#include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
 
@@ -29,66 +28,11 @@ constexpr int kThreads = 128;
 constexpr int kMaxRowsTimesDim = 4096;  // R*D: keeps q in 16 KB of shared memory, <= 32 accumulators
 constexpr int kMaxRows = 32;
 
-struct Levels {
-  float v[16];
-};
-
-struct SplitParams {
-  TensorView q, out, mask;
-  CacheView k, v;
-  fmt::RowCodec kc, vc;
-  Levels k_levels, v_levels;
-  float scale;
-  bool causal;
-  int64_t window;
-  const int64_t* kv_lens;
-  const float* sinks;
-  float* lse;
-  int32_t* status;
+struct SplitParams : KernelArgs {
   int rows;    // R = G * Lq
   int splits;  // key slices per (b, kv head)
   float* work; // [B, Hkv, splits, R, D + 2]: acc[D], m, l
 };
-
-Levels levels_of(const Format& f) {
-  Levels l{};
-  if (f.kind == FormatKind::turbo) {
-    const float* src = fmt::turbo_levels(f.bits);
-    for (int i = 0; i < (1 << f.bits); ++i) l.v[i] = src[i];
-  }
-  return l;
-}
-
-__device__ int64_t sequence_length(const SplitParams& p, int64_t b) {
-  int64_t n = p.k.tokens;
-  if (p.kv_lens) {
-    n = p.kv_lens[b];
-    if (n < 0 || n > p.k.tokens) {
-      if (threadIdx.x == 0 && p.status) atomicOr(p.status, 1);
-      n = n < 0 ? 0 : p.k.tokens;
-    }
-  }
-  return n;
-}
-
-// In-place orthonormal rotation (or its inverse) of a row in shared memory, all threads helping.
-__device__ void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
-  if (!inverse)
-    for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i);
-  __syncthreads();
-  for (int len = 1; len < n; len <<= 1) {
-    for (int pi = threadIdx.x; pi < n / 2; pi += blockDim.x) {
-      const int j = (pi / len) * 2 * len + pi % len;
-      const float a = v[j], b = v[j + len];
-      v[j] = a + b;
-      v[j + len] = a - b;
-    }
-    __syncthreads();
-  }
-  const float norm = rsqrtf(float(n));
-  for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= inverse ? norm * fmt::turbo_sign(seed, i) : norm;
-  __syncthreads();
-}
 
 __global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
   const int64_t split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
@@ -97,12 +41,8 @@ __global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
   __shared__ float q_s[kMaxRowsTimesDim];
   __shared__ float s_s[kMaxRows][kThreads];
   __shared__ float m_s[kMaxRows], l_s[kMaxRows], alpha_s[kMaxRows];
-  fmt::RowCodec kc = p.kc, vc = p.vc;
-  kc.levels = p.k_levels.v;
-  vc.levels = p.v_levels.v;
-  if (p.k.tensor_scales) kc.tensor_scale = p.k.tensor_scale(hk);
-  if (p.v.tensor_scales) vc.tensor_scale = p.v.tensor_scale(hk);
-
+  fmt::RowCodec kc, vc;
+  head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   const int64_t n = sequence_length(p, b);
   // Rows r = i * G + g: query head hk*G + g at position i.
   for (int r = 0; r < R; ++r) {
@@ -264,22 +204,7 @@ bool attention_split_supports(const AttentionArgs& a) {
 void attention_split(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
   const int64_t B = a.q.shape[0], Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], Hkv = a.k.heads;
   SplitParams p;
-  p.q = a.q;
-  p.out = a.out;
-  p.mask = a.mask;
-  p.k = a.k;
-  p.v = a.v;
-  p.kc = make_row_codec(a.k.format);
-  p.vc = make_row_codec(a.v.format);
-  p.k_levels = levels_of(a.k.format);
-  p.v_levels = levels_of(a.v.format);
-  p.scale = a.scale;
-  p.causal = a.causal;
-  p.window = a.window;
-  p.kv_lens = a.kv_lens;
-  p.sinks = a.sinks;
-  p.lse = a.lse;
-  p.status = status;
+  static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
   // Enough blocks to fill the GPU ~4 times over, each slice >= 128 keys.
   int sms = 132;

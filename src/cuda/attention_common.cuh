@@ -1,0 +1,104 @@
+// Pieces the CUDA attention kernels share: the launch arguments as plain data, the per-head codecs,
+// the device-side check of kv_lens, and the in-shared-memory turbo rotation.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "core/attention_common.hpp"
+#include "core/row_codec.hpp"
+
+namespace qsdpa::cuda {
+
+// Turbo's levels travel by value with the launch (no constant-memory copy, no host sync).
+struct Levels {
+  float v[16];
+};
+
+inline Levels levels_of(const Format& f) {
+  Levels l{};
+  if (f.kind == FormatKind::turbo) {
+    const float* src = fmt::turbo_levels(f.bits);
+    for (int i = 0; i < (1 << f.bits); ++i) l.v[i] = src[i];
+  }
+  return l;
+}
+
+struct KernelArgs {
+  TensorView q, out, mask;
+  CacheView k, v;
+  fmt::RowCodec kc, vc;
+  Levels k_levels, v_levels;
+  float scale;
+  bool causal;
+  int64_t window;
+  const int64_t* kv_lens;
+  const float* sinks;
+  float* lse;
+  int32_t* status;
+};
+
+inline KernelArgs kernel_args(const AttentionArgs& a, int32_t* status) {
+  KernelArgs p;
+  p.q = a.q;
+  p.out = a.out;
+  p.mask = a.mask;
+  p.k = a.k;
+  p.v = a.v;
+  p.kc = make_row_codec(a.k.format);
+  p.vc = make_row_codec(a.v.format);
+  p.k_levels = levels_of(a.k.format);
+  p.v_levels = levels_of(a.v.format);
+  p.scale = a.scale;
+  p.causal = a.causal;
+  p.window = a.window;
+  p.kv_lens = a.kv_lens;
+  p.sinks = a.sinks;
+  p.lse = a.lse;
+  p.status = status;
+  return p;
+}
+
+// The codecs of KV head hk, with their device-side levels and tensor scales.
+__device__ inline void head_codecs(const KernelArgs& p, int64_t hk, const Levels& kl, const Levels& vl,
+                                   fmt::RowCodec* kc, fmt::RowCodec* vc) {
+  *kc = p.kc;
+  *vc = p.vc;
+  kc->levels = kl.v;
+  vc->levels = vl.v;
+  if (p.k.tensor_scales) kc->tensor_scale = p.k.tensor_scale(hk);
+  if (p.v.tensor_scales) vc->tensor_scale = p.v.tensor_scale(hk);
+}
+
+// kv_lens[b], checked on the device: beyond [0, N] it is reported in the status word and clamped.
+__device__ inline int64_t sequence_length(const KernelArgs& p, int64_t b) {
+  int64_t n = p.k.tokens;
+  if (p.kv_lens) {
+    n = p.kv_lens[b];
+    if (n < 0 || n > p.k.tokens) {
+      if (threadIdx.x == 0 && p.status) atomicOr(p.status, 1);
+      n = n < 0 ? 0 : p.k.tokens;
+    }
+  }
+  return n;
+}
+
+// In-place orthonormal rotation R v (or R^T v) of a row in shared memory, all threads helping.
+__device__ inline void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
+  if (!inverse)
+    for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i);
+  __syncthreads();
+  for (int len = 1; len < n; len <<= 1) {
+    for (int p = threadIdx.x; p < n / 2; p += blockDim.x) {
+      const int j = (p / len) * 2 * len + p % len;
+      const float a = v[j], b = v[j + len];
+      v[j] = a + b;
+      v[j + len] = a - b;
+    }
+    __syncthreads();
+  }
+  const float norm = rsqrtf(float(n));
+  for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= inverse ? norm * fmt::turbo_sign(seed, i) : norm;
+  __syncthreads();
+}
+
+}  // namespace qsdpa::cuda
