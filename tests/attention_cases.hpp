@@ -27,6 +27,13 @@ struct AttentionCase {
 // format accepts. Invalid combinations (causal with Lq > N) are never generated.
 std::vector<AttentionCase> pairwise_cases(const std::vector<int64_t>& dims, uint64_t seed);
 
+// Every format of SPEC §1 plus the named mixed K:V pairs that every backend is tested on.
+std::vector<std::string> tested_formats();
+// The head dims of {64, 128, 256, 512} that both formats accept.
+std::vector<int64_t> valid_dims(const Format& k, const Format& v);
+// A gtest-safe name for a format or pair ("affine4-g32" -> "affine4_g32", "a:b" -> "a_b").
+std::string test_name(const std::string& format);
+
 using AttentionFn = std::function<void(const AttentionArgs&)>;
 
 // Builds the case's data for formats K:V, runs `fn` and the reference, and compares out and lse.

@@ -10,32 +10,9 @@
 namespace qsdpa {
 namespace {
 
-std::vector<std::string> tested_formats() {
-  std::vector<std::string> f = all_format_names();
-  for (const char* pair : {"mxfp8:turbo3", "mxfp8:mxfp4", "affine8:affine4", "fp8:turbo4", "turbo3:affine4-g32", "f16:nvfp4"})
-    f.push_back(pair);
-  return f;
-}
-
-std::string test_name(const std::string& s) {
-  std::string n = s;
-  for (char& c : n)
-    if (c == '-' || c == ':') c = '_';
-  return n;
-}
-
-std::vector<int64_t> valid_dims(const Format& k, const Format& v) {
-  std::vector<int64_t> dims;
-  for (int64_t d : {64, 128, 256, 512}) {
-    try {
-      check_dim(k, d);
-      check_dim(v, d);
-      dims.push_back(d);
-    } catch (const Error&) {
-    }
-  }
-  return dims;
-}
+using test::tested_formats;
+using test::test_name;
+using test::valid_dims;
 
 class CpuAttention : public ::testing::TestWithParam<std::string> {};
 
