@@ -180,7 +180,8 @@ __global__ void __launch_bounds__(kThreads) split_merge(SplitParams p) {
 }
 
 // A workspace that grows on demand and is reused (allocating only when a call needs more than any
-// call before it; that first call synchronizes, later ones do not).
+// call before it; that first call synchronizes, later ones do not). One per process: calls that overlap
+// on different streams would share it (docs/decisions.md) until the caller can pass its own (issue 3).
 float* workspace(size_t bytes) {
   static std::mutex mu;
   static void* ptr = nullptr;
