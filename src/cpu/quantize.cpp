@@ -135,21 +135,24 @@ void dequantize(const CacheView& c, float* out, int threads) {
 #endif
   constexpr int64_t kChunk = 64;
   const int64_t chunks = (c.tokens + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) num_threads(thread_count(threads))
-  for (int64_t job = 0; job < c.batch * c.heads * chunks; ++job) {
-    const int64_t chunk = job % chunks, h = (job / chunks) % c.heads, b = job / (chunks * c.heads);
-    const int64_t n0 = chunk * kChunk, count = std::min(kChunk, c.tokens - n0);
-    float* dst = out + ((b * c.heads + h) * c.tokens + n0) * c.dim;
-    decode.fn(make_row_codec(c.format, c.tensor_scale(h)), c, b, h, n0, int(count), dst);
-    if (decode.order != cpu::TileOrder::natural) {
-      std::vector<float> tiled(static_cast<size_t>(c.dim));
-      for (int64_t t = 0; t < count; ++t) {
-        std::copy(dst + t * c.dim, dst + (t + 1) * c.dim, tiled.begin());
-        cpu::from_tile_order(decode.order, tiled.data(), dst + t * c.dim, c.dim);
+#pragma omp parallel num_threads(thread_count(threads))
+  {
+    std::vector<float> tiled(static_cast<size_t>(c.dim));  // one row in tile order, per thread
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < c.batch * c.heads * chunks; ++job) {
+      const int64_t chunk = job % chunks, h = (job / chunks) % c.heads, b = job / (chunks * c.heads);
+      const int64_t n0 = chunk * kChunk, count = std::min(kChunk, c.tokens - n0);
+      float* dst = out + ((b * c.heads + h) * c.tokens + n0) * c.dim;
+      decode.fn(make_row_codec(c.format, c.tensor_scale(h)), c, b, h, n0, int(count), dst);
+      if (decode.order != cpu::TileOrder::natural) {
+        for (int64_t t = 0; t < count; ++t) {
+          std::copy(dst + t * c.dim, dst + (t + 1) * c.dim, tiled.begin());
+          cpu::from_tile_order(decode.order, tiled.data(), dst + t * c.dim, c.dim);
+        }
       }
+      if (c.format.rotated())  // tile decoders leave turbo rows in the rotated basis
+        for (int64_t t = 0; t < count; ++t) fmt::turbo_unrotate(dst + t * c.dim, int(c.dim), c.format.seed);
     }
-    if (c.format.rotated())  // tile decoders leave turbo rows in the rotated basis
-      for (int64_t t = 0; t < count; ++t) fmt::turbo_unrotate(dst + t * c.dim, int(c.dim), c.format.seed);
   }
 }
 
