@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# On the GPU machine: build with CUDA (sm_90a), run the CUDA tests and a CPU smoke test, print a short
-# table last. Needs third_party_carry/ (scripts/prepare-carry.sh) carried along. Writes logs to $OUT.
+# On the GPU machine: build with CUDA (sm_90a), run the CUDA tests (+ compute-sanitizer on a subset),
+# the other tests, then `qsdpa bench --device cuda` at the reference shapes with PyTorch's SDPA timed
+# in the same run (scripts/torch_sdpa.py); prints a short table last. Needs third_party_carry/
+# (scripts/prepare-carry.sh) carried along. Writes logs and bench JSON to $OUT.
 # Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
+#   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
+#   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -12,24 +16,42 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
-grep -E "registers|spill" "$OUT/build.log" | sort | uniq -c | head -20
+grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
+STAGES=${QSDPA_STAGES:-"tests sanitizer cpu bench"}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
 cuda_rc=0
-ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
-tail -4 "$OUT/cuda-tests.log"
-if command -v compute-sanitizer >/dev/null; then
+if has tests; then
+  ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+  tail -4 "$OUT/cuda-tests.log"
+  grep -E "Failed|\*\*\*" "$OUT/cuda-tests.log" | head -20
+fi
+if has sanitizer && command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*' \
+    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*' \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4' >"$OUT/racecheck.log" 2>&1
+    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4' >"$OUT/racecheck.log" 2>&1
   echo "racecheck rc $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | sort | uniq -c | tr '\n' ' ')"
 fi
 cpu_rc=0
-ctest --test-dir build-gpu -E 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cpu-tests.log" 2>&1 || cpu_rc=$?
+if has cpu; then
+  ctest --test-dir build-gpu -E 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cpu-tests.log" 2>&1 || cpu_rc=$?
+fi
+if has bench; then
+  formats=${QSDPA_BENCH_FORMATS:-f16,affine8,affine4,affine4-g32,mxfp8,mxfp4,nvfp4,turbo4,turbo3}
+  for heads in ${QSDPA_BENCH_HEADS:-32:8 32:32}; do
+    json="$OUT/bench-${heads/:/-}.json"
+    ./build-gpu/tools/qsdpa bench --device cuda --heads "$heads" --formats "$formats" \
+      --context "${QSDPA_BENCH_CONTEXTS:-1024,4096,32768,131072}" --json "$json" >"$OUT/bench-${heads/:/-}.log" 2>&1 \
+      || { tail -5 "$OUT/bench-${heads/:/-}.log"; continue; }
+    python3 scripts/torch_sdpa.py "$json" >"$OUT/torch-${heads/:/-}.log" 2>&1 || tail -5 "$OUT/torch-${heads/:/-}.log"
+    python3 scripts/report.py bench "$json"
+  done
+fi
 echo
 echo "== summary =="
 printf "%-14s %s\n" "GPU" "$(head -1 "$OUT/gpu.txt")"
-printf "%-14s %s\n" "CUDA tests" "$(grep -E 'tests passed|tests failed' "$OUT/cuda-tests.log" | tail -1) (rc $cuda_rc)"
-printf "%-14s %s\n" "other tests" "$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1) (rc $cpu_rc)"
+has tests && printf "%-14s %s\n" "CUDA tests" "$(grep -E 'tests passed|tests failed' "$OUT/cuda-tests.log" | tail -1) (rc $cuda_rc)"
+has cpu && printf "%-14s %s\n" "other tests" "$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1) (rc $cpu_rc)"
 [ $cuda_rc -eq 0 ] && [ $cpu_rc -eq 0 ]

@@ -94,13 +94,14 @@ TEST_P(CudaAttention, MatchesF64ReferencePairwise) {
 INSTANTIATE_TEST_SUITE_P(AllFormats, CudaAttention, ::testing::ValuesIn(test::tested_formats()),
                          [](const auto& info) { return test::test_name(info.param); });
 
-// Decode-sized shapes that take the split-key kernel (G*Lq <= 32, G*Lq*D <= 4096), for every format.
+// Decode-sized shapes with an array mask or too many rows for the tensor-core kernel: they take the
+// f32 split-key kernel (G*Lq <= 32, G*Lq*D <= 4096), for every format.
 TEST_P(CudaAttention, SplitKernelShapes) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const auto [kf, vf] = tools::parse_pair(GetParam());
   std::vector<test::AttentionCase> cases(4);
-  cases[0].dim = 128, cases[0].gqa = 4, cases[0].lq = 1, cases[0].n = 1000;
-  cases[1].dim = 64, cases[1].gqa = 8, cases[1].lq = 4, cases[1].n = 777, cases[1].mask = test::MaskKind::causal,
+  cases[0].dim = 128, cases[0].gqa = 4, cases[0].lq = 1, cases[0].n = 1000, cases[0].mask = test::MaskKind::boolean;
+  cases[1].dim = 64, cases[1].gqa = 8, cases[1].lq = 4, cases[1].n = 777, cases[1].mask = test::MaskKind::additive,
   cases[1].sinks = true, cases[1].ragged = true, cases[1].q_dtype = DType::f16;
   cases[2].dim = 256, cases[2].gqa = 1, cases[2].lq = 9, cases[2].n = 33, cases[2].mask = test::MaskKind::window,
   cases[2].q_dtype = DType::bf16, cases[2].q_bshd = true;
@@ -112,6 +113,61 @@ TEST_P(CudaAttention, SplitKernelShapes) {
     if (std::find(dims.begin(), dims.end(), c.dim) == dims.end()) continue;
     EXPECT_TRUE(test::check_case(kf, vf, c, attention_on_gpu));
   }
+}
+
+// Shapes the tensor-core kernel takes (no array mask, D*ceil(G*Lq/8) <= 256), for every format: each
+// head dim and row-tile count, GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
+// step, not a multiple of 16, longer than one block's slice), causal, window, sinks, ragged lengths,
+// q in f32/f16/bf16 and BSHD strides.
+TEST_P(CudaAttention, TensorCoreShapes) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const auto [kf, vf] = tools::parse_pair(GetParam());
+  struct Shape {
+    int64_t dim, gqa, lq, n;
+    test::MaskKind mask;
+    bool sinks, ragged;
+    DType q;
+  };
+  const Shape shapes[] = {
+      {128, 4, 1, 1, test::MaskKind::none, false, false, DType::f32},
+      {128, 4, 1, 4099, test::MaskKind::none, true, false, DType::f16},
+      {128, 1, 1, 7, test::MaskKind::none, false, true, DType::bf16},
+      {128, 8, 2, 333, test::MaskKind::causal, false, false, DType::f32},
+      {128, 4, 4, 1000, test::MaskKind::window, true, true, DType::f16},
+      {64, 32, 1, 2000, test::MaskKind::none, false, false, DType::f32},
+      {64, 4, 4, 17, test::MaskKind::causal, true, false, DType::f32},
+      {64, 1, 3, 4, test::MaskKind::none, false, true, DType::bf16},
+      {256, 4, 2, 515, test::MaskKind::causal, false, true, DType::f32},
+      {256, 8, 1, 33, test::MaskKind::window, true, false, DType::f16},
+  };
+  uint64_t seed = 1900;
+  const auto dims = test::valid_dims(kf, vf);
+  for (const Shape& sh : shapes) {
+    test::AttentionCase c;
+    c.dim = sh.dim, c.gqa = sh.gqa, c.lq = sh.lq, c.n = sh.n, c.mask = sh.mask, c.sinks = sh.sinks;
+    c.ragged = sh.ragged, c.q_dtype = sh.q, c.q_bshd = (seed % 3 == 0), c.seed = seed++;
+    if (std::find(dims.begin(), dims.end(), c.dim) == dims.end()) continue;
+    EXPECT_TRUE(test::check_case(kf, vf, c, attention_on_gpu));
+  }
+}
+
+// mxfp8 values beyond what f16 products hold exactly (E8M0 exponent > 7) are reported, not silent.
+TEST(CudaAttentionStatus, ScalesBeyondF16AreReportedOnTheDevice) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int64_t D = 128, N = 64;
+  auto x = test::random_normal(size_t(N * D), 3);
+  for (float& v : x) v *= 1.0e6f;
+  const QuantizedTensor k = quantize(x.data(), {1, 1, N, D}, parse_format("mxfp8"));
+  auto q = test::random_normal(size_t(D), 4);
+  std::vector<float> out(static_cast<size_t>(D));
+  AttentionArgs a;
+  a.q = contiguous_view(q.data(), DType::f32, 1, 1, 1, D);
+  a.out = contiguous_view(out.data(), DType::f32, 1, 1, 1, D);
+  a.k = a.v = k.view();
+  a.scale = 0.125f;
+  DeviceArgs d(a);
+  attention(d.args());
+  EXPECT_EQ(d.finish(), 2);
 }
 
 TEST(CudaAttentionStatus, KvLensBeyondCapacityIsReportedOnTheDevice) {

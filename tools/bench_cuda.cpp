@@ -164,11 +164,11 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         };
         attention(args_for(as_f32(ks[size_t(c)]->view, kbuf.as<float>()), as_f32(vs[size_t(c)]->view, vbuf.as<float>())));
       });
-      CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us};
+      CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view))};
       res.rows.push_back(r);
       if (verbose)
-        std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f)\n", to_string(kf).c_str(), to_string(vf).c_str(),
-                     (long long)ctx, us, f16_us, unfused_us);
+        std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),
+                     to_string(vf).c_str(), (long long)ctx, us, f16_us, unfused_us, r.kernel.c_str());
     }
   }
   return res;

@@ -15,6 +15,7 @@ struct CudaBenchRow {
   double time_us;
   int64_t bytes;
   double f16_time_us, unfused_time_us;
+  std::string kernel;  // the kernel attention() chose (cuda::kernel_name)
 };
 
 struct CudaBenchResult {

@@ -274,7 +274,7 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
                     {"time_us", row.time_us}, {"bytes", row.bytes}, {"gbps", gbps}, {"f16_time_us", row.f16_time_us},
                     {"unfused_time_us", row.unfused_time_us}, {"speedup_vs_f16", row.f16_time_us / row.time_us},
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
-                    {"append_us", nullptr}, {"kernel", "generic"}});
+                    {"append_us", nullptr}, {"kernel", row.kernel}});
   }
   if (!json.empty()) {
     nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},

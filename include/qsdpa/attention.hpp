@@ -27,8 +27,10 @@ struct AttentionArgs {
   int threads = 0;                   // CPU threads; 0 = all cores
   Device device = Device::cpu;       // where every pointer above lives
   // CUDA only: the stream to run on (a cudaStream_t; null = the default stream), and an optional
-  // device int32 that kernels OR error bits into (1 = kv_lens beyond N, clamped), for the caller to
-  // read after its own synchronization. The call never synchronizes the host.
+  // device int32 that kernels OR error bits into, for the caller to read after its own
+  // synchronization: 1 = kv_lens beyond N (clamped); 2 = a K/V scale or value that the tensor-core
+  // path's f16 products cannot hold exactly (beyond f16's range: the output is not valid; requantize
+  // with smaller values or use an f32/bf16 cache). The call never synchronizes the host.
   void* stream = nullptr;
   int32_t* status = nullptr;
 };

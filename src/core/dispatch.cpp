@@ -14,6 +14,13 @@
 
 namespace qsdpa {
 
+#if QSDPA_HAVE_CUDA
+const char* cuda::kernel_name(const AttentionArgs& a) {
+  if (attention_mma_supports(a)) return attention_mma_pair_compiled(a) ? "tensor-core" : "tensor-core/generic-decode";
+  return attention_split_supports(a) ? "split-f32" : "generic";
+}
+#endif
+
 void attention(const AttentionArgs& a) {
   validate(a);
   switch (a.device) {
@@ -21,14 +28,15 @@ void attention(const AttentionArgs& a) {
     case Device::cuda:
 #if QSDPA_HAVE_CUDA
     {
-      const bool split = cuda::attention_split_supports(a);
       static const bool log = [] {
         const char* v = std::getenv("QSDPA_LOG");
         return v && *v && std::string(v) != "0";
       }();
-      if (log) std::fprintf(stderr, "qsdpa: cuda attention: %s kernel\n", split ? "split-key" : "generic");
-      if (split) cuda::attention_split(a, a.status, static_cast<cudaStream_t>(a.stream));
-      else cuda::attention_generic(a, a.status, static_cast<cudaStream_t>(a.stream));
+      const auto stream = static_cast<cudaStream_t>(a.stream);
+      if (log) std::fprintf(stderr, "qsdpa: cuda attention: %s kernel\n", cuda::kernel_name(a));
+      if (cuda::attention_mma_supports(a)) cuda::attention_mma(a, a.status, stream);
+      else if (cuda::attention_split_supports(a)) cuda::attention_split(a, a.status, stream);
+      else cuda::attention_generic(a, a.status, stream);
       return;
     }
 #else

@@ -15,11 +15,10 @@
 // takes ~65 µs there. bench/results/cuda-h100-split-2026-11-25.md.
 #include <cuda_runtime.h>
 
-#include <mutex>
-
 #include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
+#include "cuda/partials.cuh"
 
 namespace qsdpa::cuda {
 namespace {
@@ -146,55 +145,6 @@ __global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
   }
 }
 
-// One block per (row, kv head, b): merges the splits, adds the sink, writes out and LSE.
-__global__ void __launch_bounds__(kThreads) split_merge(SplitParams p) {
-  const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
-  const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
-  const int64_t i = r / G, h = hk * G + r % G;
-  __shared__ float row[512];
-  const float* w = p.work + (b * p.k.heads + hk) * p.splits * int64_t(p.rows) * (D + 2);
-  const int64_t stride = int64_t(p.rows) * (D + 2);
-  float top = p.sinks ? p.sinks[h] : -INFINITY;
-  for (int s = 0; s < p.splits; ++s) top = fmaxf(top, w[s * stride + r * (D + 2) + D]);
-  float total = 0.0f;
-  if (top != -INFINITY) {
-    if (p.sinks) total = expf(p.sinks[h] - top);
-    for (int s = 0; s < p.splits; ++s) {
-      const float ms = w[s * stride + r * (D + 2) + D];
-      if (ms != -INFINITY) total += w[s * stride + r * (D + 2) + D + 1] * expf(ms - top);
-    }
-  }
-  for (int64_t d = threadIdx.x; d < D; d += kThreads) {
-    float o = 0.0f;
-    if (total > 0.0f)
-      for (int s = 0; s < p.splits; ++s) {
-        const float ms = w[s * stride + r * (D + 2) + D];
-        if (ms != -INFINITY) o += w[s * stride + r * (D + 2) + d] * expf(ms - top);
-      }
-    row[d] = total > 0.0f ? o / total : 0.0f;
-  }
-  __syncthreads();
-  if (p.vc.kind == FormatKind::turbo && total > 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
-  for (int64_t d = threadIdx.x; d < D; d += kThreads) detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
-  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total > 0.0f ? top + logf(total) : -INFINITY;
-}
-
-// A workspace that grows on demand and is reused (allocating only when a call needs more than any
-// call before it; that first call synchronizes, later ones do not). One per process: calls that overlap
-// on different streams would share it (docs/decisions.md) until the caller can pass its own (issue 3).
-float* workspace(size_t bytes) {
-  static std::mutex mu;
-  static void* ptr = nullptr;
-  static size_t size = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  if (bytes > size) {
-    if (ptr) QSDPA_CUDA_CHECK(cudaFree(ptr));
-    QSDPA_CUDA_CHECK(cudaMalloc(&ptr, bytes));
-    size = bytes;
-  }
-  return static_cast<float*>(ptr);
-}
-
 }  // namespace
 
 bool attention_split_supports(const AttentionArgs& a) {
@@ -213,11 +163,10 @@ void attention_split(const AttentionArgs& a, int32_t* status, cudaStream_t strea
   if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   const int64_t want = (4 * int64_t(sms) + B * Hkv - 1) / (B * Hkv);
   p.splits = int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 127) / 128)));
-  p.work = workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
+  p.work = partials_workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
   split_partials<<<dim3(unsigned(p.splits), unsigned(Hkv), unsigned(B)), kThreads, 0, stream>>>(p);
   QSDPA_CUDA_CHECK(cudaGetLastError());
-  split_merge<<<dim3(unsigned(p.rows), unsigned(Hkv), unsigned(B)), kThreads, 0, stream>>>(p);
-  QSDPA_CUDA_CHECK(cudaGetLastError());
+  merge_partials(p, p.rows, p.splits, p.work, stream);
 }
 
 }  // namespace qsdpa::cuda

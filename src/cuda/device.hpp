@@ -26,4 +26,16 @@ void attention_generic(const AttentionArgs& args, int32_t* status, cudaStream_t 
 bool attention_split_supports(const AttentionArgs& args);
 void attention_split(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
+// Tensor-core split-key attention (attention_mma.cu): no array mask, f16-representable K/V formats
+// (not f32/bf16), D in {64, 128, 256}, G*Lq <= 32 with D*ceil(G*Lq/8) <= 256. Status bit 2 when a
+// scale takes f16 products out of exact range. `pair_compiled` is false for K:V format pairs that run
+// on the per-value generic decoders (QSDPA_LOG reports it).
+bool attention_mma_supports(const AttentionArgs& args);
+bool attention_mma_pair_compiled(const AttentionArgs& args);
+void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
+
+// The kernel attention() runs for these arguments: "tensor-core", "tensor-core/generic-decode",
+// "split-f32" or "generic" (dispatch.cpp; QSDPA_LOG=1 prints it per call).
+const char* kernel_name(const AttentionArgs& args);
+
 }  // namespace qsdpa::cuda

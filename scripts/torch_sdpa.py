@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Times PyTorch's fp16 SDPA backends (cuDNN, FlashAttention, memory-efficient) on the shapes of a
+`qsdpa bench --device cuda` JSON and writes, into each row, torch_best_time_us, torch_backend and
+speedup_vs_torch (= torch_best_time_us / time_us). Run it on the same GPU right after the bench.
+
+Measurement as SPEC §5: K/V copies rotated so that together they exceed twice the L2, CUDA events
+around each call, median after warm-up. GQA goes through enable_gqa=True (no repeated K/V).
+
+Usage: python3 scripts/torch_sdpa.py bench.json [--min-seconds 0.2]
+"""
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+BACKENDS = {
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
+
+
+def time_backend(backend, q, ks, vs, min_seconds):
+    def call(i):
+        with sdpa_kernel([backend]):
+            return F.scaled_dot_product_attention(q, ks[i], vs[i], enable_gqa=ks[i].shape[1] != q.shape[1])
+
+    for i in range(3):
+        call(i % len(ks))
+    torch.cuda.synchronize()
+    times = []
+    start = time.time()
+    i = 0
+    while len(times) < 10 or (time.time() - start < min_seconds and len(times) < 2000):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        call(i % len(ks))
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3)
+        i += 1
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("json")
+    ap.add_argument("--min-seconds", type=float, default=0.2)
+    args = ap.parse_args()
+    with open(args.json) as f:
+        doc = json.load(f)
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    doc["torch_version"] = torch.__version__
+    doc["torch_device_name"] = torch.cuda.get_device_name(0)
+    cache = {}
+    for row in doc["rows"]:
+        key = (row["batch"], row["hq"], row["hkv"], row["dim"], row["lq"], row["context"])
+        if key not in cache:
+            B, hq, hkv, D, lq, n = key
+            gen = torch.Generator(device="cuda").manual_seed(7)
+            q = torch.randn(B, hq, lq, D, device="cuda", dtype=torch.float16, generator=gen)
+            kv_bytes = 2 * B * hkv * n * D * 2
+            copies = max(1, min(16, -(-2 * l2 // kv_bytes)))
+            ks = [torch.randn(B, hkv, n, D, device="cuda", dtype=torch.float16, generator=gen) for _ in range(copies)]
+            vs = [torch.randn(B, hkv, n, D, device="cuda", dtype=torch.float16, generator=gen) for _ in range(copies)]
+            results = {}
+            for name, backend in BACKENDS.items():
+                try:
+                    results[name] = time_backend(backend, q, ks, vs, args.min_seconds)
+                except RuntimeError as e:  # a backend that does not take this shape
+                    results[name] = None
+                    print(f"  {name} skipped at {key}: {str(e).splitlines()[0][:100]}")
+            del ks, vs
+            torch.cuda.empty_cache()
+            ok = {k: v for k, v in results.items() if v is not None}
+            best = min(ok, key=ok.get) if ok else None
+            cache[key] = (best, ok.get(best), results)
+            print(f"torch {key}: " + ", ".join(f"{k} {v:.1f} us" for k, v in ok.items()))
+        best, best_us, results = cache[key]
+        row["torch_backend"] = best
+        row["torch_best_time_us"] = best_us
+        row["torch_times_us"] = results
+        row["speedup_vs_torch"] = best_us / row["time_us"] if best_us else None
+    out_dir = os.path.dirname(os.path.abspath(args.json))
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".torch_sdpa.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+// Host side of the tensor-core split-key attention (kernel and design: attention_mma.cuh): which
+// calls it takes, which compiled instance runs them, and how many blocks split the keys.
+#include "cuda/attention_mma.cuh"
+#include "cuda/device.hpp"
+
+namespace qsdpa::cuda {
+namespace mma {
+namespace {
+
+Fam family_of(const Format& f) {
+  switch (f.kind) {
+    case FormatKind::f16: return Fam::f16;
+    case FormatKind::affine: return f.bits == 4 ? Fam::u4 : f.bits == 8 ? Fam::u8 : Fam::generic;
+    case FormatKind::mxfp4:
+    case FormatKind::nvfp4: return Fam::e2m1;
+    case FormatKind::mxfp8:
+    case FormatKind::fp8: return Fam::e4m3;
+    default: return Fam::generic;
+  }
+}
+
+int n_tiles(const AttentionArgs& a) {
+  const int64_t R = a.q.shape[1] / a.k.heads * a.q.shape[2];
+  return R <= 8 ? 1 : R <= 16 ? 2 : R <= 32 ? 4 : 0;
+}
+
+Instance pick(const AttentionArgs& a) {
+  const Fam kf = family_of(a.k.format), vf = family_of(a.v.format);
+  const int D = int(a.q.shape[3]), nt = n_tiles(a);
+  if (D == 64 && nt == 1) return pick_pair<64, 1>(kf, vf);
+  if (D == 64 && nt == 2) return pick_pair<64, 2>(kf, vf);
+  if (D == 64 && nt == 4) return pick_pair<64, 4>(kf, vf);
+  if (D == 128 && nt == 1) return pick_pair<128, 1>(kf, vf);
+  if (D == 128 && nt == 2) return pick_pair<128, 2>(kf, vf);
+  return pick_pair<256, 1>(kf, vf);
+}
+
+bool strides_aligned(const CacheView& c, int64_t bytes) {
+  for (int i = 0; i < 3; ++i)
+    if (c.code_strides[i] % bytes != 0) return false;
+  return reinterpret_cast<uintptr_t>(c.codes) % bytes == 0;
+}
+
+bool scale_strides_aligned(const CacheView& c) {
+  if (c.format.kind != FormatKind::affine) return true;
+  const int64_t bytes = c.format.scale_dtype == ScaleDType::f32 ? 4 : 2;
+  for (int i = 0; i < 3; ++i)
+    if (c.scale_strides[i] % bytes != 0 || c.bias_strides[i] % bytes != 0) return false;
+  return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;
+}
+
+}  // namespace
+}  // namespace mma
+
+using namespace mma;
+
+bool attention_mma_supports(const AttentionArgs& a) {
+  const int64_t D = a.q.shape[3];
+  const int nt = n_tiles(a);
+  if (a.mask.data || nt == 0 || !(D == 64 || D == 128 || D == 256) || D * nt > 256) return false;
+  for (const CacheView* c : {&a.k, &a.v}) {
+    const FormatKind kind = c->format.kind;
+    if (kind == FormatKind::f32 || kind == FormatKind::bf16) return false;
+    if (family_of(c->format) != Fam::generic && !strides_aligned(*c, 16)) return false;
+    if (!scale_strides_aligned(*c)) return false;
+  }
+  return true;
+}
+
+bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
+
+void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
+  const int64_t B = a.q.shape[0], Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], Hkv = a.k.heads;
+  MmaParams p;
+  static_cast<KernelArgs&>(p) = kernel_args(a, status);
+  p.rows = int(Hq / Hkv * Lq);
+  const Instance inst = pick(a);
+  int sms = 132, dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  // One full wave of resident blocks, each warp keeping at least 32 keys.
+  const int64_t want = (int64_t(sms) * inst.resident() + B * Hkv - 1) / (B * Hkv);
+  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
+  p.work = partials_workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
+  inst.run(p, unsigned(p.splits), stream);
+  QSDPA_CUDA_CHECK(cudaGetLastError());
+  merge_partials(p, p.rows, p.splits, p.work, stream);
+}
+
+}  // namespace qsdpa::cuda

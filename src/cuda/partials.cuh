@@ -1,0 +1,24 @@
+// Split-key partials and their merge, shared by the split kernels (attention_split.cu,
+// attention_mma.cu). A partial is one slice of the keys of one (b, kv head): per query row
+// r = i*G + g, the unnormalised output acc[D] (relative to exp(s - m)), then m and l, in f32:
+// workspace layout [B, Hkv, splits, R, D + 2].
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "cuda/attention_common.cuh"
+
+namespace qsdpa::cuda {
+
+// A device buffer of at least `bytes` that grows on demand and is reused (allocating only when a
+// call needs more than any call before it; that first call synchronizes, later ones do not). One per
+// process: calls that overlap on different streams would share it (docs/decisions.md).
+float* partials_workspace(size_t bytes);
+
+// Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
+// un-rotates turbo values and writes out (and LSE).
+void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream);
+
+}  // namespace qsdpa::cuda
