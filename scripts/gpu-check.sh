@@ -5,7 +5,8 @@
 # (scripts/prepare-carry.sh) carried along. Writes logs and bench JSON to $OUT.
 # Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
-#   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench.
+#   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
+#   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K) and the merge kernel once each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -47,6 +48,15 @@ if has bench; then
       || { tail -5 "$OUT/bench-${heads/:/-}.log"; continue; }
     python3 scripts/torch_sdpa.py "$json" >"$OUT/torch-${heads/:/-}.log" 2>&1 || tail -5 "$OUT/torch-${heads/:/-}.log"
     python3 scripts/report.py bench "$json"
+  done
+fi
+if has ncu && command -v ncu >/dev/null; then
+  for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
+    ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context 131072 --heads 32:8 --min-seconds 0 \
+      >"$OUT/ncu-${k%%.*}.log" 2>&1
+    grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Stall|Warp Cycles Per Issued|Block Limit|Grid Size|L1/TEX Hit|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -40
   done
 fi
 echo

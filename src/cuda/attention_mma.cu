@@ -10,7 +10,9 @@ namespace {
 Fam family_of(const Format& f) {
   switch (f.kind) {
     case FormatKind::f16: return Fam::f16;
-    case FormatKind::affine: return f.bits == 4 ? Fam::u4 : f.bits == 8 ? Fam::u8 : Fam::generic;
+    case FormatKind::affine:  // the fast decoders read f16 scales and biases
+      if (f.scale_dtype != ScaleDType::f16) return Fam::generic;
+      return f.bits == 4 ? Fam::u4 : f.bits == 8 ? Fam::u8 : Fam::generic;
     case FormatKind::mxfp4:
     case FormatKind::nvfp4: return Fam::e2m1;
     case FormatKind::mxfp8:
@@ -42,8 +44,8 @@ bool strides_aligned(const CacheView& c, int64_t bytes) {
 }
 
 bool scale_strides_aligned(const CacheView& c) {
-  if (c.format.kind != FormatKind::affine) return true;
-  const int64_t bytes = c.format.scale_dtype == ScaleDType::f32 ? 4 : 2;
+  if (family_of(c.format) != Fam::u4 && family_of(c.format) != Fam::u8) return true;
+  const int64_t bytes = 2;
   for (int i = 0; i < 3; ++i)
     if (c.scale_strides[i] % bytes != 0 || c.bias_strides[i] % bytes != 0) return false;
   return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;

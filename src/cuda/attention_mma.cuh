@@ -80,76 +80,49 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   return y;
 }
 
-// ---- the per-row multipliers of an octet, as f16 (status bit 2 if not exact) ----
+// ---- exact f16 terms of decoded values ----
+//
+// Every K/V value reaches the tensor cores as a sum of f16 terms that are exact, and q and P as
+// hi + lo f16 pairs, so that scores and outputs carry f32-level precision (SPEC §2's tolerance holds
+// for sharp softmaxes too): f16, E2M1 and E4M3 codes times their power-of-two or E4M3 group scale are
+// exact in f16 (one term); affine is (c*s rounded) + (c*s - that, exact) + bias (three terms); the
+// generic decoder splits the f32 value into hi + lo (two terms). Term 1 of a multi-term family is the
+// small correction: it is multiplied by q_hi / P_hi only.
 
+template <Fam F>
+constexpr int n_terms() {
+  return (F == Fam::u4 || F == Fam::u8) ? 3 : F == Fam::generic ? 2 : 1;
+}
+__host__ __device__ constexpr bool term_takes_lo(int term) { return term != 1; }
+
+// The multipliers of one group of a row (as f16 pairs): value = code * mul + add.
 struct GroupScale {
-  __half2 mul, add;  // value = code_value * mul + add
+  __half2 mul, add;
 };
 
-__device__ __forceinline__ float load_scale_aligned(const uint8_t* p, int64_t i, ScaleDType t) {
-  if (t == ScaleDType::f32) return reinterpret_cast<const float*>(p)[i];
-  const uint16_t bits = reinterpret_cast<const uint16_t*>(p)[i];
-  return t == ScaleDType::f16 ? fmt::f16_to_f32(bits) : fmt::bf16_to_f32(bits);
-}
+// ---- octet decoders: raw code words -> n_terms x 4 half2 in the pairing above ----
 
 template <Fam F>
-__device__ __forceinline__ GroupScale group_scale(const fmt::RowCodec& c, const uint8_t* scales,
-                                                  const uint8_t* biases, int64_t dim, bool* bad) {
-  GroupScale g{__float2half2_rn(1.0f), __float2half2_rn(0.0f)};
-  if constexpr (F == Fam::u4 || F == Fam::u8) {
-    const int64_t gi = dim / c.group;
-    const float s = load_scale_aligned(scales, gi, c.scale_dtype), b = load_scale_aligned(biases, gi, c.scale_dtype);
-    if (c.scale_dtype != ScaleDType::f16 && !(fabsf(s) * float((1 << c.bits) - 1) + fabsf(b) < 65504.0f)) *bad = true;
-    g.mul = __float2half2_rn(s);
-    g.add = __float2half2_rn(b);
-  } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
-    if (c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8) {
-      const int k = int(scales[dim / 32]) - 127;
-      // Products code*2^k stay exact f16 values for these exponents (E2M1: multiples of 0.5 up
-      // to 6; E4M3: multiples of 2^-9 up to 448).
-      if (F == Fam::e2m1 ? (k < -23 || k > 13) : (k < -15 || k > 7)) *bad = true;
-      g.mul = __float2half2_rn(exp2f(float(k)));
-    } else if (c.kind == FormatKind::nvfp4) {
-      g.mul = __float2half2_rn(fmt::e4m3_to_f32(scales[dim / 16]));  // <= 448: products exact
-    }
-  }
-  return g;
-}
-
-// The f32 factor of a whole head that the f16 path leaves out (folded into q for K, into the
-// output for V): fp8's tensor scale, nvfp4's global scale.
-template <Fam F>
-__device__ __forceinline__ float head_factor(const fmt::RowCodec& c) {
-  if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
-    if (c.kind == FormatKind::fp8) return c.tensor_scale;
-    if (c.kind == FormatKind::nvfp4) return fmt::nvfp4_global_factor(c.global_scale);
-  }
-  return 1.0f;
-}
-
-// ---- octet decoders: raw code words -> 4 half2 in the pairing above ----
-
-template <Fam F>
-__device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[4]) {
+__device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[][4]) {
   if constexpr (F == Fam::f16) {
-    h[0] = prmt(w[0], w[1], 0x5410);
-    h[1] = prmt(w[0], w[1], 0x7632);
-    h[2] = prmt(w[2], w[3], 0x5410);
-    h[3] = prmt(w[2], w[3], 0x7632);
-  } else if constexpr (F == Fam::u4) {
-    const uint32_t y = prmt(w[0], 0, 0x3120);  // halves: (v0 v1 v4 v5) (v2 v3 v6 v7)
-    const __half2 magic = as_h2(0x64006400u);     // 1024 + code
+    h[0][0] = prmt(w[0], w[1], 0x5410);
+    h[0][1] = prmt(w[0], w[1], 0x7632);
+    h[0][2] = prmt(w[2], w[3], 0x5410);
+    h[0][3] = prmt(w[2], w[3], 0x7632);
+  } else if constexpr (F == Fam::u4 || F == Fam::u8) {
+    const __half2 magic = as_h2(0x64006400u);  // f16 1024 + code
+    const uint32_t y = F == Fam::u4 ? prmt(w[0], 0, 0x3120) : 0;  // halves: (v0 v1 v4 v5) (v2 v3 v6 v7)
+    const uint32_t add = as_u32(gs.add);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const uint32_t x = ((y >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
-      h[j] = as_u32(__hfma2(__hsub2(as_h2(x), magic), gs.mul, gs.add));
-    }
-  } else if constexpr (F == Fam::u8) {
-    const __half2 magic = as_h2(0x64006400u);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t x = prmt(w[j >> 1], 0x64646464u, (j & 1) ? 0x4341u : 0x4240u);
-      h[j] = as_u32(__hfma2(__hsub2(as_h2(x), magic), gs.mul, gs.add));
+      uint32_t x;
+      if constexpr (F == Fam::u4) x = ((y >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
+      else x = prmt(w[j >> 1], 0x64646464u, (j & 1) ? 0x4341u : 0x4240u);
+      const __half2 code = __hsub2(as_h2(x), magic);
+      const __half2 hi = __hmul2(code, gs.mul);
+      h[0][j] = as_u32(hi);
+      h[1][j] = as_u32(__hfma2(code, gs.mul, __hneg2(hi)));  // c*s - hi: exact in f16
+      h[2][j] = add;
     }
   } else if constexpr (F == Fam::e2m1) {
     // Magnitudes from a byte table of the f16 high bytes of 0, 0.5, 1, 1.5, 2, 3, 4, 6 (low bytes
@@ -161,7 +134,7 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
     for (int j = 0; j < 4; ++j) {
       const uint32_t mag = prmt(0x3E3C3800u, 0x46444240u, sel[j]);
       const uint32_t v = mag | ((y << (12 - 4 * j)) & 0x80008000u);
-      h[j] = as_u32(__hmul2(as_h2(v), gs.mul));
+      h[0][j] = as_u32(__hmul2(as_h2(v), gs.mul));
     }
   } else if constexpr (F == Fam::e4m3) {
 #pragma unroll
@@ -170,28 +143,15 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
       uint32_t v;
       asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(pair));
-      h[j] = as_u32(__hmul2(as_h2(v), gs.mul));
+      h[0][j] = as_u32(__hmul2(as_h2(v), gs.mul));
 #else
       // E4M3 bits s.eeee.mmm placed at f16 bits 15 and 13..7: the value times 2^-8.
       const uint32_t z = prmt(pair, 0, 0x7170u);  // bytes -> halves
       const uint32_t v = ((z & 0x007F007Fu) << 7) | ((z & 0x00800080u) << 8);
-      h[j] = as_u32(__hmul2(__hmul2(as_h2(v), __float2half2_rn(256.0f)), gs.mul));
+      h[0][j] = as_u32(__hmul2(__hmul2(as_h2(v), __float2half2_rn(256.0f)), gs.mul));
 #endif
     }
   }
-}
-
-// Generic: the shared scalar rule, value by value (any quantized format; slower).
-__device__ __forceinline__ void decode_octet_generic(const fmt::RowCodec& c, const uint8_t* codes, const uint8_t* scales,
-                                                     const uint8_t* biases, int64_t dim0, uint32_t h[4], bool* bad) {
-  float v[8];
-#pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    v[e] = fmt::decode_value(c, codes, scales, biases, dim0 + e);
-    if (!(fabsf(v[e]) < 65504.0f)) *bad = true;
-  }
-#pragma unroll
-  for (int j = 0; j < 4; ++j) h[j] = as_u32(__floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]));
 }
 
 // Loads `Bytes` contiguous bytes (a power of two, aligned to min(Bytes, 16)) into words.
@@ -211,31 +171,114 @@ __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
   }
 }
 
-// `Octets` consecutive octets of one row from dim0, decoded into 4*Octets half2.
+// What the decoders need of a head, read once per block.
+struct HeadCodec {
+  fmt::RowCodec codec;  // the scalar rule (generic decoder, group sizes, kinds)
+  int group_shift;      // log2 of the group size (fast families with group scales)
+};
+
+// `Octets` consecutive octets of one row from dim0 (codes and their group scales, loaded together),
+// decoded one octet at a time into n_terms x 4 half2.
 template <Fam F, int Octets>
 struct RowPiece {
   static constexpr int kWords = F == Fam::generic ? 1 : Octets * octet_bytes<F>() / 4;
+  static constexpr int kGroups = Octets >= 2 ? Octets / 2 : 1;  // groups are >= 16 values
   uint32_t raw[kWords];
-  const uint8_t *codes, *scales, *biases;
+  uint32_t scale[kGroups];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
+  const uint8_t *codes, *scales, *biases;  // generic only
 
-  __device__ __forceinline__ void load(const CacheView& cv, int64_t b, int64_t hk, int64_t j, int64_t dim0) {
-    codes = cv.code_row(b, hk, j);
-    scales = cv.scale_row(b, hk, j);
-    biases = cv.bias_row(b, hk, j);
-    if constexpr (F != Fam::generic) load_bytes<Octets * octet_bytes<F>()>(codes + dim0 * octet_bytes<F>() / 8, raw);
-  }
-  __device__ __forceinline__ void decode(const fmt::RowCodec& c, int64_t dim0, uint32_t h[4 * Octets], bool* bad) const {
+  __device__ __forceinline__ void load(const CacheView& cv, const HeadCodec& hc, int64_t b, int64_t hk, int64_t j,
+                                       int64_t dim0) {
+    const uint8_t* c = cv.code_row(b, hk, j);
+    if constexpr (F == Fam::generic) {
+      codes = c;
+      scales = cv.scale_row(b, hk, j);
+      biases = cv.bias_row(b, hk, j);
+    } else {
+      load_bytes<Octets * octet_bytes<F>()>(c + dim0 * octet_bytes<F>() / 8, raw);
+      if constexpr (F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3) {
+        if (hc.group_shift >= 0) {
+          const uint8_t* sr = cv.scale_row(b, hk, j);
+          const int64_t g0 = dim0 >> hc.group_shift;
+          const int n = (Octets * 8) >> hc.group_shift;
 #pragma unroll
-    for (int o = 0; o < Octets; ++o) {
-      if constexpr (F == Fam::generic) {
-        decode_octet_generic(c, codes, scales, biases, dim0 + 8 * o, h + 4 * o, bad);
-      } else {
-        const GroupScale gs = group_scale<F>(c, scales, biases, dim0 + 8 * o, bad);
-        decode_octet<F>(raw + o * octet_bytes<F>() / 4, gs, h + 4 * o);
+          for (int i = 0; i < kGroups; ++i) {
+            if (i == 0 || i < n) {
+              if constexpr (F == Fam::u4 || F == Fam::u8) {
+                const uint8_t* br = cv.bias_row(b, hk, j);
+                scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + g0 + i)) |
+                           (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + g0 + i)) << 16);
+              } else {
+                scale[i] = __ldg(sr + g0 + i);
+              }
+            }
+          }
+        }
       }
     }
   }
+
+  __device__ __forceinline__ GroupScale group_scale(const HeadCodec& hc, int64_t dim0, int o, bool* bad) const {
+    GroupScale g{__float2half2_rn(1.0f), __float2half2_rn(0.0f)};
+    if constexpr (F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3) {
+      if (hc.group_shift < 0) return g;  // fp8: no group scales
+      const int i = kGroups == 1 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
+      const uint32_t w = scale[i];
+      if constexpr (F == Fam::u4 || F == Fam::u8) {
+        g.mul = as_h2(prmt(w, 0, 0x1010));
+        g.add = as_h2(prmt(w, 0, 0x3232));
+      } else if (hc.codec.kind == FormatKind::nvfp4) {
+        g.mul = __float2half2_rn(fmt::e4m3_to_f32(w));  // <= 448: products with E2M1 stay exact
+      } else {
+        const int k = int(w) - 127;
+        // code * 2^k stays an exact f16 for these exponents (E2M1: multiples of 0.5 up to 6;
+        // E4M3: multiples of 2^-9 up to 448).
+        if (F == Fam::e2m1 ? (k < -23 || k > 13) : (k < -15 || k > 7)) *bad = true;
+        g.mul = __float2half2_rn(exp2f(float(k)));
+      }
+    }
+    return g;
+  }
+
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int64_t dim0, int o, uint32_t h[][4], bool* bad) const {
+    if constexpr (F == Fam::generic) {
+      float v[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        v[e] = fmt::decode_value(hc.codec, codes, scales, biases, dim0 + 8 * o + e);
+        if (!(fabsf(v[e]) < 65504.0f)) *bad = true;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const __half2 hi = __floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]);
+        const float2 back = __half22float2(hi);
+        h[0][j] = as_u32(hi);
+        h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
+      }
+    } else {
+      decode_octet<F>(raw + o * octet_bytes<F>() / 4, group_scale(hc, dim0, o, bad), h);
+    }
+  }
 };
+
+// The f32 factor of a whole head that the f16 path leaves out (folded into q for K, into the
+// output for V): fp8's tensor scale, nvfp4's global scale.
+template <Fam F>
+__device__ __forceinline__ float head_factor(const fmt::RowCodec& c) {
+  if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
+    if (c.kind == FormatKind::fp8) return c.tensor_scale;
+    if (c.kind == FormatKind::nvfp4) return fmt::nvfp4_global_factor(c.global_scale);
+  }
+  return 1.0f;
+}
+
+__device__ inline HeadCodec head_codec(const fmt::RowCodec& c) {
+  HeadCodec h{c, -1};
+  const bool grouped = c.kind == FormatKind::affine || c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8 ||
+                       c.kind == FormatKind::nvfp4;
+  if (grouped) h.group_shift = __ffs(c.group) - 1;
+  return h;
+}
 
 struct MmaParams : KernelArgs {
   int rows;    // R = G * Lq
@@ -243,11 +286,39 @@ struct MmaParams : KernelArgs {
   float* work;
 };
 
-// Shared memory: q's B fragments [D/16][NT][32] uint2, then a float area used first to stage q
-// ([NT*8][D]) and at the end for the 4 warp partials ([4][NT*8][D+2]).
+// Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
+// stage q ([NT*8][D]) and at the end for the 4 warp partials ([4][NT*8][D+2]).
 template <int D, int NT>
 constexpr size_t smem_bytes() {
-  return size_t(D / 16) * NT * 32 * 8 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
+  return size_t(D / 16) * NT * 32 * 16 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
+}
+
+// One step's K and V pieces of a lane: keys g, g+8 (K, dims [t*D/4, ...)) and keys 2t, 2t+1, 2t+8,
+// 2t+9 (V, dims [g*D/8, ...)), all clamped into the warp's range.
+template <int D, Fam KF, Fam VF>
+struct Tile {
+  RowPiece<KF, D / 32> k[2];
+  RowPiece<VF, D / 64> v[4];
+  __device__ __forceinline__ void load(const KernelArgs& p, const HeadCodec& kh, const HeadCodec& vh, int64_t b,
+                                       int64_t hk, int64_t j0, int64_t last, int g, int t) {
+    const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
+    k[0].load(p.k, kh, b, hk, j0 + g < last ? j0 + g : last, kdim0);
+    k[1].load(p.k, kh, b, hk, j0 + g + 8 < last ? j0 + g + 8 : last, kdim0);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
+      v[i].load(p.v, vh, b, hk, j < last ? j : last, vdim0);
+    }
+  }
+};
+
+// Whether a step's raw words are few enough to hold two steps in registers (loads of step i+1 in
+// flight while step i computes).
+template <int D, Fam KF, Fam VF>
+constexpr bool prefetches() {
+  constexpr int words = (KF == Fam::generic ? 0 : 2 * (D / 32) * octet_bytes<KF>() / 4) +
+                        (VF == Fam::generic ? 0 : 4 * (D / 64) * octet_bytes<VF>() / 4);
+  return KF != Fam::generic && VF != Fam::generic && words <= 32;
 }
 
 template <int D, int NT, Fam KF, Fam VF>
@@ -256,9 +327,10 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   constexpr int KOCT = D / 32;   // octets per lane of a K row (lane t: dims [t*D/4, (t+1)*D/4))
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
+  constexpr int KT = n_terms<KF>(), VT = n_terms<VF>();
   extern __shared__ __align__(16) uint8_t smem[];
-  uint2* qfrag = reinterpret_cast<uint2*>(smem);
-  float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 8);
+  uint4* qfrag = reinterpret_cast<uint4*>(smem);
+  float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 16);
 
   const int64_t split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t Lq = p.q.shape[2], Hq = p.q.shape[1], G = Hq / p.k.heads;
@@ -266,6 +338,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
+  const HeadCodec kh = head_codec(kc), vh = head_codec(vc);
   const int64_t n = sequence_length(p, b);
   bool bad = false;
 
@@ -280,8 +353,8 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   __syncthreads();
   if (kc.kind == FormatKind::turbo)
     for (int r = 0; r < R; ++r) rotate_shared(fl + r * D, D, kc.seed, false);
-  // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its precision), undone on the
-  // f32 scores.
+  // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
+  // scores; then split into hi + lo f16 fragments.
   __shared__ float row_unscale[RP];
   if (threadIdx.x < RP) {
     float mx = 0.0f;
@@ -296,10 +369,16 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
     const int row = nt * 8 + l / 4, base = (l % 4) * (D / 4) + 8 * (s / 2), jj = 2 * (s % 2);
     const float* q = fl + row * D;
     const float inv = 1.0f / row_unscale[row];
-    uint2 f;
-    f.x = as_u32(__floats2half2_rn(q[base + pair_lo(jj)] * inv, q[base + pair_hi(jj)] * inv));
-    f.y = as_u32(__floats2half2_rn(q[base + pair_lo(jj + 1)] * inv, q[base + pair_hi(jj + 1)] * inv));
-    qfrag[idx] = f;
+    uint32_t hi[2], lo[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float a = q[base + pair_lo(jj + h)] * inv, c = q[base + pair_hi(jj + h)] * inv;
+      const __half2 x = __floats2half2_rn(a, c);
+      const float2 back = __half22float2(x);
+      hi[h] = as_u32(x);
+      lo[h] = as_u32(__floats2half2_rn(a - back.x, c - back.y));
+    }
+    qfrag[idx] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
   }
   __syncthreads();
 
@@ -343,36 +422,44 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
 
   const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
+  constexpr bool kPrefetch = prefetches<D, KF, VF>();
+  Tile<D, KF, VF> cur;
+  if (kPrefetch && wlo < whi) cur.load(p, kh, vh, b, hk, wlo, whi - 1, g, t);
   for (int64_t j0 = wlo; j0 < whi; j0 += 16) {
-    const int64_t last = whi - 1;
-    RowPiece<KF, KOCT> kr[2];
-    RowPiece<VF, VOCT> vr[4];
-    kr[0].load(p.k, b, hk, std::min(j0 + g, last), kdim0);
-    kr[1].load(p.k, b, hk, std::min(j0 + g + 8, last), kdim0);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) vr[i].load(p.v, b, hk, std::min(j0 + 2 * t + (i & 1) + 8 * (i >> 1), last), vdim0);
+    Tile<D, KF, VF> next;
+    if constexpr (kPrefetch) {
+      if (j0 + 16 < whi) next.load(p, kh, vh, b, hk, j0 + 16, whi - 1, g, t);
+    } else {
+      cur.load(p, kh, vh, b, hk, j0, whi - 1, g, t);
+    }
 
     // S^T = K Q^T: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
     float s[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-    {
-      uint32_t ha[4 * KOCT], hb[4 * KOCT];
-      kr[0].decode(kc, kdim0, ha, &bad);
-      kr[1].decode(kc, kdim0, hb, &bad);
 #pragma unroll
-      for (int st = 0; st < KS; ++st) {
-        const int i0 = 4 * (st / 2) + 2 * (st % 2);
+    for (int o = 0; o < KOCT; ++o) {
+      uint32_t ha[KT][4], hb[KT][4];
+      cur.k[0].decode(kh, kdim0, o, ha, &bad);
+      cur.k[1].decode(kh, kdim0, o, hb, &bad);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int st = 2 * o + half, i0 = 2 * half;
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          const uint2 qb = qfrag[(st * NT + nt) * 32 + lane];
-          mma16816(s[nt], ha[i0], hb[i0], ha[i0 + 1], hb[i0 + 1], qb.x, qb.y);
+          const uint4 qb = qfrag[(st * NT + nt) * 32 + lane];
+#pragma unroll
+          for (int term = 0; term < KT; ++term) {
+            mma16816(s[nt], ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.x, qb.y);
+            if (term_takes_lo(term))
+              mma16816(s[nt], ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.z, qb.w);
+          }
         }
       }
     }
 
-    // Online softmax (base 2) per row; P goes to f16 and is transposed into PV's B fragments.
-    uint32_t pb0[NT], pb1[NT];
+    // Online softmax (base 2) per row; P goes out as hi + lo f16, transposed into PV's B fragments.
+    uint32_t pb[NT][2][2];  // [n-tile][hi, lo][keys 0-7, 8-15]
     const int64_t ja = j0 + g, jb = j0 + g + 8;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
@@ -399,23 +486,39 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
           acc[u][nt][c + 2] *= alpha;
         }
       }
-      pb0[nt] = transpose8x8(as_u32(__floats2half2_rn(pr[0], pr[1])));
-      pb1[nt] = transpose8x8(as_u32(__floats2half2_rn(pr[2], pr[3])));
+#pragma unroll
+      for (int kk = 0; kk < 2; ++kk) {
+        const __half2 x = __floats2half2_rn(pr[2 * kk], pr[2 * kk + 1]);
+        const float2 back = __half22float2(x);
+        pb[nt][0][kk] = transpose8x8(as_u32(x));
+        pb[nt][1][kk] = transpose8x8(as_u32(__floats2half2_rn(pr[2 * kk] - back.x, pr[2 * kk + 1] - back.y)));
+      }
     }
 
     // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
-    {
-      uint32_t hv[4][4 * VOCT];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) vr[i].decode(vc, vdim0, hv[i], &bad);
+    for (int o = 0; o < VOCT; ++o) {
+      uint32_t hv[4][VT][4];
 #pragma unroll
-      for (int u = 0; u < KS; ++u) {
-        const uint32_t a0 = prmt(hv[0][u], hv[1][u], 0x5410), a1 = prmt(hv[0][u], hv[1][u], 0x7632);
-        const uint32_t a2 = prmt(hv[2][u], hv[3][u], 0x5410), a3 = prmt(hv[2][u], hv[3][u], 0x7632);
+      for (int i = 0; i < 4; ++i) cur.v[i].decode(vh, vdim0, o, hv[i], &bad);
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mma16816(acc[u][nt], a0, a1, a2, a3, pb0[nt], pb1[nt]);
+      for (int jj = 0; jj < 4; ++jj) {
+        const int u = 4 * o + jj;
+#pragma unroll
+        for (int term = 0; term < VT; ++term) {
+          const uint32_t a0 = prmt(hv[0][term][jj], hv[1][term][jj], 0x5410);
+          const uint32_t a1 = prmt(hv[0][term][jj], hv[1][term][jj], 0x7632);
+          const uint32_t a2 = prmt(hv[2][term][jj], hv[3][term][jj], 0x5410);
+          const uint32_t a3 = prmt(hv[2][term][jj], hv[3][term][jj], 0x7632);
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
+            if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+          }
+        }
       }
     }
+    if constexpr (kPrefetch) cur = next;
   }
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 

@@ -12,30 +12,50 @@ namespace {
 
 constexpr int kMergeThreads = 128;
 
+// Block-wide reduction of one float per thread (max or sum); every thread gets the result.
+template <bool Max>
+__device__ float block_reduce(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+    v = Max ? fmaxf(v, other) : v + other;
+  }
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int w = 1; w < kMergeThreads / 32; ++w) v = Max ? fmaxf(v, scratch[w]) : v + scratch[w];
+  __syncthreads();
+  return v;
+}
+
+// Weights exp(m_s - top) of every split go to shared memory once; then each thread sums its dims
+// over the splits with loads that are coalesced across threads.
 __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
   const int64_t i = r / G, h = hk * G + r % G;
+  extern __shared__ float weight[];  // [splits]
   __shared__ float row[512];
-  const float* w = work + (b * p.k.heads + hk) * splits * int64_t(rows) * (D + 2);
+  __shared__ float scratch[kMergeThreads / 32];
   const int64_t stride = int64_t(rows) * (D + 2);
-  float top = p.sinks ? p.sinks[h] : -INFINITY;
-  for (int s = 0; s < splits; ++s) top = fmaxf(top, w[s * stride + r * (D + 2) + D]);
-  float total = 0.0f;
-  if (top != -INFINITY) {
-    if (p.sinks) total = expf(p.sinks[h] - top);
-    for (int s = 0; s < splits; ++s) {
-      const float ms = w[s * stride + r * (D + 2) + D];
-      if (ms != -INFINITY) total += w[s * stride + r * (D + 2) + D + 1] * expf(ms - top);
-    }
+  const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
+  float top = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
+  top = block_reduce<true>(top, scratch);
+  const float sink = p.sinks ? p.sinks[h] : -INFINITY;
+  top = fmaxf(top, sink);
+  float part = 0.0f;
+  for (int s = threadIdx.x; s < splits; s += kMergeThreads) {
+    const float ms = w[s * stride + D];
+    const float e = (top == -INFINITY || ms == -INFINITY) ? 0.0f : expf(ms - top);
+    weight[s] = e;
+    part += e * w[s * stride + D + 1];
   }
+  float total = block_reduce<false>(part, scratch);  // also orders the weight writes before their reads
+  if (p.sinks && top != -INFINITY) total += expf(sink - top);
   for (int64_t d = threadIdx.x; d < D; d += kMergeThreads) {
     float o = 0.0f;
     if (total > 0.0f)
-      for (int s = 0; s < splits; ++s) {
-        const float ms = w[s * stride + r * (D + 2) + D];
-        if (ms != -INFINITY) o += w[s * stride + r * (D + 2) + d] * expf(ms - top);
-      }
+      for (int s = 0; s < splits; ++s) o += weight[s] * w[s * stride + d];
     row[d] = total > 0.0f ? o / total : 0.0f;
   }
   __syncthreads();
@@ -62,7 +82,8 @@ float* partials_workspace(size_t bytes) {
 
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  merge_kernel<<<dim3(unsigned(rows), Hkv, B), kMergeThreads, 0, stream>>>(p, rows, splits, work);
+  merge_kernel<<<dim3(unsigned(rows), Hkv, B), kMergeThreads, size_t(splits) * sizeof(float), stream>>>(p, rows, splits,
+                                                                                                        work);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 
