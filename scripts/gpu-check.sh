@@ -6,6 +6,7 @@
 # Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
+#   stage "shapes" benches issue 3's other shapes at 32K (Lq 4 and 8, B 8 and 32, D 64 and 256);
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K) and the merge kernel once each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,24 @@ if has bench; then
     python3 scripts/torch_sdpa.py "$json" >"$OUT/torch-${heads/:/-}.log" 2>&1 || tail -5 "$OUT/torch-${heads/:/-}.log"
     python3 scripts/report.py bench "$json"
   done
+fi
+if has shapes; then
+  fmts=f16,affine8,affine4,mxfp8,mxfp4,nvfp4
+  while read -r name heads args; do
+    json="$OUT/bench-$name.json"
+    # shellcheck disable=SC2086
+    ./build-gpu/tools/qsdpa bench --device cuda --heads "$heads" --context 32768 --min-seconds 0.1 $args \
+      --json "$json" >"$OUT/bench-$name.log" 2>&1 || { tail -5 "$OUT/bench-$name.log"; continue; }
+    python3 scripts/torch_sdpa.py "$json" --min-seconds 0.1 >"$OUT/torch-$name.log" 2>&1 || tail -5 "$OUT/torch-$name.log"
+    python3 scripts/report.py bench "$json" | tail -n +3
+  done <<EOF2
+lq4 32:8 --lq 4 --formats $fmts
+lq8 32:8 --lq 8 --formats $fmts
+b8 32:8 --batch 8 --formats $fmts
+b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8
+d64 32:8 --dim 64 --formats $fmts
+d256 16:8 --dim 256 --formats $fmts
+EOF2
 fi
 if has ncu && command -v ncu >/dev/null; then
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do

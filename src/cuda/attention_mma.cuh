@@ -171,46 +171,49 @@ __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
   }
 }
 
-// What the decoders need of a head, read once per block.
+// What the decoders need of one KV head, set up once per block: the scalar rule (generic decoder,
+// kinds) and the head's row bases, so that a row address is one multiply-add.
 struct HeadCodec {
-  fmt::RowCodec codec;  // the scalar rule (generic decoder, group sizes, kinds)
-  int group_shift;      // log2 of the group size (fast families with group scales)
+  fmt::RowCodec codec;
+  int group_shift;  // log2 of the group size; -1 without group scales
+  bool nv;          // nvfp4 (E4M3 block scales) rather than mx (E8M0) in the E2M1 family
+  const uint8_t *codes, *scales, *biases;
+  int64_t code_stride, scale_stride, bias_stride;  // bytes from one token to the next
 };
 
 // `Octets` consecutive octets of one row from dim0 (codes and their group scales, loaded together),
 // decoded one octet at a time into n_terms x 4 half2.
 template <Fam F, int Octets>
 struct RowPiece {
+  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3;
   static constexpr int kWords = F == Fam::generic ? 1 : Octets * octet_bytes<F>() / 4;
   static constexpr int kGroups = Octets >= 2 ? Octets / 2 : 1;  // groups are >= 16 values
   uint32_t raw[kWords];
   uint32_t scale[kGroups];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
   const uint8_t *codes, *scales, *biases;  // generic only
 
-  __device__ __forceinline__ void load(const CacheView& cv, const HeadCodec& hc, int64_t b, int64_t hk, int64_t j,
-                                       int64_t dim0) {
-    const uint8_t* c = cv.code_row(b, hk, j);
+  __device__ __forceinline__ void load(const HeadCodec& hc, int64_t j, int64_t dim0) {
+    const uint8_t* c = hc.codes + j * hc.code_stride;
     if constexpr (F == Fam::generic) {
       codes = c;
-      scales = cv.scale_row(b, hk, j);
-      biases = cv.bias_row(b, hk, j);
+      scales = hc.scales ? hc.scales + j * hc.scale_stride : nullptr;
+      biases = hc.biases ? hc.biases + j * hc.bias_stride : nullptr;
     } else {
       load_bytes<Octets * octet_bytes<F>()>(c + dim0 * octet_bytes<F>() / 8, raw);
-      if constexpr (F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3) {
+      if constexpr (kScaled) {
         if (hc.group_shift >= 0) {
-          const uint8_t* sr = cv.scale_row(b, hk, j);
+          const uint8_t* sr = hc.scales + j * hc.scale_stride;
           const int64_t g0 = dim0 >> hc.group_shift;
-          const int n = (Octets * 8) >> hc.group_shift;
+          const int last = ((Octets * 8) >> hc.group_shift) - 1;  // groups past the piece repeat the last
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
-            if (i == 0 || i < n) {
-              if constexpr (F == Fam::u4 || F == Fam::u8) {
-                const uint8_t* br = cv.bias_row(b, hk, j);
-                scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + g0 + i)) |
-                           (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + g0 + i)) << 16);
-              } else {
-                scale[i] = __ldg(sr + g0 + i);
-              }
+            const int gi = i < last ? i : (last > 0 ? last : 0);
+            if constexpr (F == Fam::u4 || F == Fam::u8) {
+              const uint8_t* br = hc.biases + j * hc.bias_stride;
+              scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + g0 + gi)) |
+                         (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + g0 + gi)) << 16);
+            } else {
+              scale[i] = __ldg(sr + g0 + gi);
             }
           }
         }
@@ -218,35 +221,44 @@ struct RowPiece {
     }
   }
 
-  __device__ __forceinline__ GroupScale group_scale(const HeadCodec& hc, int64_t dim0, int o, bool* bad) const {
-    GroupScale g{__float2half2_rn(1.0f), __float2half2_rn(0.0f)};
-    if constexpr (F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3) {
-      if (hc.group_shift < 0) return g;  // fp8: no group scales
-      const int i = kGroups == 1 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
-      const uint32_t w = scale[i];
-      if constexpr (F == Fam::u4 || F == Fam::u8) {
-        g.mul = as_h2(prmt(w, 0, 0x1010));
-        g.add = as_h2(prmt(w, 0, 0x3232));
-      } else if (hc.codec.kind == FormatKind::nvfp4) {
-        g.mul = __float2half2_rn(fmt::e4m3_to_f32(w));  // <= 448: products with E2M1 stay exact
-      } else {
-        const int k = int(w) - 127;
-        // code * 2^k stays an exact f16 for these exponents (E2M1: multiples of 0.5 up to 6;
-        // E4M3: multiples of 2^-9 up to 448).
-        if (F == Fam::e2m1 ? (k < -23 || k > 13) : (k < -15 || k > 7)) *bad = true;
-        g.mul = __float2half2_rn(exp2f(float(k)));
+  // The piece's group multipliers, with integer bit tricks (no float math, no branches).
+  __device__ __forceinline__ void group_scales(const HeadCodec& hc, GroupScale gs[kGroups], bool* bad) const {
+#pragma unroll
+    for (int i = 0; i < kGroups; ++i) {
+      gs[i].mul = as_h2(0x3C003C00u);  // 1.0
+      gs[i].add = as_h2(0u);
+      if constexpr (kScaled) {
+        if (hc.group_shift < 0) continue;  // fp8: no group scales
+        const uint32_t w = scale[i];
+        if constexpr (F == Fam::u4 || F == Fam::u8) {
+          gs[i].mul = as_h2(prmt(w, 0, 0x1010));
+          gs[i].add = as_h2(prmt(w, 0, 0x3232));
+        } else {
+          // mx: 2^(e-127) as f16 bits (normal from e = 113, subnormal below); code * 2^(e-127) stays
+          // an exact f16 for e in [104, 140] (E2M1) / [112, 134] (E4M3), else status bit 2.
+          const uint32_t e = w & 0xFFu;
+          const uint32_t mx_bits = e >= 113u ? (e - 112u) << 10 : 1u << ((e - 103u) & 31u);
+          const bool out_of_range = F == Fam::e2m1 ? (e < 104u || e > 140u) : (e < 112u || e > 134u);
+          // nvfp4: E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
+          const uint32_t nv_bits = ((w & 0x7Fu) << 7) | ((w & 0x80u) << 8);
+          const uint32_t bits = hc.nv ? nv_bits : mx_bits;
+          __half2 m = as_h2(bits * 0x10001u);
+          if (hc.nv) m = __hmul2(m, as_h2(0x5C005C00u));  // 256
+          else *bad |= out_of_range;
+          gs[i].mul = m;
+        }
       }
     }
-    return g;
   }
 
-  __device__ __forceinline__ void decode(const HeadCodec& hc, int64_t dim0, int o, uint32_t h[][4], bool* bad) const {
+  __device__ __forceinline__ void decode(const HeadCodec& hc, const GroupScale gs[kGroups], int64_t dim0, int o,
+                                         uint32_t h[][4], bool* bad) const {
     if constexpr (F == Fam::generic) {
       float v[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         v[e] = fmt::decode_value(hc.codec, codes, scales, biases, dim0 + 8 * o + e);
-        if (!(fabsf(v[e]) < 65504.0f)) *bad = true;
+        *bad |= !(fabsf(v[e]) < 65504.0f);
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -256,7 +268,14 @@ struct RowPiece {
         h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
       }
     } else {
-      decode_octet<F>(raw + o * octet_bytes<F>() / 4, group_scale(hc, dim0, o, bad), h);
+      GroupScale g = gs[0];
+      if constexpr (kGroups > 1) {
+        const int i = hc.group_shift < 0 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
+#pragma unroll
+        for (int k = 1; k < kGroups; ++k)
+          if (i == k) g = gs[k];
+      }
+      decode_octet<F>(raw + o * octet_bytes<F>() / 4, g, h);
     }
   }
 };
@@ -272,11 +291,19 @@ __device__ __forceinline__ float head_factor(const fmt::RowCodec& c) {
   return 1.0f;
 }
 
-__device__ inline HeadCodec head_codec(const fmt::RowCodec& c) {
-  HeadCodec h{c, -1};
+__device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& cv, int64_t b, int64_t hk) {
+  HeadCodec h;
+  h.codec = c;
   const bool grouped = c.kind == FormatKind::affine || c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8 ||
                        c.kind == FormatKind::nvfp4;
-  if (grouped) h.group_shift = __ffs(c.group) - 1;
+  h.group_shift = grouped ? __ffs(c.group) - 1 : -1;
+  h.nv = c.kind == FormatKind::nvfp4;
+  h.codes = cv.code_row(b, hk, 0);
+  h.scales = cv.scale_row(b, hk, 0);
+  h.biases = cv.bias_row(b, hk, 0);
+  h.code_stride = cv.code_strides[2];
+  h.scale_stride = cv.scale_strides[2];
+  h.bias_stride = cv.bias_strides[2];
   return h;
 }
 
@@ -299,15 +326,15 @@ template <int D, Fam KF, Fam VF>
 struct Tile {
   RowPiece<KF, D / 32> k[2];
   RowPiece<VF, D / 64> v[4];
-  __device__ __forceinline__ void load(const KernelArgs& p, const HeadCodec& kh, const HeadCodec& vh, int64_t b,
-                                       int64_t hk, int64_t j0, int64_t last, int g, int t) {
+  __device__ __forceinline__ void load(const HeadCodec& kh, const HeadCodec& vh, int64_t j0, int64_t last, int g,
+                                       int t) {
     const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
-    k[0].load(p.k, kh, b, hk, j0 + g < last ? j0 + g : last, kdim0);
-    k[1].load(p.k, kh, b, hk, j0 + g + 8 < last ? j0 + g + 8 : last, kdim0);
+    k[0].load(kh, j0 + g < last ? j0 + g : last, kdim0);
+    k[1].load(kh, j0 + g + 8 < last ? j0 + g + 8 : last, kdim0);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int64_t j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
-      v[i].load(p.v, vh, b, hk, j < last ? j : last, vdim0);
+      v[i].load(vh, j < last ? j : last, vdim0);
     }
   }
 };
@@ -338,7 +365,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
-  const HeadCodec kh = head_codec(kc), vh = head_codec(vc);
+  const HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
   const int64_t n = sequence_length(p, b);
   bool bad = false;
 
@@ -424,24 +451,27 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
   constexpr bool kPrefetch = prefetches<D, KF, VF>();
   Tile<D, KF, VF> cur;
-  if (kPrefetch && wlo < whi) cur.load(p, kh, vh, b, hk, wlo, whi - 1, g, t);
+  if (kPrefetch && wlo < whi) cur.load(kh, vh, wlo, whi - 1, g, t);
   for (int64_t j0 = wlo; j0 < whi; j0 += 16) {
     Tile<D, KF, VF> next;
     if constexpr (kPrefetch) {
-      if (j0 + 16 < whi) next.load(p, kh, vh, b, hk, j0 + 16, whi - 1, g, t);
+      if (j0 + 16 < whi) next.load(kh, vh, j0 + 16, whi - 1, g, t);
     } else {
-      cur.load(p, kh, vh, b, hk, j0, whi - 1, g, t);
+      cur.load(kh, vh, j0, whi - 1, g, t);
     }
 
     // S^T = K Q^T: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
     float s[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    GroupScale kgs[2][RowPiece<KF, KOCT>::kGroups];
+    cur.k[0].group_scales(kh, kgs[0], &bad);
+    cur.k[1].group_scales(kh, kgs[1], &bad);
 #pragma unroll
     for (int o = 0; o < KOCT; ++o) {
       uint32_t ha[KT][4], hb[KT][4];
-      cur.k[0].decode(kh, kdim0, o, ha, &bad);
-      cur.k[1].decode(kh, kdim0, o, hb, &bad);
+      cur.k[0].decode(kh, kgs[0], kdim0, o, ha, &bad);
+      cur.k[1].decode(kh, kgs[1], kdim0, o, hb, &bad);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int st = 2 * o + half, i0 = 2 * half;
@@ -496,11 +526,14 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
     }
 
     // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
+    GroupScale vgs[4][RowPiece<VF, VOCT>::kGroups];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) cur.v[i].group_scales(vh, vgs[i], &bad);
 #pragma unroll
     for (int o = 0; o < VOCT; ++o) {
       uint32_t hv[4][VT][4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) cur.v[i].decode(vh, vdim0, o, hv[i], &bad);
+      for (int i = 0; i < 4; ++i) cur.v[i].decode(vh, vgs[i], vdim0, o, hv[i], &bad);
 #pragma unroll
       for (int jj = 0; jj < 4; ++jj) {
         const int u = 4 * o + jj;
