@@ -66,7 +66,7 @@ bool attention_mma_supports(const AttentionArgs& a) {
     if (family_of(c->format) != Fam::generic && !strides_aligned(*c, 16)) return false;
     if (!scale_strides_aligned(*c)) return false;
   }
-  return true;
+  return pick(a).run != nullptr;
 }
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }

@@ -658,12 +658,19 @@ Instance pick_pair(Fam kf, Fam vf) {
   QSDPA_PAIR(u8, u8)
   QSDPA_PAIR(e2m1, e2m1)
   QSDPA_PAIR(e4m3, e4m3)
-  QSDPA_PAIR(e4m3, generic)
   QSDPA_PAIR(e4m3, e2m1)
   QSDPA_PAIR(u8, u4)
+  // The per-value generic decoder takes ptxas minutes per instance (its unrolled scalar rule
+  // exhausts the registers; at D = 256 it never finished), so it is compiled for one row tile and
+  // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
+  if constexpr (D < 256 && NT == 1) {
+    QSDPA_PAIR(e4m3, generic)
+    return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
+            kf == Fam::generic && vf == Fam::generic};
+  } else {
+    return {nullptr, nullptr, false};
+  }
 #undef QSDPA_PAIR
-  return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
-          kf == Fam::generic && vf == Fam::generic};
 }
 
 
