@@ -1,29 +1,35 @@
 // Tensor-core split-key decode attention (issue 3): for R = G*Lq query rows per KV head up to 32
-// (D*ceil(R/8) <= 256), no array mask, K and V formats that fit f16 products (everything but f32
-// and bf16 caches).
+// with D*ceil(R/8) <= 256, no array mask, K and V formats whose values f16 terms hold exactly
+// (everything but f32 and bf16 caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
-// Work split: grid (blocks_per_head, Hkv, B), 4 warps per block; each warp streams its own quarter of
-// the block's slice of keys, 16 keys per step, with its own online softmax, so warps never wait for
-// each other; at the end the 4 warp partials merge in shared memory and the block writes one partial
-// (partials.cuh), merged across blocks by a second small kernel.
+// Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
+// block; each warp streams its own quarter of the block's slice of keys, 16 keys per step, with its
+// own online softmax, so warps never wait for each other; at the end the 4 warp partials merge in
+// shared memory and the block writes one partial (partials.cuh), merged across blocks by a second
+// small kernel.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
-// and multiplied on tensor cores, so at GQA 4 the f32 CUDA cores only run the softmax.
-// Data layout trick: a dot product does not care about the order of its dims, so each lane's
-// fragment is built from one contiguous piece of a row (lane t of a key holds dims [t*D/4, (t+1)*D/4)
-// for QK; lane g holds dims [g*D/8, (g+1)*D/8) of 4 keys for PV) and q's fragments, built once per
-// block in shared memory, follow the same permutation. Rows are decoded an "octet" (8 values) at a
-// time into 4 half2 with the pairing (0,2) (1,3) (4,6) (5,7), which the bit tricks give for free:
-// f16 with prmt, 4-bit with the 0x6400 magic number, 8-bit with prmt, E2M1 with a prmt table,
-// E4M3 with cvt.rn.f16x2.e4m3x2. Group scales are applied in f16 (exact for mx/nvfp4/fp8, one
-// rounding for affine); per-tensor factors (fp8's scale, nvfp4's global scale) are folded into q or
-// the output in f32. Formats without a fast decoder use the shared scalar rule per value.
-// A scale whose products cannot be exact in f16 sets status bit 2 (the output is then invalid).
+// and multiplied on tensor cores; the f32 CUDA cores only run the softmax.
+// Layout trick: a dot product does not care about the order of its dims, so each lane's fragment is
+// built from one contiguous piece of a row (lane t of a key holds dims [t*D/4, (t+1)*D/4) for QK;
+// lane g holds dims [g*D/8, (g+1)*D/8) of 4 keys for PV) and q's fragments, built once per block in
+// shared memory, follow the same permutation. Rows are decoded an "octet" (8 values) at a time into
+// 4 half2 with the pairing (0,2) (1,3) (4,6) (5,7), which the bit tricks give cheaply: f16 with prmt,
+// 4-bit with the 0x6400 magic number, 8-bit with prmt, E2M1 with a prmt byte table, E4M3 with
+// cvt.rn.f16x2.e4m3x2. Precision: values enter as exact f16 terms (see n_terms) and q and P as
+// hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2 holds for sharp softmaxes);
+// per-tensor factors (fp8's scale, nvfp4's global scale) are applied in f32. A group scale outside
+// f16's exact range sets status bit 2 (the output is then invalid) rather than answering wrongly.
 //
-// Bytes and operations (B=1, Hq=32, Hkv=8, D=128, N=32K): 4-bit K+V = 2*32K*8*(64+2) B = 34.6 MB
-// (11.5 us at 3 TB/s); 2 mma per 16 dims x 16 keys, tensor cores far from their limit.
-// Measured on the H100: see bench/results/ and docs/gpu-tests.md.
+// Bytes and operations (B=1, Hq=32, Hkv=8, D=128, N=128K): mxfp4 K+V = 2*128K*8*(64+4) B = 143 MB
+// (48 us at the 2978 GB/s copy peak); per 16 keys and 16 dims 4 mma (2 for q/P hi+lo, each side),
+// affine 10, i.e. tensor cores at a few percent of their rate.
+// Measured on the H100 (commit 0e9d48a, bench/results/cuda-h100-tensorcore-2026-11-25.md), N=128K:
+// f16 202 us (89% of the copy peak), mxfp8 167 us (56%), mxfp4 134 us (36%), nvfp4 128 us (40%),
+// affine4 290 us (17%), turbo4 3953 us (generic per-value decoder, 1%). The quantized formats are
+// bound by instruction issue in the decode (ncu: DRAM 25% busy at 0.68 issues per cycle per
+// scheduler, commit 07e4bf3), not by memory: docs/gpu-tests.md lists what comes next.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -1,5 +1,6 @@
-// Split-key fused attention for decode-sized query blocks (rows R = G*Lq with R*D <= 4096), the first
-// step from the generic kernel towards issue 3's memory-bound design.
+// Split-key fused attention on f32 CUDA cores for decode-sized query blocks (rows R = G*Lq with
+// R*D <= 4096) that the tensor-core kernel (attention_mma.cuh) does not take: array masks, f32/bf16
+// caches, more rows than its accumulators hold.
 //
 // Work split: grid (splits, Hkv, B); a block of 128 threads serves every query row that reads its KV
 // head (GQA sharing: each K/V row is read once per block, not once per query head) over one slice of
