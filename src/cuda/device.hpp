@@ -34,6 +34,12 @@ bool attention_mma_supports(const AttentionArgs& args);
 bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
+// Merges the partials of `world` sequence shards (sharded_attention, include/qsdpa/sharded.hpp;
+// partials.cu): parts = [world][rows * D outputs, then rows LSEs], rows = B*Hq*Lq in [b][h][i]
+// order, each output normalised within its shard. Writes a.out (q's dtype) and a.lse, adding a.sinks
+// once.
+void merge_shards(const float* parts, int world, const AttentionArgs& a, cudaStream_t stream);
+
 // The kernel attention() runs for these arguments: "tensor-core", "tensor-core/generic-decode",
 // "split-f32" or "generic" (dispatch.cpp; QSDPA_LOG=1 prints it per call).
 const char* kernel_name(const AttentionArgs& args);

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "cuda/check.cuh"
+#include "cuda/device.hpp"
 
 namespace qsdpa::cuda {
 namespace {
@@ -83,7 +84,41 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total > 0.0f ? top + logf(total) : -INFINITY;
 }
 
+// One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
+__global__ void __launch_bounds__(128) shard_merge_kernel(const float* parts, int world, TensorView out,
+                                                          const float* sinks, float* lse, int64_t Hq, int64_t Lq,
+                                                          int64_t D, int64_t rows) {
+  const int64_t row = blockIdx.x, b = row / (Hq * Lq), h = (row / Lq) % Hq, i = row % Lq;
+  const int64_t part = rows * (D + 1);
+  float top = sinks ? sinks[h] : -INFINITY;
+  for (int r = 0; r < world; ++r) top = fmaxf(top, parts[r * part + rows * D + row]);
+  float total = 0.0f;
+  if (top != -INFINITY) {
+    if (sinks) total = expf(sinks[h] - top);
+    for (int r = 0; r < world; ++r) {
+      const float l = parts[r * part + rows * D + row];
+      if (l != -INFINITY) total += expf(l - top);
+    }
+  }
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    if (total > 0.0f)
+      for (int r = 0; r < world; ++r) {
+        const float l = parts[r * part + rows * D + row];
+        if (l != -INFINITY) o += expf(l - top) * parts[r * part + row * D + d];
+      }
+    detail::store_float(out.data, out.dtype, out.offset(b, h, i, d), total > 0.0f ? o / total : 0.0f);
+  }
+  if (lse && threadIdx.x == 0) lse[row] = total > 0.0f ? top + logf(total) : -INFINITY;
+}
+
 }  // namespace
+
+void merge_shards(const float* parts, int world, const AttentionArgs& a, cudaStream_t stream) {
+  const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], rows = a.q.shape[0] * Hq * Lq;
+  shard_merge_kernel<<<unsigned(rows), 128, 0, stream>>>(parts, world, a.out, a.sinks, a.lse, Hq, Lq, D, rows);
+  QSDPA_CUDA_CHECK(cudaGetLastError());
+}
 
 float* partials_workspace(size_t bytes) {
   static std::mutex mu;
