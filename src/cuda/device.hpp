@@ -35,10 +35,10 @@ bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
 // Merges the partials of `world` sequence shards (sharded_attention, include/qsdpa/sharded.hpp;
-// partials.cu): parts = [world][rows * D outputs, then rows LSEs], rows = B*Hq*Lq in [b][h][i]
-// order, each output normalised within its shard. Writes a.out (q's dtype) and a.lse, adding a.sinks
-// once.
-void merge_shards(const float* parts, int world, const AttentionArgs& a, cudaStream_t stream);
+// partials.cu): parts = [world] blocks of `part_bytes`, each rows * D outputs in q's dtype, then rows
+// f32 LSEs (rows = B*Hq*Lq in [b][h][i] order), each output normalised within its shard. Writes a.out
+// (q's dtype) and a.lse, adding a.sinks once.
+void merge_shards(const uint8_t* parts, int world, size_t part_bytes, const AttentionArgs& a, cudaStream_t stream);
 
 // The kernel attention() runs for these arguments: "tensor-core", "tensor-core/generic-decode",
 // "split-f32" or "generic" (dispatch.cpp; QSDPA_LOG=1 prints it per call).

@@ -85,18 +85,18 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
-__global__ void __launch_bounds__(128) shard_merge_kernel(const float* parts, int world, TensorView out,
-                                                          const float* sinks, float* lse, int64_t Hq, int64_t Lq,
-                                                          int64_t D, int64_t rows) {
+__global__ void __launch_bounds__(128) shard_merge_kernel(const uint8_t* parts, int world, size_t part_bytes,
+                                                          size_t lse_offset, TensorView out, const float* sinks,
+                                                          float* lse, int64_t Hq, int64_t Lq, int64_t D) {
   const int64_t row = blockIdx.x, b = row / (Hq * Lq), h = (row / Lq) % Hq, i = row % Lq;
-  const int64_t part = rows * (D + 1);
+  auto shard_lse = [&](int r) { return reinterpret_cast<const float*>(parts + r * part_bytes + lse_offset)[row]; };
   float top = sinks ? sinks[h] : -INFINITY;
-  for (int r = 0; r < world; ++r) top = fmaxf(top, parts[r * part + rows * D + row]);
+  for (int r = 0; r < world; ++r) top = fmaxf(top, shard_lse(r));
   float total = 0.0f;
   if (top != -INFINITY) {
     if (sinks) total = expf(sinks[h] - top);
     for (int r = 0; r < world; ++r) {
-      const float l = parts[r * part + rows * D + row];
+      const float l = shard_lse(r);
       if (l != -INFINITY) total += expf(l - top);
     }
   }
@@ -104,8 +104,8 @@ __global__ void __launch_bounds__(128) shard_merge_kernel(const float* parts, in
     float o = 0.0f;
     if (total > 0.0f)
       for (int r = 0; r < world; ++r) {
-        const float l = parts[r * part + rows * D + row];
-        if (l != -INFINITY) o += expf(l - top) * parts[r * part + row * D + d];
+        const float l = shard_lse(r);
+        if (l != -INFINITY) o += expf(l - top) * detail::load_float(parts + r * part_bytes, out.dtype, row * D + d);
       }
     detail::store_float(out.data, out.dtype, out.offset(b, h, i, d), total > 0.0f ? o / total : 0.0f);
   }
@@ -114,9 +114,11 @@ __global__ void __launch_bounds__(128) shard_merge_kernel(const float* parts, in
 
 }  // namespace
 
-void merge_shards(const float* parts, int world, const AttentionArgs& a, cudaStream_t stream) {
+void merge_shards(const uint8_t* parts, int world, size_t part_bytes, const AttentionArgs& a, cudaStream_t stream) {
   const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], rows = a.q.shape[0] * Hq * Lq;
-  shard_merge_kernel<<<unsigned(rows), 128, 0, stream>>>(parts, world, a.out, a.sinks, a.lse, Hq, Lq, D, rows);
+  const size_t lse_offset = size_t(rows * D) * size_t(dtype_size(a.q.dtype));
+  shard_merge_kernel<<<unsigned(rows), 128, 0, stream>>>(parts, world, part_bytes, lse_offset, a.out, a.sinks, a.lse,
+                                                         Hq, Lq, D);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 

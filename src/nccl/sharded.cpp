@@ -1,6 +1,8 @@
 // Sequence-parallel attention (include/qsdpa/sharded.hpp): local fused attention with LSE, one NCCL
-// all-gather of the partials, a device merge. All-gather rather than reduce: the partials are tiny
-// (B*Hq*Lq*(D+1) floats, 16.5 KB per rank at B=1, Hq=32, D=128) and every rank needs the merged
+// all-gather of the partials, a device merge. Partial outputs are normalised within their shard and
+// kept in q's dtype (what attention() writes; the merge's weights sum to 1, so rounding stays at the
+// output dtype's level), LSEs in f32. All-gather rather than reduce: the partials are tiny
+// (8.3 KB per rank at B=1, Hq=32, D=128, f16) and every rank needs the merged
 // output as the next layer's input; the merge itself is exact only with max-shifted weights, which a
 // plain sum-reduce cannot apply. Not yet measured against a reduce-based variant (no multi-GPU run).
 #include "qsdpa/sharded.hpp"
@@ -23,11 +25,17 @@ void nccl_check(ncclResult_t r, const char* call) {
 
 size_t rows_of(const AttentionArgs& a) { return size_t(a.q.shape[0] * a.q.shape[1] * a.q.shape[2]); }
 
+// One rank's partial: the local output in q's dtype (what attention() writes), then the LSEs (f32),
+// padded to 16 bytes.
+size_t partial_bytes(const AttentionArgs& a) {
+  const size_t rows = rows_of(a), out = rows * size_t(a.q.shape[3]) * size_t(dtype_size(a.q.dtype));
+  return (out + rows * sizeof(float) + 15) / 16 * 16;
+}
+
 }  // namespace
 
 size_t sharded_workspace_bytes(const AttentionArgs& local, int world) {
-  const size_t rows = rows_of(local), d = size_t(local.q.shape[3]);
-  return (rows * (d + 1)) * sizeof(float) * size_t(1 + world);
+  return partial_bytes(local) * size_t(1 + world);
 }
 
 void sharded_attention(const AttentionArgs& local, const ShardComm& comm, void* workspace) {
@@ -41,22 +49,21 @@ void sharded_attention(const AttentionArgs& local, const ShardComm& comm, void* 
     throw Error("sharded_attention: causal/window need global key positions; supported for Lq = 1 only, got Lq = " +
                 std::to_string(local.q.shape[2]));
   const int64_t B = local.q.shape[0], Hq = local.q.shape[1], Lq = local.q.shape[2], D = local.q.shape[3];
-  const size_t rows = rows_of(local), part = rows * size_t(D + 1);
-  float* mine = static_cast<float*>(workspace);  // [rows][D] out, then [rows] lse
-  float* all = mine + part;                      // [world][rows * (D + 1)]
+  const size_t rows = rows_of(local), part = partial_bytes(local);
+  auto* mine = static_cast<uint8_t*>(workspace);  // this rank's partial
+  uint8_t* all = mine + part;                     // [world] partials
 
   AttentionArgs a = local;
   a.sinks = nullptr;
   a.causal = false;  // Lq = 1: every cached key is visible
   a.window = 0;
-  a.out = contiguous_view(mine, DType::f32, B, Hq, Lq, D);
-  a.lse = mine + rows * size_t(D);
+  a.out = contiguous_view(mine, local.q.dtype, B, Hq, Lq, D);
+  a.lse = reinterpret_cast<float*>(mine + rows * size_t(D) * size_t(dtype_size(local.q.dtype)));
   attention(a);
 
   const auto stream = static_cast<cudaStream_t>(local.stream);
-  nccl_check(ncclAllGather(mine, all, part, ncclFloat32, static_cast<ncclComm_t>(comm.nccl_comm), stream),
-             "ncclAllGather");
-  cuda::merge_shards(all, comm.world, local, stream);
+  nccl_check(ncclAllGather(mine, all, part, ncclUint8, static_cast<ncclComm_t>(comm.nccl_comm), stream), "ncclAllGather");
+  cuda::merge_shards(all, comm.world, part, local, stream);
 }
 
 }  // namespace qsdpa
