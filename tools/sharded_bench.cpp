@@ -282,9 +282,15 @@ int main(int argc, char** argv) {
     for (int r = 0; r < world; ++r) {
       const pid_t pid = fork();
       if (pid == 0) {
+        // Keep only this rank's pipe ends, so that a rank 0 that dies early closes every writer and
+        // the others' reads fail instead of waiting forever.
         std::vector<int> writers;
-        if (r == 0)
-          for (int k = 1; k < world; ++k) writers.push_back(fds[2 * size_t(k) + 1]);
+        for (int k = 1; k < world; ++k) {
+          const int rd = fds[2 * size_t(k)], wr = fds[2 * size_t(k) + 1];
+          if (k != r) close(rd);
+          if (r == 0) writers.push_back(wr);
+          else close(wr);
+        }
         try {
           run_rank(o, world, r, r == 0 ? -1 : fds[2 * size_t(r)], writers, lines_path);
         } catch (const std::exception& e) {
@@ -295,14 +301,14 @@ int main(int argc, char** argv) {
       }
       kids.push_back(pid);
     }
+    for (int& fd : fds)
+      if (fd >= 0) close(fd), fd = -1;
     bool ok = true;
     for (pid_t pid : kids) {
       int status = 0;
       waitpid(pid, &status, 0);
       ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
-    for (int fd : fds)
-      if (fd >= 0) close(fd);
     if (!ok) {
       std::fprintf(stderr, "qsdpa_sharded_bench: a rank failed with %d GPU(s)\n", world);
       return 1;
