@@ -166,7 +166,30 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         };
         attention(args_for(as_f32(ks[size_t(c)]->view, kbuf.as<float>()), as_f32(vs[size_t(c)]->view, vbuf.as<float>())));
       });
-      CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view))};
+      // Appending one token of K and V per sequence (the decode step's cache write), one launch.
+      double append_us = std::nan("");
+      try {
+        const size_t n_new = size_t(s.batch * s.hkv * s.dim);
+        std::vector<uint16_t> new16(n_new);
+        for (size_t i = 0; i < n_new; ++i) new16[i] = fmt::f32_to_f16(w.k[i]);
+        const std::vector<int64_t> last(size_t(s.batch), s.context - 1);
+        DeviceBuffer knew(n_new * 2), pos(last.size() * 8);
+        QSDPA_CUDA_CHECK(cudaMemcpy(knew.ptr, new16.data(), n_new * 2, cudaMemcpyHostToDevice));
+        QSDPA_CUDA_CHECK(cudaMemcpy(pos.ptr, last.data(), last.size() * 8, cudaMemcpyHostToDevice));
+        AppendArgs ap;
+        ap.k_new = ap.v_new = contiguous_view(knew.ptr, DType::f16, s.batch, s.hkv, 1, s.dim);
+        ap.positions = pos.as<int64_t>();
+        ap.device = Device::cuda;
+        append_us = time_us(int(ks.size()), reps, [&](int c) {
+          ap.k = ks[size_t(c)]->view;
+          ap.v = vs[size_t(c)]->view;
+          append(ap);
+        });
+      } catch (const Error& e) {
+        std::fprintf(stderr, "  append %s:%s failed: %s\n", to_string(kf).c_str(), to_string(vf).c_str(), e.what());
+      }
+      CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view)),
+                     append_us};
       res.rows.push_back(r);
       if (verbose)
         std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),

@@ -16,6 +16,7 @@ struct CudaBenchRow {
   int64_t bytes;
   double f16_time_us, unfused_time_us;
   std::string kernel;  // the kernel attention() chose (cuda::kernel_name)
+  double append_us;    // one append() of one new token of K and V per sequence (NaN if it failed)
 };
 
 struct CudaBenchResult {

@@ -260,21 +260,22 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
   fmt::print("qsdpa bench  device=cuda ({})  peak_gbps={:.0f} (device-to-device copy)  commit={}\n", r.device_name,
              r.peak_gbps, info.commit);
   fmt::print("B={} Hq={} Hkv={} D={} Lq={}  q/out f16\n", shape.batch, shape.hq, shape.hkv, shape.dim, shape.lq);
-  fmt::print("{:>16} {:>8} {:>10} {:>8} {:>7} {:>10} {:>10} {:>8} {:>9}\n", "format", "context", "time_us", "GB/s", "%peak",
-             "f16_us", "unfused_us", "vs_f16", "vs_unfus");
+  fmt::print("{:>16} {:>8} {:>10} {:>8} {:>7} {:>10} {:>10} {:>8} {:>9} {:>10}\n", "format", "context", "time_us", "GB/s",
+             "%peak", "f16_us", "unfused_us", "vs_f16", "vs_unfus", "append_us");
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows) {
     const std::string name = row.k == row.v ? to_string(row.k) : to_string(row.k) + ":" + to_string(row.v);
     const double gbps = double(row.bytes) / (row.time_us * 1e-6) / 1e9;
-    fmt::print("{:>16} {:>8} {:>10.1f} {:>8.1f} {:>6.1f}% {:>10.1f} {:>10.1f} {:>7.2f}x {:>8.2f}x\n", name, row.context,
-               row.time_us, gbps, 100.0 * gbps / r.peak_gbps, row.f16_time_us, row.unfused_time_us,
-               row.f16_time_us / row.time_us, row.unfused_time_us / row.time_us);
+    fmt::print("{:>16} {:>8} {:>10.1f} {:>8.1f} {:>6.1f}% {:>10.1f} {:>10.1f} {:>7.2f}x {:>8.2f}x {:>10.1f}\n", name,
+               row.context, row.time_us, gbps, 100.0 * gbps / r.peak_gbps, row.f16_time_us, row.unfused_time_us,
+               row.f16_time_us / row.time_us, row.unfused_time_us / row.time_us, row.append_us);
     rows.push_back({{"k_format", to_string(row.k)}, {"v_format", to_string(row.v)}, {"batch", shape.batch},
                     {"hq", shape.hq}, {"hkv", shape.hkv}, {"dim", shape.dim}, {"lq", shape.lq}, {"context", row.context},
                     {"time_us", row.time_us}, {"bytes", row.bytes}, {"gbps", gbps}, {"f16_time_us", row.f16_time_us},
                     {"unfused_time_us", row.unfused_time_us}, {"speedup_vs_f16", row.f16_time_us / row.time_us},
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
-                    {"append_us", nullptr}, {"kernel", row.kernel}});
+                    {"append_us", std::isnan(row.append_us) ? nlohmann::json(nullptr) : nlohmann::json(row.append_us)},
+                    {"kernel", row.kernel}});
   }
   if (!json.empty()) {
     nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},

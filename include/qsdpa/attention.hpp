@@ -35,6 +35,26 @@ struct AttentionArgs {
   int32_t* status = nullptr;
 };
 
+// Appending new tokens to preallocated caches (fused quantize; issue 3): k_new and v_new
+// ([B, Hkv, count, D], f32/f16/bf16) are encoded with the caches' formats into token positions
+// [positions[b], positions[b] + count) of each sequence b of k and v, with the same rule as `quantize`
+// (identical bytes); on CUDA, K and V in one launch. The caches' memory must be writable (CacheView
+// keeps const pointers for readers); fp8 / nvfp4 use the cache's fixed per-tensor scales.
+// `positions` ([B] int64) and `status` (optional int32) live where `device` says. Status bits:
+// 4 = NaN/Inf input, 8 = a scale overflowed its dtype, 16 = values clipped at a per-tensor scale,
+// 32 = nvfp4 blocks whose scale rounded to 0 (decode to 0); on CUDA also 1 = a position beyond the
+// capacity (those rows skipped; the CPU throws instead). CUDA: asynchronous on `stream`, never
+// synchronizes the host.
+struct AppendArgs {
+  TensorView k_new, v_new;
+  CacheView k, v;
+  const int64_t* positions = nullptr;
+  Device device = Device::cuda;
+  void* stream = nullptr;
+  int32_t* status = nullptr;
+};
+void append(const AppendArgs& args);
+
 // Fused attention: dequantization happens inside the score and value loops.
 void attention(const AttentionArgs& args);
 

@@ -34,6 +34,9 @@ bool attention_mma_supports(const AttentionArgs& args);
 bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 
+// Encodes new K and V tokens into their caches in one launch (append.cu); arguments validated.
+void append(const AppendArgs& args, cudaStream_t stream);
+
 // Merges the partials of `world` sequence shards (sharded_attention, include/qsdpa/sharded.hpp;
 // partials.cu): parts = [world] blocks of `part_bytes`, each rows * D outputs in q's dtype, then rows
 // f32 LSEs (rows = B*Hq*Lq in [b][h][i] order), each output normalised within its shard. Writes a.out
