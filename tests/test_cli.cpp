@@ -2,6 +2,8 @@
 // files, attention against the library, exit codes, npy validation, atomic writes, bench/eval JSON.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -212,6 +214,31 @@ TEST_F(Cli, AttentionMatchesTheLibrary) {
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("mask"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(p("o2.npy")));
+}
+
+// `--device cuda` runs the same call on the GPU (arrays copied there and back) and matches the CPU
+// output to SPEC §2's tolerance; without a backend or a device it is a clear error, never the CPU.
+TEST_F(Cli, AttentionOnCudaMatchesTheCpuOrSaysWhyNot) {
+  const int64_t B = 1, Hq = 8, Hkv = 2, Lq = 1, N = 300, D = 128;
+  save_f32("q.npy", test::random_normal(size_t(B * Hq * Lq * D), 16), {B, Hq, Lq, D});
+  save_f32("k.npy", test::random_normal(size_t(B * Hkv * N * D), 17), {B, Hkv, N, D});
+  save_f32("v.npy", test::random_normal(size_t(B * Hkv * N * D), 18), {B, Hkv, N, D});
+  const std::string args = "attention --q " + p("q.npy") + " --k " + p("k.npy") + " --v " + p("v.npy") +
+                           " --k-format mxfp4 --v-format mxfp4 --lse " + p("lse.npy") + " --out ";
+  const CliResult cpu = run(args + p("cpu.npy") + " --device cpu");
+  ASSERT_EQ(cpu.code, 0) << cpu.err;
+  const CliResult gpu = run(args + p("gpu.npy") + " --device cuda");
+  if (!build_info().cuda || cuda_device_names().empty()) {
+    EXPECT_EQ(gpu.code, 1);
+    EXPECT_NE(gpu.err.find("--device: cuda requested"), std::string::npos) << gpu.err;
+    EXPECT_FALSE(fs::exists(p("gpu.npy")));
+    return;
+  }
+  ASSERT_EQ(gpu.code, 0) << gpu.err;
+  const auto want = load_f32("cpu.npy"), got = load_f32("gpu.npy");
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
+  EXPECT_LE(std::sqrt(num / den), 1e-3);
 }
 
 TEST_F(Cli, BenchWritesTheJsonFields) {

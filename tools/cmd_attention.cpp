@@ -6,6 +6,10 @@
 #include "commands.hpp"
 #include "npy.hpp"
 #include "qsdpa/qsdpa.hpp"
+#if QSDPA_HAVE_CUDA
+#include "cuda/device.hpp"
+#include "device_args.hpp"
+#endif
 
 namespace qsdpa::tools {
 namespace {
@@ -39,7 +43,7 @@ void register_attention(CLI::App& app) {
   cmd->add_option("--kv-lens", kv_lens_path, ".npy int32/int64 [B] valid lengths");
   cmd->add_option("--sinks", sinks_path, ".npy float32 [Hq] sink logits");
   cmd->add_option("--lse", lse_path, "write the log-sum-exp [B, Hq, Lq] here");
-  cmd->add_option("--device", device, "cpu or cuda (default: cuda when present, else cpu)");
+  cmd->add_option("--device", device, "cpu (default) or cuda");
   cmd->add_option("--threads", threads, "CPU threads (0 = all)");
   cmd->add_option("--out", out_path, "output .npy [B, Hq, Lq, D] in q's dtype")->required();
   cmd->callback([] {
@@ -65,12 +69,8 @@ void register_attention(CLI::App& app) {
     a.scale = std::isnan(scale) ? 1.0f / std::sqrt(float(qa.shape[3])) : scale;
     a.window = window;
     a.threads = threads;
-    // The CLI keeps its arrays in host memory: `--device cuda` needs the device copies that come with
-    // the CUDA benchmark work (issue 3). Until then it says so rather than silently using the CPU.
-    if (device == "cuda")
-      throw Error("--device: the command-line attention runs on the CPU in this version; the CUDA kernels are "
-                  "reached through qsdpa::attention with device pointers");
-    if (!device.empty() && device != "cpu") throw Error("--device: expected cpu or cuda, got '" + device + "'");
+    if (!device.empty() && device != "cpu" && device != "cuda")
+      throw Error("--device: expected cpu or cuda, got '" + device + "'");
 
     npy::Array ma;
     if (mask == "causal") {
@@ -114,7 +114,23 @@ void register_attention(CLI::App& app) {
       lse.resize(size_t(qa.shape[0] * qa.shape[1] * qa.shape[2]));
       a.lse = lse.data();
     }
-    attention(a);
+    if (device == "cuda") {
+#if QSDPA_HAVE_CUDA
+      // The arrays live in host memory: device copies, the call, the output and LSE copied back.
+      if (cuda::device_count() == 0) throw Error("--device: cuda requested, but no CUDA device is visible");
+      DeviceArgs d(a);
+      attention(d.args());
+      const int32_t status = d.finish();
+      if (status & 1) throw Error("--kv-lens: a length exceeds N (reported by the device)");
+      if (status & 2)
+        throw Error("attention: a K/V scale is beyond what the tensor-core path holds exactly in f16 (device status "
+                    "bit 2); use an f32 or bf16 cache for such data");
+#else
+      throw Error("--device: cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
+#endif
+    } else {
+      attention(a);
+    }
     npy::save(out_path, npy::from_bytes(qa.descr, qa.shape, obytes.data(), obytes.size()));
     if (!lse_path.empty()) npy::save(lse_path, npy::from_f32(lse, {qa.shape[0], qa.shape[1], qa.shape[2]}));
   });
