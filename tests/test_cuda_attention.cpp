@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "attention_cases.hpp"
 #include "cuda/check.cuh"
@@ -110,6 +111,58 @@ TEST(CudaAttentionStatus, ScalesBeyondF16AreReportedOnTheDevice) {
   DeviceArgs d(a);
   attention(d.args());
   EXPECT_EQ(d.finish(), 2);
+}
+
+// With a caller workspace the call allocates nothing and never synchronizes: it can be captured in a
+// CUDA graph, and the replay writes the same bytes as a direct call (tensor-core and f32 split
+// kernels); a workspace smaller than attention_workspace_bytes is an error.
+TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  for (const char* name : {"mxfp4", "f32"}) {
+    const int64_t B = 1, Hq = 8, Hkv = 2, N = 1000, D = 128;
+    const auto kx = test::random_normal(size_t(B * Hkv * N * D), 31), vx = test::random_normal(size_t(B * Hkv * N * D), 32);
+    auto q = test::random_normal(size_t(B * Hq * D), 33);
+    const QuantizedTensor k = quantize(kx.data(), {B, Hkv, N, D}, parse_format(name));
+    const QuantizedTensor v = quantize(vx.data(), {B, Hkv, N, D}, parse_format(name));
+    std::vector<float> out(q.size()), direct(q.size()), replayed(q.size());
+    AttentionArgs a;
+    a.q = contiguous_view(q.data(), DType::f32, B, Hq, 1, D);
+    a.out = contiguous_view(out.data(), DType::f32, B, Hq, 1, D);
+    a.k = k.view();
+    a.v = v.view();
+    a.scale = 0.1f;
+    DeviceArgs d(a);
+    AttentionArgs da = d.args();
+    const size_t bytes = attention_workspace_bytes(da);
+    ASSERT_GT(bytes, 0u) << name;
+    void* ws = nullptr;
+    QSDPA_CUDA_CHECK(cudaMalloc(&ws, bytes));
+    cudaStream_t stream;
+    QSDPA_CUDA_CHECK(cudaStreamCreate(&stream));
+    da.workspace = ws;
+    da.workspace_bytes = bytes;
+    da.stream = stream;
+    attention(da);
+    QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    QSDPA_CUDA_CHECK(cudaMemcpy(direct.data(), da.out.data, out.size() * 4, cudaMemcpyDeviceToHost));
+    QSDPA_CUDA_CHECK(cudaMemset(da.out.data, 0xFF, out.size() * 4));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    QSDPA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    attention(da);
+    QSDPA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    QSDPA_CUDA_CHECK(cudaMemcpy(replayed.data(), da.out.data, out.size() * 4, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(0, std::memcmp(direct.data(), replayed.data(), direct.size() * 4)) << name;
+    da.workspace_bytes = bytes - 1;
+    EXPECT_THROW(attention(da), Error) << name;
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    cudaFree(ws);
+  }
 }
 
 TEST(CudaAttentionStatus, KvLensBeyondCapacityIsReportedOnTheDevice) {

@@ -33,7 +33,16 @@ struct AttentionArgs {
   // with smaller values or use an f32/bf16 cache). The call never synchronizes the host.
   void* stream = nullptr;
   int32_t* status = nullptr;
+  // CUDA only, optional: device memory (16-byte aligned) for the split kernels' partials, of at
+  // least attention_workspace_bytes(args). With it the call allocates nothing, so it can be captured
+  // in a CUDA graph and run concurrently on several streams; without it the kernels share one
+  // process-wide buffer that grows on demand (the growing call synchronizes).
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
+
+// Device bytes the call would use as workspace (0 on the CPU and for the generic CUDA kernel).
+size_t attention_workspace_bytes(const AttentionArgs& args);
 
 // Appending new tokens to preallocated caches (fused quantize; issue 3): k_new and v_new
 // ([B, Hkv, count, D], f32/f16/bf16) are encoded with the caches' formats into token positions

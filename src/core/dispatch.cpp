@@ -21,6 +21,18 @@ const char* cuda::kernel_name(const AttentionArgs& a) {
 }
 #endif
 
+size_t attention_workspace_bytes(const AttentionArgs& a) {
+  validate(a);
+  if (a.device != Device::cuda) return 0;
+#if QSDPA_HAVE_CUDA
+  if (cuda::attention_mma_supports(a)) return cuda::attention_mma_workspace_bytes(a);
+  if (cuda::attention_split_supports(a)) return cuda::attention_split_workspace_bytes(a);
+  return 0;
+#else
+  throw Error("attention: device cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
+#endif
+}
+
 void attention(const AttentionArgs& a) {
   validate(a);
   switch (a.device) {

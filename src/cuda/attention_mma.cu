@@ -71,18 +71,25 @@ bool attention_mma_supports(const AttentionArgs& a) {
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
 
+// One full wave of resident blocks, each warp keeping at least 32 keys.
+static int mma_splits(const AttentionArgs& a, const Instance& inst) {
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads;
+  int sms = 132, dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t want = (int64_t(sms) * inst.resident() + B * Hkv - 1) / (B * Hkv);
+  return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
+}
+
+size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }
+
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
-  const int64_t B = a.q.shape[0], Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], Hkv = a.k.heads;
+  const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], Hkv = a.k.heads;
   MmaParams p;
   static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
   const Instance inst = pick(a);
-  int sms = 132, dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  // One full wave of resident blocks, each warp keeping at least 32 keys.
-  const int64_t want = (int64_t(sms) * inst.resident() + B * Hkv - 1) / (B * Hkv);
-  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
-  p.work = partials_workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
+  p.splits = mma_splits(a, inst);
+  p.work = partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
   merge_partials(p, p.rows, p.splits, p.work, stream);

@@ -153,19 +153,25 @@ bool attention_split_supports(const AttentionArgs& a) {
   return R <= kMaxRows && R * D <= kMaxRowsTimesDim && D <= 512;
 }
 
+// Enough blocks to fill the GPU ~4 times over, each slice >= 128 keys.
+static int split_count(const AttentionArgs& a) {
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads;
+  int sms = 132, dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t want = (4 * int64_t(sms) + B * Hkv - 1) / (B * Hkv);
+  return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 127) / 128)));
+}
+
+size_t attention_split_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, split_count(a)); }
+
 void attention_split(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
-  const int64_t B = a.q.shape[0], Hq = a.q.shape[1], Lq = a.q.shape[2], D = a.q.shape[3], Hkv = a.k.heads;
+  const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], Hkv = a.k.heads;
   SplitParams p;
   static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
-  // Enough blocks to fill the GPU ~4 times over, each slice >= 128 keys.
-  int sms = 132;
-  int dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (4 * int64_t(sms) + B * Hkv - 1) / (B * Hkv);
-  p.splits = int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 127) / 128)));
-  p.work = partials_workspace(size_t(B * Hkv * p.splits) * size_t(p.rows) * size_t(D + 2) * sizeof(float));
-  split_partials<<<dim3(unsigned(p.splits), unsigned(Hkv), unsigned(B)), kThreads, 0, stream>>>(p);
+  p.splits = split_count(a);
+  p.work = partials_buffer(a, partials_bytes(a, p.splits));
+  split_partials<<<dim3(unsigned(p.splits), unsigned(Hkv), unsigned(a.q.shape[0])), kThreads, 0, stream>>>(p);
   QSDPA_CUDA_CHECK(cudaGetLastError());
   merge_partials(p, p.rows, p.splits, p.work, stream);
 }

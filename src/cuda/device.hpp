@@ -25,6 +25,7 @@ void attention_generic(const AttentionArgs& args, int32_t* status, cudaStream_t 
 // Split-key attention with GQA sharing (attention_split.cu), for G*Lq <= 32 and G*Lq*D <= 4096.
 bool attention_split_supports(const AttentionArgs& args);
 void attention_split(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
+size_t attention_split_workspace_bytes(const AttentionArgs& args);
 
 // Tensor-core split-key attention (attention_mma.cu): no array mask, f16-representable K/V formats
 // (not f32/bf16), D in {64, 128, 256}, G*Lq <= 32 with D*ceil(G*Lq/8) <= 256. Status bit 2 when a
@@ -33,6 +34,7 @@ void attention_split(const AttentionArgs& args, int32_t* status, cudaStream_t st
 bool attention_mma_supports(const AttentionArgs& args);
 bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
+size_t attention_mma_workspace_bytes(const AttentionArgs& args);
 
 // Encodes new K and V tokens into their caches in one launch (append.cu); arguments validated.
 void append(const AppendArgs& args, cudaStream_t stream);

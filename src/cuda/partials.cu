@@ -6,6 +6,7 @@
 #include "cuda/partials.cuh"
 
 #include <mutex>
+#include <string>
 
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
@@ -133,6 +134,21 @@ float* partials_workspace(size_t bytes) {
     size = bytes;
   }
   return static_cast<float*>(ptr);
+}
+
+size_t partials_bytes(const AttentionArgs& a, int splits) {
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads, rows = a.q.shape[1] / Hkv * a.q.shape[2], D = a.q.shape[3];
+  return size_t(B * Hkv * splits) * size_t(rows) * size_t(D + 2) * sizeof(float);
+}
+
+float* partials_buffer(const AttentionArgs& a, size_t bytes) {
+  if (!a.workspace) return partials_workspace(bytes);
+  if (a.workspace_bytes < bytes)
+    throw Error("attention: workspace: expected at least " + std::to_string(bytes) +
+                " bytes (attention_workspace_bytes), got " + std::to_string(a.workspace_bytes));
+  if (reinterpret_cast<uintptr_t>(a.workspace) % 16 != 0)
+    throw Error("attention: workspace: device pointers must be 16-byte aligned");
+  return static_cast<float*>(a.workspace);
 }
 
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {

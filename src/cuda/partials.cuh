@@ -17,6 +17,13 @@ namespace qsdpa::cuda {
 // process: calls that overlap on different streams would share it (docs/decisions.md).
 float* partials_workspace(size_t bytes);
 
+// Bytes of the partials for `splits` slices per (b, kv head).
+size_t partials_bytes(const AttentionArgs& a, int splits);
+
+// Where the partials go: the caller's workspace (AttentionArgs::workspace; checked for size and
+// alignment, throwing qsdpa::Error) or else the shared buffer above.
+float* partials_buffer(const AttentionArgs& a, size_t bytes);
+
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
 // un-rotates turbo values and writes out (and LSE).
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream);
