@@ -59,8 +59,7 @@ void append_cpu(const AppendArgs& a) {
           fmt::encode_row(codec, row.data(), D, const_cast<uint8_t*>(cache->code_row(b, h, n)),
                           const_cast<uint8_t*>(cache->scale_row(b, h, n)), const_cast<uint8_t*>(cache->bias_row(b, h, n)),
                           work.data(), &st);
-          bits |= (st.nonfinite ? 4 : 0) | (st.scale_overflow ? 8 : 0) | (st.saturated ? 16 : 0) |
-                  (st.zeroed_blocks ? 32 : 0);
+          bits |= detail::append_status_bits(st);
         }
       }
   }

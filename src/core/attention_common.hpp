@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "formats/codec.hpp"
 #include "formats/scalar.hpp"
 #include "qsdpa/attention.hpp"
 
@@ -30,6 +31,11 @@ QSDPA_HD KeyRange visible_keys(bool causal, int64_t window, int64_t n, int64_t l
 }
 inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int64_t i) {
   return visible_keys(a.causal, a.window, n, lq, i);
+}
+
+// What an encode had to do, as append()'s status bits (include/qsdpa/attention.hpp, AppendArgs).
+QSDPA_HD int32_t append_status_bits(const fmt::EncodeStatus& st) {
+  return (st.nonfinite ? 4 : 0) | (st.scale_overflow ? 8 : 0) | (st.saturated ? 16 : 0) | (st.zeroed_blocks ? 32 : 0);
 }
 
 QSDPA_HD float load_float(const void* base, DType t, int64_t i) {

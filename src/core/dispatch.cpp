@@ -14,10 +14,31 @@
 
 namespace qsdpa {
 
+namespace {
+
+[[noreturn]] void no_cuda_backend() {
+  throw Error("attention: device cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
+}
+
+#if QSDPA_HAVE_CUDA
+enum class CudaKernel { tensor_core, split, generic };
+
+// The one place that decides which CUDA kernel takes a call (name, workspace, launch).
+CudaKernel cuda_kernel(const AttentionArgs& a) {
+  if (cuda::attention_mma_supports(a)) return CudaKernel::tensor_core;
+  return cuda::attention_split_supports(a) ? CudaKernel::split : CudaKernel::generic;
+}
+#endif
+
+}  // namespace
+
 #if QSDPA_HAVE_CUDA
 const char* cuda::kernel_name(const AttentionArgs& a) {
-  if (attention_mma_supports(a)) return attention_mma_pair_compiled(a) ? "tensor-core" : "tensor-core/generic-decode";
-  return attention_split_supports(a) ? "split-f32" : "generic";
+  switch (cuda_kernel(a)) {
+    case CudaKernel::tensor_core: return attention_mma_pair_compiled(a) ? "tensor-core" : "tensor-core/generic-decode";
+    case CudaKernel::split: return "split-f32";
+    default: return "generic";
+  }
 }
 #endif
 
@@ -25,11 +46,13 @@ size_t attention_workspace_bytes(const AttentionArgs& a) {
   validate(a);
   if (a.device != Device::cuda) return 0;
 #if QSDPA_HAVE_CUDA
-  if (cuda::attention_mma_supports(a)) return cuda::attention_mma_workspace_bytes(a);
-  if (cuda::attention_split_supports(a)) return cuda::attention_split_workspace_bytes(a);
-  return 0;
+  switch (cuda_kernel(a)) {
+    case CudaKernel::tensor_core: return cuda::attention_mma_workspace_bytes(a);
+    case CudaKernel::split: return cuda::attention_split_workspace_bytes(a);
+    default: return 0;
+  }
 #else
-  throw Error("attention: device cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
+  no_cuda_backend();
 #endif
 }
 
@@ -46,13 +69,14 @@ void attention(const AttentionArgs& a) {
       }();
       const auto stream = static_cast<cudaStream_t>(a.stream);
       if (log) std::fprintf(stderr, "qsdpa: cuda attention: %s kernel\n", cuda::kernel_name(a));
-      if (cuda::attention_mma_supports(a)) cuda::attention_mma(a, a.status, stream);
-      else if (cuda::attention_split_supports(a)) cuda::attention_split(a, a.status, stream);
-      else cuda::attention_generic(a, a.status, stream);
-      return;
+      switch (cuda_kernel(a)) {
+        case CudaKernel::tensor_core: cuda::attention_mma(a, a.status, stream); return;
+        case CudaKernel::split: cuda::attention_split(a, a.status, stream); return;
+        default: cuda::attention_generic(a, a.status, stream); return;
+      }
     }
 #else
-      throw Error("attention: device cuda requested, but this build of qsdpa has no CUDA backend (configure with -DQSDPA_CUDA=ON)");
+      no_cuda_backend();
 #endif
   }
   throw Error("attention: invalid device value " + std::to_string(int(a.device)));

@@ -6,6 +6,7 @@
 // Not yet run on a GPU (written when session 2's device time was spent): tests/test_cuda_append.cpp.
 #include "core/attention_common.hpp"
 #include "core/row_codec.hpp"
+#include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
 
@@ -13,10 +14,6 @@ namespace qsdpa::cuda {
 namespace {
 
 constexpr int kMaxDim = 512;
-
-struct Levels {
-  float v[16];
-};
 
 struct AppendSide {
   TensorView x;     // [B, Hkv, count, D] new rows
@@ -43,8 +40,7 @@ __device__ void append_row(const AppendSide& s, int64_t b, int64_t h, int64_t t,
   fmt::encode_row(c, x, D, const_cast<uint8_t*>(s.cache.code_row(b, h, n)), const_cast<uint8_t*>(s.cache.scale_row(b, h, n)),
                   const_cast<uint8_t*>(s.cache.bias_row(b, h, n)), work, &st);
   if (status) {
-    const int32_t bits = (st.nonfinite ? 4 : 0) | (st.scale_overflow ? 8 : 0) | (st.saturated ? 16 : 0) |
-                         (st.zeroed_blocks ? 32 : 0);
+    const int32_t bits = detail::append_status_bits(st);
     if (bits) atomicOr(status, bits);
   }
 }
@@ -64,9 +60,7 @@ AppendSide side_of(const TensorView& x, const CacheView& cache) {
   s.x = x;
   s.cache = cache;
   s.codec = make_row_codec(cache.format);
-  s.levels = {};
-  if (cache.format.kind == FormatKind::turbo)
-    for (int i = 0; i < (1 << cache.format.bits); ++i) s.levels.v[i] = s.codec.levels[i];
+  s.levels = levels_of(cache.format);
   return s;
 }
 

@@ -74,9 +74,7 @@ bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compil
 // One full wave of resident blocks, each warp keeping at least 32 keys.
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads;
-  int sms = 132, dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (int64_t(sms) * inst.resident() + B * Hkv - 1) / (B * Hkv);
+  const int64_t want = (int64_t(sm_count()) * inst.resident() + B * Hkv - 1) / (B * Hkv);
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 

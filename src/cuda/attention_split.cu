@@ -156,9 +156,7 @@ bool attention_split_supports(const AttentionArgs& a) {
 // Enough blocks to fill the GPU ~4 times over, each slice >= 128 keys.
 static int split_count(const AttentionArgs& a) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads;
-  int sms = 132, dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (4 * int64_t(sms) + B * Hkv - 1) / (B * Hkv);
+  const int64_t want = (4 * int64_t(sm_count()) + B * Hkv - 1) / (B * Hkv);
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 127) / 128)));
 }
 

@@ -3,15 +3,12 @@
 // first half of the unfused baseline; the fused attention kernels come with the CUDA backend (issue 3).
 // Work split: grid-stride over B*H*N rows. Bytes: the cache once in, rows*dim*4 out.
 #include "core/row_codec.hpp"
+#include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
 
 namespace qsdpa::cuda {
 namespace {
-
-struct Levels {
-  float v[16];
-};
 
 __global__ void dequantize_rows(fmt::RowCodec codec, Levels levels, CacheView cache, const float* head_scales, float* out) {
   const int64_t rows = cache.batch * cache.heads * cache.tokens;
@@ -29,9 +26,7 @@ __global__ void dequantize_rows(fmt::RowCodec codec, Levels levels, CacheView ca
 
 void dequantize(const CacheView& cache, float* out, cudaStream_t stream) {
   fmt::RowCodec codec = make_row_codec(cache.format);
-  Levels levels{};  // turbo's levels travel with the launch: no copy to constant memory, no host sync
-  if (cache.format.kind == FormatKind::turbo)
-    for (int i = 0; i < (1 << cache.format.bits); ++i) levels.v[i] = codec.levels[i];
+  const Levels levels = levels_of(cache.format);
   const int64_t rows = cache.batch * cache.heads * cache.tokens;
   if (rows == 0) return;
   const int threads = 128;

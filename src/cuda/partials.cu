@@ -136,6 +136,12 @@ float* partials_workspace(size_t bytes) {
   return static_cast<float*>(ptr);
 }
 
+int sm_count() {
+  int sms = 132, dev = 0;
+  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  return sms;
+}
+
 size_t partials_bytes(const AttentionArgs& a, int splits) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, rows = a.q.shape[1] / Hkv * a.q.shape[2], D = a.q.shape[3];
   return size_t(B * Hkv * splits) * size_t(rows) * size_t(D + 2) * sizeof(float);

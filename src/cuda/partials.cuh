@@ -17,6 +17,9 @@ namespace qsdpa::cuda {
 // process: calls that overlap on different streams would share it (docs/decisions.md).
 float* partials_workspace(size_t bytes);
 
+// Streaming multiprocessors of the current device (132 if the query fails), for sizing split grids.
+int sm_count();
+
 // Bytes of the partials for `splits` slices per (b, kv head).
 size_t partials_bytes(const AttentionArgs& a, int splits);
 
