@@ -7,6 +7,7 @@
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4 and 8, B 8 and 32, D 64 and 256);
+#   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K) and the merge kernel once each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +16,20 @@ mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0
 export QSDPA_GOLDEN_DIR="$PWD/third_party_carry/mlx-golden"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+STAGES=${QSDPA_STAGES:-"tests sanitizer cpu bench"}
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+nccl_flags=()
+if has sharded; then
+  # NCCL comes with PyTorch's wheels there (nvidia-nccl-cu13): headers and libnccl.so.2.
+  nccl_root=$(python3 -c "import glob, os, nvidia; print(next(os.path.dirname(os.path.dirname(h)) for p in nvidia.__path__ for h in glob.glob(p + '/**/include/nccl.h', recursive=True)))")
+  echo "NCCL from $nccl_root"
+  nccl_flags=(-DQSDPA_NCCL=ON "-DCMAKE_PREFIX_PATH=$nccl_root")
+fi
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${nccl_flags[@]}" \
   -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
 grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
-STAGES=${QSDPA_STAGES:-"tests sanitizer cpu bench"}
-has() { [[ " $STAGES " == *" $1 "* ]]; }
 cuda_rc=0
 if has tests; then
   ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
@@ -77,6 +85,11 @@ if has ncu && command -v ncu >/dev/null; then
       >"$OUT/ncu-${k%%.*}.log" 2>&1
     grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Stall|Warp Cycles Per Issued|Block Limit|Grid Size|L1/TEX Hit|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -40
   done
+fi
+if has sharded; then
+  ngpu=$(nvidia-smi -L | wc -l)
+  gpus=1; for ((n = 2; n <= ngpu; n *= 2)); do gpus="$gpus,$n"; done
+  ./build-gpu/tools/qsdpa_sharded_bench --gpus "$gpus" --check --json "$OUT/sharded.json" 2>&1 | tee "$OUT/sharded.log" | tail -40
 fi
 echo
 echo "== summary =="
