@@ -88,8 +88,8 @@ if has ncu && command -v ncu >/dev/null; then
 fi
 if has sharded; then
   ngpu=$(nvidia-smi -L | wc -l)
-  gpus=1; for ((n = 2; n <= ngpu; n *= 2)); do gpus="$gpus,$n"; done
-  ./build-gpu/tools/qsdpa_sharded_bench --gpus "$gpus" --check --json "$OUT/sharded.json" 2>&1 | tee "$OUT/sharded.log" | tail -40
+  gpus=1; for ((n = 2; n <= ngpu; n *= 2)); do gpus="$gpus $n"; done
+  ./build-gpu/tools/qsdpa_sharded_bench --gpus $gpus --check --json "$OUT/sharded.json" 2>&1 | tee "$OUT/sharded.log" | tail -40
 fi
 echo
 echo "== summary =="

@@ -259,9 +259,9 @@ int main(int argc, char** argv) {
   using namespace qsdpa::tools;
   Options o;
   CLI::App app{"qsdpa sequence-parallel attention benchmark (one process per GPU, NCCL)"};
-  app.add_option("--gpus", o.gpus, "GPU counts to run");
+  app.add_option("--gpus", o.gpus, "GPU counts to run (comma-separated)")->delimiter(',');
   app.add_option("--formats", o.formats, "comma-separated formats");
-  app.add_option("--strong", o.strong, "total contexts for strong scaling");
+  app.add_option("--strong", o.strong, "total contexts for strong scaling (comma-separated)")->delimiter(',');
   app.add_option("--weak", o.weak, "tokens per GPU for weak scaling (0 = none)");
   app.add_option("--reps", o.reps, "timed repetitions");
   app.add_flag("--check", o.check, "compare sharded with one-GPU attention first (random 16K-token cache)");
