@@ -6,7 +6,7 @@
 # Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
-#   stage "shapes" benches issue 3's other shapes at 32K (Lq 4 and 8, B 8 and 32, D 64 and 256);
+#   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K) and the merge kernel once each.
 set -uo pipefail
@@ -71,6 +71,7 @@ if has shapes; then
   done <<EOF2
 lq4 32:8 --lq 4 --formats $fmts
 lq8 32:8 --lq 8 --formats $fmts
+lq32 32:8 --lq 32 --formats f16,affine4,mxfp4,mxfp8
 b8 32:8 --batch 8 --formats $fmts
 b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8
 d64 32:8 --dim 64 --formats $fmts

@@ -37,7 +37,7 @@ TEST_P(CudaAttention, MatchesF64ReferencePairwise) {
 INSTANTIATE_TEST_SUITE_P(AllFormats, CudaAttention, ::testing::ValuesIn(test::tested_formats()),
                          [](const auto& info) { return test::test_name(info.param); });
 
-// Decode-sized shapes with an array mask or too many rows for the tensor-core kernel: they take the
+// Decode-sized shapes with an array mask (which the tensor-core kernel does not take): they take the
 // f32 split-key kernel (G*Lq <= 32, G*Lq*D <= 4096), for every format.
 TEST_P(CudaAttention, SplitKernelShapes) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
@@ -46,7 +46,7 @@ TEST_P(CudaAttention, SplitKernelShapes) {
   cases[0].dim = 128, cases[0].gqa = 4, cases[0].lq = 1, cases[0].n = 1000, cases[0].mask = test::MaskKind::boolean;
   cases[1].dim = 64, cases[1].gqa = 8, cases[1].lq = 4, cases[1].n = 777, cases[1].mask = test::MaskKind::additive,
   cases[1].sinks = true, cases[1].ragged = true, cases[1].q_dtype = DType::f16;
-  cases[2].dim = 256, cases[2].gqa = 1, cases[2].lq = 9, cases[2].n = 33, cases[2].mask = test::MaskKind::window,
+  cases[2].dim = 256, cases[2].gqa = 1, cases[2].lq = 9, cases[2].n = 33, cases[2].mask = test::MaskKind::boolean,
   cases[2].q_dtype = DType::bf16, cases[2].q_bshd = true;
   cases[3].dim = 512, cases[3].gqa = 4, cases[3].lq = 2, cases[3].n = 300, cases[3].mask = test::MaskKind::additive;
   uint64_t seed = 900;
@@ -58,8 +58,8 @@ TEST_P(CudaAttention, SplitKernelShapes) {
   }
 }
 
-// Shapes the tensor-core kernel takes (no array mask, D*ceil(G*Lq/8) <= 256), for every format: each
-// head dim and row-tile count, GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
+// Shapes the tensor-core kernel takes (no array mask, G*Lq <= 256), for every format: each
+// head dim and row-tile count, more rows than one block holds (row chunks), GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
 // step, not a multiple of 16, longer than one block's slice), causal, window, sinks, ragged lengths,
 // q in f32/f16/bf16 and BSHD strides.
 TEST_P(CudaAttention, TensorCoreShapes) {
@@ -82,6 +82,11 @@ TEST_P(CudaAttention, TensorCoreShapes) {
       {64, 1, 3, 4, test::MaskKind::none, false, true, DType::bf16},
       {256, 4, 2, 515, test::MaskKind::causal, false, true, DType::f32},
       {256, 8, 1, 33, test::MaskKind::window, true, false, DType::f16},
+      // More rows than one block's tiles: row chunks (D=128: 16 rows a block, D=256: 8, D=64: 32).
+      {128, 4, 8, 777, test::MaskKind::causal, false, false, DType::f16},
+      {128, 32, 1, 65, test::MaskKind::none, true, true, DType::f32},
+      {256, 4, 3, 100, test::MaskKind::none, false, false, DType::bf16},
+      {64, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
   };
   uint64_t seed = 1900;
   const auto dims = test::valid_dims(kf, vf);

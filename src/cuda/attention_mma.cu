@@ -21,14 +21,15 @@ Fam family_of(const Format& f) {
   }
 }
 
-int n_tiles(const AttentionArgs& a) {
-  const int64_t R = a.q.shape[1] / a.k.heads * a.q.shape[2];
-  return R <= 8 ? 1 : R <= 16 ? 2 : R <= 32 ? 4 : 0;
-}
+// Query rows (R = G * Lq) per block: 8 per n-tile, at most 256 / D tiles (the accumulators are
+// D * NT / 8 registers a lane). More rows than that go to several blocks per split ("row chunks").
+constexpr int64_t kMaxRows = 256;  // beyond this the f32 split kernel takes the call (docs/decisions.md)
 
-Instance pick(const AttentionArgs& a) {
+int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.shape[2]; }
+
+Instance pick_at(const AttentionArgs& a, int nt) {
   const Fam kf = family_of(a.k.format), vf = family_of(a.v.format);
-  const int D = int(a.q.shape[3]), nt = n_tiles(a);
+  const int D = int(a.q.shape[3]);
   if (D == 64 && nt == 1) return pick_pair<64, 1>(kf, vf);
   if (D == 64 && nt == 2) return pick_pair<64, 2>(kf, vf);
   if (D == 64 && nt == 4) return pick_pair<64, 4>(kf, vf);
@@ -36,6 +37,24 @@ Instance pick(const AttentionArgs& a) {
   if (D == 128 && nt == 2) return pick_pair<128, 2>(kf, vf);
   return pick_pair<256, 1>(kf, vf);
 }
+
+// The smallest tile count that holds all rows, up to 256 / D; pairs on the generic decoders exist
+// for one tile only, and take more row chunks instead.
+int n_tiles(const AttentionArgs& a) {
+  const int64_t R = rows_of(a), D = a.q.shape[3];
+  const int max_tiles = std::max(1, int(256 / D));
+  int nt = 1;
+  while (nt < max_tiles && R > 8 * nt) nt *= 2;
+  if (nt > 1 && pick_at(a, nt).run == nullptr) nt = 1;
+  return nt;
+}
+
+int row_chunks(const AttentionArgs& a) {
+  const int64_t rp = 8 * n_tiles(a);
+  return int((rows_of(a) + rp - 1) / rp);
+}
+
+Instance pick(const AttentionArgs& a) { return pick_at(a, n_tiles(a)); }
 
 bool strides_aligned(const CacheView& c, int64_t bytes) {
   for (int i = 0; i < 3; ++i)
@@ -58,9 +77,12 @@ using namespace mma;
 
 bool attention_mma_supports(const AttentionArgs& a) {
   const int64_t D = a.q.shape[3];
-  const int nt = n_tiles(a);
-  if (a.mask.data || nt == 0 || !(D == 64 || D == 128 || D == 256) || D * nt > 256) return false;
+  if (a.mask.data || !(D == 64 || D == 128 || D == 256) || rows_of(a) > kMaxRows) return false;
   for (const CacheView* c : {&a.k, &a.v}) {
+    // 32-bit key indices and per-token strides in the kernel's address arithmetic.
+    if (c->tokens > INT32_MAX || c->code_strides[2] > UINT32_MAX || c->scale_strides[2] > UINT32_MAX ||
+        c->bias_strides[2] > UINT32_MAX)
+      return false;
     const FormatKind kind = c->format.kind;
     if (kind == FormatKind::f32 || kind == FormatKind::bf16) return false;
     if (family_of(c->format) != Fam::generic && !strides_aligned(*c, 16)) return false;
@@ -71,10 +93,10 @@ bool attention_mma_supports(const AttentionArgs& a) {
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
 
-// One full wave of resident blocks, each warp keeping at least 32 keys.
+// One full wave of resident blocks (row chunks included), each warp keeping at least 32 keys.
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
-  const int64_t B = a.q.shape[0], Hkv = a.k.heads;
-  const int64_t want = (int64_t(sm_count()) * inst.resident() + B * Hkv - 1) / (B * Hkv);
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a);
+  const int64_t want = (int64_t(sm_count()) * inst.resident() + per_split - 1) / per_split;
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
@@ -87,6 +109,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.rows = int(Hq / Hkv * Lq);
   const Instance inst = pick(a);
   p.splits = mma_splits(a, inst);
+  p.row_chunks = row_chunks(a);
   p.work = partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

@@ -1,6 +1,7 @@
-// Tensor-core split-key decode attention (issue 3): for R = G*Lq query rows per KV head up to 32
-// with D*ceil(R/8) <= 256, no array mask, K and V formats whose values f16 terms hold exactly
-// (everything but f32 and bf16 caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
+// Tensor-core split-key decode attention (issue 3): for R = G*Lq query rows per KV head up to 256
+// (a block holds 8*NT rows with D*NT <= 256; more rows take several blocks per split, "row chunks"),
+// no array mask, K and V formats whose values f16 terms hold exactly (everything but f32 and bf16
+// caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
 // block; each warp streams its own quarter of the block's slice of keys, 16 keys per step, with its
@@ -184,7 +185,18 @@ struct HeadCodec {
   int group_shift;  // log2 of the group size; -1 without group scales
   bool nv;          // nvfp4 (E4M3 block scales) rather than mx (E8M0) in the E2M1 family
   const uint8_t *codes, *scales, *biases;
-  int64_t code_stride, scale_stride, bias_stride;  // bytes from one token to the next
+  // Bytes from one token to the next. 32-bit (the host checks), so that a row address is one
+  // IMAD.WIDE.U32 of a 32-bit key index: 64-bit index arithmetic was ~40% of the loop's instructions.
+  uint32_t code_stride, scale_stride, bias_stride;
+  // This lane's piece of every row: its first group and the last group index inside the piece
+  // (set once per block by at_piece, so the loop's scale loads are one add from the row address).
+  int piece_group0 = 0, piece_last_group = 0;
+
+  __device__ __forceinline__ void at_piece(int dim0, int octets) {
+    if (group_shift < 0) return;
+    piece_group0 = dim0 >> group_shift;
+    piece_last_group = max(((octets * 8) >> group_shift) - 1, 0);
+  }
 };
 
 // `Octets` consecutive octets of one row from dim0 (codes and their group scales, loaded together),
@@ -198,24 +210,23 @@ struct RowPiece {
   uint32_t scale[kGroups];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
   const uint8_t *codes, *scales, *biases;  // generic only
 
-  __device__ __forceinline__ void load(const HeadCodec& hc, int64_t j, int64_t dim0) {
-    const uint8_t* c = hc.codes + j * hc.code_stride;
+  __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int dim0) {
+    const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
     if constexpr (F == Fam::generic) {
       codes = c;
-      scales = hc.scales ? hc.scales + j * hc.scale_stride : nullptr;
-      biases = hc.biases ? hc.biases + j * hc.bias_stride : nullptr;
+      scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
+      biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
     } else {
       load_bytes<Octets * octet_bytes<F>()>(c + dim0 * octet_bytes<F>() / 8, raw);
       if constexpr (kScaled) {
         if (hc.group_shift >= 0) {
-          const uint8_t* sr = hc.scales + j * hc.scale_stride;
-          const int64_t g0 = dim0 >> hc.group_shift;
-          const int last = ((Octets * 8) >> hc.group_shift) - 1;  // groups past the piece repeat the last
+          const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
+          const int g0 = hc.piece_group0;
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
-            const int gi = i < last ? i : (last > 0 ? last : 0);
+            const int gi = min(i, hc.piece_last_group);  // groups past the piece repeat the last
             if constexpr (F == Fam::u4 || F == Fam::u8) {
-              const uint8_t* br = hc.biases + j * hc.bias_stride;
+              const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
               scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + g0 + gi)) |
                          (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + g0 + gi)) << 16);
             } else {
@@ -240,24 +251,32 @@ struct RowPiece {
           gs[i].mul = as_h2(prmt(w, 0, 0x1010));
           gs[i].add = as_h2(prmt(w, 0, 0x3232));
         } else {
-          // mx: 2^(e-127) as f16 bits (normal from e = 113, subnormal below); code * 2^(e-127) stays
-          // an exact f16 for e in [104, 140] (E2M1) / [112, 134] (E4M3), else status bit 2.
+          // mx: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of two
+          // down to f16's subnormals); code * 2^(e-127) stays an exact f16 for e in [104, 140]
+          // (E2M1) / [112, 134] (E4M3), else status bit 2. nvfp4: the E4M3 block scale converted to
+          // f16 (code * scale is always exact: at most 5 significant bits, in [2^-10, 2688]).
           const uint32_t e = w & 0xFFu;
-          const uint32_t mx_bits = e >= 113u ? (e - 112u) << 10 : 1u << ((e - 103u) & 31u);
-          const bool out_of_range = F == Fam::e2m1 ? (e < 104u || e > 140u) : (e < 112u || e > 134u);
-          // nvfp4: E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
-          const uint32_t nv_bits = ((w & 0x7Fu) << 7) | ((w & 0x80u) << 8);
-          const uint32_t bits = hc.nv ? nv_bits : mx_bits;
-          __half2 m = as_h2(bits * 0x10001u);
-          if (hc.nv) m = __hmul2(m, as_h2(0x5C005C00u));  // 256
-          else *bad |= out_of_range;
-          gs[i].mul = m;
+          const __half2 mx = __float2half2_rn(__uint_as_float(e << 23));
+          const bool out_of_range = F == Fam::e2m1 ? (e - 104u > 36u) : (e - 112u > 22u);
+          __half2 nv;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+          {
+            uint32_t v;
+            asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(prmt(w, 0, 0)));
+            nv = as_h2(v);
+          }
+#else
+          // E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
+          nv = __hmul2(as_h2((((w & 0x7Fu) << 7) | ((w & 0x80u) << 8)) * 0x10001u), as_h2(0x5C005C00u));
+#endif
+          gs[i].mul = hc.nv ? nv : mx;
+          *bad |= !hc.nv && out_of_range;
         }
       }
     }
   }
 
-  __device__ __forceinline__ void decode(const HeadCodec& hc, const GroupScale gs[kGroups], int64_t dim0, int o,
+  __device__ __forceinline__ void decode(const HeadCodec& hc, const GroupScale gs[kGroups], int dim0, int o,
                                          uint32_t h[][4], bool* bad) const {
     if constexpr (F == Fam::generic) {
       float v[8];
@@ -307,15 +326,16 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   h.codes = cv.code_row(b, hk, 0);
   h.scales = cv.scale_row(b, hk, 0);
   h.biases = cv.bias_row(b, hk, 0);
-  h.code_stride = cv.code_strides[2];
-  h.scale_stride = cv.scale_strides[2];
-  h.bias_stride = cv.bias_strides[2];
+  h.code_stride = uint32_t(cv.code_strides[2]);
+  h.scale_stride = uint32_t(cv.scale_strides[2]);
+  h.bias_stride = uint32_t(cv.bias_strides[2]);
   return h;
 }
 
 struct MmaParams : KernelArgs {
-  int rows;    // R = G * Lq
-  int splits;  // blocks per (b, kv head) = partials per row
+  int rows;        // R = G * Lq
+  int splits;      // key splits per (b, kv head) = partials per row
+  int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
   float* work;
 };
 
@@ -332,14 +352,13 @@ template <int D, Fam KF, Fam VF>
 struct Tile {
   RowPiece<KF, D / 32> k[2];
   RowPiece<VF, D / 64> v[4];
-  __device__ __forceinline__ void load(const HeadCodec& kh, const HeadCodec& vh, int64_t j0, int64_t last, int g,
-                                       int t) {
-    const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
+  __device__ __forceinline__ void load(const HeadCodec& kh, const HeadCodec& vh, int j0, int last, int g, int t) {
+    const int kdim0 = t * (D / 4), vdim0 = g * (D / 8);
     k[0].load(kh, j0 + g < last ? j0 + g : last, kdim0);
     k[1].load(kh, j0 + g + 8 < last ? j0 + g + 8 : last, kdim0);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int64_t j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
+      const int j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
       v[i].load(vh, j < last ? j : last, vdim0);
     }
   }
@@ -365,13 +384,18 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   uint4* qfrag = reinterpret_cast<uint4*>(smem);
   float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 16);
 
-  const int64_t split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  // Row chunks of one split are adjacent block indices, so they stream the same keys at about the
+  // same time and all but the first read them from L2.
+  const int64_t split = blockIdx.x / p.row_chunks, hk = blockIdx.y, b = blockIdx.z;
+  const int row0 = int(blockIdx.x % p.row_chunks) * RP;  // this block's first row of the R
   const int64_t Lq = p.q.shape[2], Hq = p.q.shape[1], G = Hq / p.k.heads;
-  const int R = p.rows;
+  const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
-  const HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
+  HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
+  kh.at_piece(t * (D / 4), D / 32);  // lane layouts: see Tile
+  vh.at_piece(g * (D / 8), D / 64);
   const int64_t n = sequence_length(p, b);
   bool bad = false;
 
@@ -380,7 +404,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   for (int idx = threadIdx.x; idx < RP * D; idx += kThreads) {
     const int r = idx / D, d = idx % D;
     float v = 0.0f;
-    if (r < R) v = detail::load_float(p.q.data, p.q.dtype, p.q.offset(b, hk * G + r % G, r / G, d)) * qmul;
+    if (r < R) v = detail::load_float(p.q.data, p.q.dtype, p.q.offset(b, hk * G + (row0 + r) % G, (row0 + r) / G, d)) * qmul;
     fl[idx] = v;
   }
   __syncthreads();
@@ -389,12 +413,14 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
   // scores; then split into hi + lo f16 fragments.
   __shared__ float row_unscale[RP];
-  if (threadIdx.x < RP) {
+  for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
     float mx = 0.0f;
-    for (int d = 0; d < D; ++d) mx = fmaxf(mx, fabsf(fl[threadIdx.x * D + d]));
+    for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
-    row_unscale[threadIdx.x] = exp2f(float(e - 14));
+    if (lane == 0) row_unscale[r] = exp2f(float(e - 14));
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
@@ -425,7 +451,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
       const int r = nt * 8 + 2 * t + c;
       unscale[nt][c] = row_unscale[r];
       if (r < R) {
-        const detail::KeyRange vr = detail::visible_keys(p.causal, p.window, n, Lq, r / G);
+        const detail::KeyRange vr = detail::visible_keys(p.causal, p.window, n, Lq, (row0 + r) / G);
         vis_lo[nt][c] = vr.lo;
         vis_hi[nt][c] = vr.hi;
       } else {
@@ -443,7 +469,8 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
     hi = std::min(hi, last.hi);
   }
   const int64_t span = hi > lo ? hi - lo : 0;
-  const int64_t wlo = lo + span * warp / kWarps, whi = lo + span * (warp + 1) / kWarps;
+  // Key indices fit in 32 bits (the host checks tokens < 2^31).
+  const int wlo = int(lo + span * warp / kWarps), whi = int(lo + span * (warp + 1) / kWarps);
 
   float acc[KS][NT][4];
 #pragma unroll
@@ -454,11 +481,11 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
 
-  const int64_t kdim0 = int64_t(t) * (D / 4), vdim0 = int64_t(g) * (D / 8);
+  const int kdim0 = t * (D / 4), vdim0 = g * (D / 8);
   constexpr bool kPrefetch = prefetches<D, KF, VF>();
   Tile<D, KF, VF> cur;
   if (kPrefetch && wlo < whi) cur.load(kh, vh, wlo, whi - 1, g, t);
-  for (int64_t j0 = wlo; j0 < whi; j0 += 16) {
+  for (int j0 = wlo; j0 < whi; j0 += 16) {
     Tile<D, KF, VF> next;
     if constexpr (kPrefetch) {
       if (j0 + 16 < whi) next.load(kh, vh, j0 + 16, whi - 1, g, t);
@@ -496,7 +523,8 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
 
     // Online softmax (base 2) per row; P goes out as hi + lo f16, transposed into PV's B fragments.
     uint32_t pb[NT][2][2];  // [n-tile][hi, lo][keys 0-7, 8-15]
-    const int64_t ja = j0 + g, jb = j0 + g + 8;
+    float alphas[NT][2];
+    const int ja = j0 + g, jb = j0 + g + 8;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       float pr[4];
@@ -516,11 +544,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
         pr[c + 2] = exp2f(sb - m_use);
         l_run[nt][c] = l_run[nt][c] * alpha + pr[c] + pr[c + 2];
         m_run[nt][c] = m_new;
-#pragma unroll
-        for (int u = 0; u < KS; ++u) {
-          acc[u][nt][c] *= alpha;
-          acc[u][nt][c + 2] *= alpha;
-        }
+        alphas[nt][c] = alpha;
       }
 #pragma unroll
       for (int kk = 0; kk < 2; ++kk) {
@@ -529,6 +553,23 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
         pb[nt][0][kk] = transpose8x8(as_u32(x));
         pb[nt][1][kk] = transpose8x8(as_u32(__floats2half2_rn(pr[2 * kk] - back.x, pr[2 * kk + 1] - back.y)));
       }
+    }
+
+    // The running max rarely moves after the first steps: rescale the accumulators only when some
+    // row's did (a warp-uniform branch; multiplying by exactly 1 would change nothing).
+    bool moved = false;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) moved |= alphas[nt][0] != 1.0f || alphas[nt][1] != 1.0f;
+    if (__any_sync(0xFFFFFFFFu, moved)) {
+#pragma unroll
+      for (int u = 0; u < KS; ++u)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          acc[u][nt][0] *= alphas[nt][0];
+          acc[u][nt][1] *= alphas[nt][1];
+          acc[u][nt][2] *= alphas[nt][0];
+          acc[u][nt][3] *= alphas[nt][1];
+        }
     }
 
     // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
@@ -600,7 +641,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   __syncthreads();
 
   // Merge the 4 warps; the block's partial goes out with m in natural-log units.
-  float* out = p.work + ((b * p.k.heads + hk) * p.splits + split) * int64_t(R) * (D + 2);
+  float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
   for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float mw[kWarps], top = -INFINITY;
@@ -630,7 +671,7 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
   static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  mma_partials<D, NT, KF, VF><<<dim3(blocks, Hkv, B), kThreads, smem, stream>>>(p);
+  mma_partials<D, NT, KF, VF><<<dim3(blocks * unsigned(p.row_chunks), Hkv, B), kThreads, smem, stream>>>(p);
 }
 
 // Resident blocks per SM, asked once per instance (host only, no synchronization).

@@ -28,7 +28,7 @@ void attention_split(const AttentionArgs& args, int32_t* status, cudaStream_t st
 size_t attention_split_workspace_bytes(const AttentionArgs& args);
 
 // Tensor-core split-key attention (attention_mma.cu): no array mask, f16-representable K/V formats
-// (not f32/bf16), D in {64, 128, 256}, G*Lq <= 32 with D*ceil(G*Lq/8) <= 256. Status bit 2 when a
+// (not f32/bf16), D in {64, 128, 256}, G*Lq <= 256 (row chunks of 8*NT rows). Status bit 2 when a
 // scale takes f16 products out of exact range. `pair_compiled` is false for K:V format pairs that run
 // on the per-value generic decoders (QSDPA_LOG reports it).
 bool attention_mma_supports(const AttentionArgs& args);

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Instruction mix of a kernel's hot loop, read from SASS on the CPU machine (no GPU needed).
+
+The hot loop is the innermost backward branch holding the most HMMA instructions. Counting it
+before and after a change tells whether the change cut what the kernel issues per 16-key step
+(the tensor-core kernel is bound by instruction issue, docs/gpu-tests.md).
+
+  pip download --no-deps nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm   # unzip; put bin/ on PATH
+  cuobjdump -sass build-cuda/CMakeFiles/qsdpa.dir/src/cuda/attention_mma_d128_r8.cu.o > d128.sass
+  python3 scripts/sass_loop.py d128.sass FamE3ELS3_3EEEv [--dump]      # E2M1:E2M1 (mxfp4, nvfp4)
+
+Family numbers in the mangled names: 0 f16, 1 u4, 2 u8, 3 e2m1, 4 e4m3, 5 generic.
+"""
+import collections
+import re
+import sys
+
+
+def functions(path):
+    name, body = None, []
+    for line in open(path):
+        if "Function : " in line:
+            if name:
+                yield name, body
+            name, body = line.split("Function : ")[1].strip(), []
+            continue
+        m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if m and name:
+            body.append((int(m.group(1), 16), m.group(2).strip()))
+    if name:
+        yield name, body
+
+
+def hot_loop(body):
+    index = {a: i for i, (a, _) in enumerate(body)}
+    loops = []
+    for i, (a, ins) in enumerate(body):
+        m = re.search(r"BRA.*?0x([0-9a-f]+)", ins)
+        if m and int(m.group(1), 16) <= a and int(m.group(1), 16) in index:
+            loops.append(body[index[int(m.group(1), 16)]:i + 1])
+    hmma = lambda seg: sum("HMMA" in s for _, s in seg)
+    loops = [l for l in loops if hmma(l)]
+    if not loops:
+        return []
+    most = max(hmma(l) for l in loops)
+    return min((l for l in loops if hmma(l) == most), key=len)
+
+
+def main():
+    path, pattern = sys.argv[1], sys.argv[2]
+    for name, body in functions(path):
+        if pattern not in name:
+            continue
+        seg = hot_loop(body)
+        ops = collections.Counter(re.sub(r"^@!?U?P\w+ ", "", s).split()[0].split(".")[0] for _, s in seg)
+        print(f"{name}: {len(seg)} instructions in the hot loop")
+        print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
+        if "--dump" in sys.argv:
+            for a, s in seg:
+                print(f"  {a:x} {s}")
+
+
+if __name__ == "__main__":
+    main()
