@@ -85,6 +85,43 @@ double time_us(int copies, int reps, Fn fn) {
   return median(us);
 }
 
+// The same measurement with the batch captured once in a CUDA graph and replayed: the GPU's own time
+// per call, without the host's per-call work (validation, two kernel launches), which is longer
+// than the kernels at N <= 4K. scripts/torch_sdpa.py times PyTorch the same way. fn(copy, stream).
+template <typename Fn>
+double graph_time_us(int copies, int reps, Fn fn) {
+  cudaStream_t stream;
+  QSDPA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (int w = 0; w < 3; ++w) fn(w % copies, stream);
+  QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  QSDPA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int c = 0; c < copies; ++c) fn(c, stream);
+  QSDPA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t start, stop;
+  QSDPA_CUDA_CHECK(cudaEventCreate(&start));
+  QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
+  QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  std::vector<double> us;
+  for (int r = 0; r < reps; ++r) {
+    QSDPA_CUDA_CHECK(cudaEventRecord(start, stream));
+    QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    QSDPA_CUDA_CHECK(cudaEventRecord(stop, stream));
+    QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    us.push_back(ms * 1e3 / copies);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  return median(us);
+}
+
 double copy_peak_gbps() {
   const size_t bytes = size_t(1) << 30;
   DeviceBuffer a(bytes), b(bytes);
@@ -143,12 +180,30 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
       }
       return bytes;
     };
+    // Attention timed in a CUDA graph (the call takes the caller's workspace, so it is capturable),
+    // and eagerly (host work included) for the record.
+    auto timed = [&](const std::vector<std::unique_ptr<DeviceCache>>& kc,
+                     const std::vector<std::unique_ptr<DeviceCache>>& vc, double* eager_us) {
+      AttentionArgs a0 = args_for(kc[0]->view, vc[0]->view);
+      DeviceBuffer ws(std::max<size_t>(attention_workspace_bytes(a0), 16));
+      auto call = [&](int c, cudaStream_t stream) {
+        AttentionArgs a = args_for(kc[size_t(c)]->view, vc[size_t(c)]->view);
+        a.workspace = ws.ptr;
+        a.workspace_bytes = attention_workspace_bytes(a0);
+        a.stream = stream;
+        attention(a);
+      };
+      *eager_us = time_us(int(kc.size()), reps, [&](int c) { call(c, nullptr); });
+      return graph_time_us(int(kc.size()), reps, call);
+    };
     std::vector<std::unique_ptr<DeviceCache>> fk, fv, ks, vs;
     upload(parse_format("f16"), parse_format("f16"), fk, fv);
-    const double f16_us = time_us(int(fk.size()), reps, [&](int c) { attention(args_for(fk[size_t(c)]->view, fv[size_t(c)]->view)); });
+    double f16_eager_us = 0;
+    const double f16_us = timed(fk, fv, &f16_eager_us);
     for (const auto& [kf, vf] : pairs) {
       const int64_t bytes = upload(kf, vf, ks, vs) + qo_bytes;
-      const double us = time_us(int(ks.size()), reps, [&](int c) { attention(args_for(ks[size_t(c)]->view, vs[size_t(c)]->view)); });
+      double eager_us = 0;
+      const double us = timed(ks, vs, &eager_us);
       const double unfused_us = time_us(int(ks.size()), std::max(3, reps / 4), [&](int c) {
         cuda::dequantize(ks[size_t(c)]->view, kbuf.as<float>(), nullptr);
         cuda::dequantize(vs[size_t(c)]->view, vbuf.as<float>(), nullptr);
@@ -189,7 +244,7 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         std::fprintf(stderr, "  append %s:%s failed: %s\n", to_string(kf).c_str(), to_string(vf).c_str(), e.what());
       }
       CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view)),
-                     append_us};
+                     append_us, eager_us};
       res.rows.push_back(r);
       if (verbose)
         std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),

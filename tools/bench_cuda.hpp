@@ -12,11 +12,12 @@ namespace qsdpa::tools {
 struct CudaBenchRow {
   Format k, v;
   int64_t context;
-  double time_us;
+  double time_us;  // per call, the batch replayed from a CUDA graph (GPU time; SPEC §5 events)
   int64_t bytes;
   double f16_time_us, unfused_time_us;
   std::string kernel;  // the kernel attention() chose (cuda::kernel_name)
   double append_us;    // one append() of one new token of K and V per sequence (NaN if it failed)
+  double eager_us;     // per call, back-to-back eager calls (host work per call included)
 };
 
 struct CudaBenchResult {

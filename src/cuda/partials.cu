@@ -5,6 +5,7 @@
 // Hq=32, Hkv=8, D=128, 66 splits): 26 us with 128 threads and one loop per dim (ncu), before this.
 #include "cuda/partials.cuh"
 
+#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -137,8 +138,16 @@ float* partials_workspace(size_t bytes) {
 }
 
 int sm_count() {
-  int sms = 132, dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  // Asked once per device: the call's host work is part of every decode step's latency.
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 132;
+  int sms = cached[dev].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) sms = 132;
+    cached[dev].store(sms, std::memory_order_relaxed);
+  }
   return sms;
 }
 
