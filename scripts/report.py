@@ -4,7 +4,8 @@
     python3 scripts/report.py bench bench/results/cpu-....json [--plot out.png]
     python3 scripts/report.py eval bench/results/eval-....json
 
-The plot (matplotlib, optional) shows the speedup over the f16 path vs context length per format.
+The plot (matplotlib, optional) shows the speedup vs context length per format: over PyTorch's best
+fp16 SDPA when the JSON has `speedup_vs_torch` (scripts/torch_sdpa.py), else over qsdpa's f16 path.
 """
 import argparse
 import json
@@ -57,18 +58,21 @@ def plot(doc, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    vs_torch = all(r.get("speedup_vs_torch") for r in doc["rows"])
+    key = "speedup_vs_torch" if vs_torch else "speedup_vs_f16"
     series = {}
     for r in doc["rows"]:
-        series.setdefault(name(r), []).append((r["context"], r["speedup_vs_f16"]))
+        series.setdefault(name(r), []).append((r["context"], r[key]))
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
+    ax.set_prop_cycle(color=plt.cm.tab10.colors)
     for n, pts in series.items():
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=n)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="os^vD<>pP*"[len(ax.lines) % 10], label=n)
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("context length (tokens)")
-    ax.set_ylabel("speedup over qsdpa's f16 path")
+    ax.set_ylabel("speedup over PyTorch's best fp16 SDPA" if vs_torch else "speedup over qsdpa's f16 path")
+    ax.set_yscale("log", base=2)
     r0 = doc["rows"][0]
     ax.set_title(f"{doc['device_name']} — B={r0['batch']} Hq={r0['hq']} Hkv={r0['hkv']} D={r0['dim']} Lq={r0['lq']}",
                  fontsize=9)

@@ -26,11 +26,16 @@
 // Bytes and operations (B=1, Hq=32, Hkv=8, D=128, N=128K): mxfp4 K+V = 2*128K*8*(64+4) B = 143 MB
 // (48 us at the 2978 GB/s copy peak); per 16 keys and 16 dims 4 mma (2 for q/P hi+lo, each side),
 // affine 10, i.e. tensor cores at a few percent of their rate.
-// Measured on the H100 (commit 0e9d48a, bench/results/cuda-h100-tensorcore-2026-11-25.md), N=128K:
-// f16 202 us (89% of the copy peak), mxfp8 167 us (56%), mxfp4 134 us (36%), nvfp4 128 us (40%),
-// affine4 290 us (17%), turbo4 3953 us (generic per-value decoder, 1%). The quantized formats are
-// bound by instruction issue in the decode (ncu: DRAM 25% busy at 0.68 issues per cycle per
-// scheduler, commit 07e4bf3), not by memory: docs/gpu-tests.md lists what comes next.
+// Measured on the H100 (commit 719fbf6, bench/results/cuda-h100-2026-11-25-719fbf6.md, CUDA-graph
+// timing), N=128K: f16 201 us (89% of the copy peak; cuDNN fp16 185 us), mxfp8 154 (60%), mxfp4 130
+// (37%), nvfp4 129 (39%), affine4 231 (22%), affine8 242 (39%), turbo4 3762 (generic per-value
+// decoder, 1%); N=1K: ~14 us for every compiled format (fixed cost of the prologue, the epilogue and
+// the merge kernel). Lq=8 at GQA 4 (two row chunks, commit aa68cda): f16 136 us, mxfp4 132, at 32K.
+// The quantized formats are bound by instruction issue in the decode (ncu: DRAM 25% busy at 0.68
+// issues per cycle per scheduler, commit 07e4bf3); the SASS hot loop per 16-key step (D=128, one row
+// tile, scripts/sass_loop.py): f16 342 instructions, E4M3 752, affine8 876, E2M1 943, affine4 956 —
+// mostly integer and bit operations, which the H100 issues at half the FP32 rate. docs/gpu-tests.md
+// lists what comes next.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
