@@ -61,20 +61,18 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Median time in µs of one fn(copy): events around a batch of back-to-back calls, one per copy
-// (so the GPU stays busy while the host enqueues the next call and host launch overhead is not
-// counted as kernel time), divided by the batch size.
+// Median over `reps` of the time between two CUDA events recorded on `stream` around
+// launch_batch(), divided by the `copies` calls the batch makes.
 template <typename Fn>
-double time_us(int copies, int reps, Fn fn) {
+double event_median_us(int copies, int reps, cudaStream_t stream, Fn launch_batch) {
   cudaEvent_t start, stop;
   QSDPA_CUDA_CHECK(cudaEventCreate(&start));
   QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
-  for (int w = 0; w < 3; ++w) fn(w % copies);
   std::vector<double> us;
   for (int r = 0; r < reps; ++r) {
-    QSDPA_CUDA_CHECK(cudaEventRecord(start));
-    for (int c = 0; c < copies; ++c) fn(c);
-    QSDPA_CUDA_CHECK(cudaEventRecord(stop));
+    QSDPA_CUDA_CHECK(cudaEventRecord(start, stream));
+    launch_batch();
+    QSDPA_CUDA_CHECK(cudaEventRecord(stop, stream));
     QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
@@ -83,6 +81,17 @@ double time_us(int copies, int reps, Fn fn) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return median(us);
+}
+
+// Median time in µs of one fn(copy): events around a batch of back-to-back calls, one per copy
+// (so the GPU stays busy while the host enqueues the next call and host launch overhead is not
+// counted as kernel time), divided by the batch size.
+template <typename Fn>
+double time_us(int copies, int reps, Fn fn) {
+  for (int w = 0; w < 3; ++w) fn(w % copies);
+  return event_median_us(copies, reps, nullptr, [&] {
+    for (int c = 0; c < copies; ++c) fn(c);
+  });
 }
 
 // The same measurement with the batch captured once in a CUDA graph and replayed: the GPU's own time
@@ -100,26 +109,12 @@ double graph_time_us(int copies, int reps, Fn fn) {
   for (int c = 0; c < copies; ++c) fn(c, stream);
   QSDPA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t start, stop;
-  QSDPA_CUDA_CHECK(cudaEventCreate(&start));
-  QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
   QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  std::vector<double> us;
-  for (int r = 0; r < reps; ++r) {
-    QSDPA_CUDA_CHECK(cudaEventRecord(start, stream));
-    QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    QSDPA_CUDA_CHECK(cudaEventRecord(stop, stream));
-    QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    us.push_back(ms * 1e3 / copies);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  const double us = event_median_us(copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
-  return median(us);
+  return us;
 }
 
 double copy_peak_gbps() {
@@ -184,12 +179,12 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
     // and eagerly (host work included) for the record.
     auto timed = [&](const std::vector<std::unique_ptr<DeviceCache>>& kc,
                      const std::vector<std::unique_ptr<DeviceCache>>& vc, double* eager_us) {
-      AttentionArgs a0 = args_for(kc[0]->view, vc[0]->view);
-      DeviceBuffer ws(std::max<size_t>(attention_workspace_bytes(a0), 16));
+      const size_t ws_bytes = attention_workspace_bytes(args_for(kc[0]->view, vc[0]->view));  // same for every copy
+      DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
       auto call = [&](int c, cudaStream_t stream) {
         AttentionArgs a = args_for(kc[size_t(c)]->view, vc[size_t(c)]->view);
         a.workspace = ws.ptr;
-        a.workspace_bytes = attention_workspace_bytes(a0);
+        a.workspace_bytes = ws_bytes;
         a.stream = stream;
         attention(a);
       };

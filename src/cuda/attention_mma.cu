@@ -23,7 +23,7 @@ Fam family_of(const Format& f) {
 
 // Query rows (R = G * Lq) per block: 8 per n-tile, at most 256 / D tiles (the accumulators are
 // D * NT / 8 registers a lane). More rows than that go to several blocks per split ("row chunks").
-constexpr int64_t kMaxRows = 256;  // beyond this the f32 split kernel takes the call (docs/decisions.md)
+constexpr int64_t kMaxRows = 256;  // beyond this the generic kernel takes the call (docs/decisions.md)
 
 int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.shape[2]; }
 
