@@ -8,7 +8,7 @@
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
-#   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K) and the merge kernel once each.
+#   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -82,7 +82,7 @@ if has ncu && command -v ncu >/dev/null; then
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
     ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-      ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context 131072 --heads 32:8 --min-seconds 0 \
+      ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "${QSDPA_NCU_CONTEXT:-131072}" --heads 32:8 --min-seconds 0 \
       >"$OUT/ncu-${k%%.*}.log" 2>&1
     grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Stall|Warp Cycles Per Issued|Block Limit|Grid Size|L1/TEX Hit|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -40
   done

@@ -13,8 +13,8 @@ Fam family_of(const Format& f) {
     case FormatKind::affine:  // the fast decoders read f16 scales and biases
       if (f.scale_dtype != ScaleDType::f16) return Fam::generic;
       return f.bits == 4 ? Fam::u4 : f.bits == 8 ? Fam::u8 : Fam::generic;
-    case FormatKind::mxfp4:
-    case FormatKind::nvfp4: return Fam::e2m1;
+    case FormatKind::mxfp4: return Fam::e2m1;
+    case FormatKind::nvfp4: return Fam::nv4;
     case FormatKind::mxfp8:
     case FormatKind::fp8: return Fam::e4m3;
     default: return Fam::generic;

@@ -42,10 +42,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/partials.cuh"
+#include "formats/f16_bits.hpp"
 
 namespace qsdpa::cuda::mma {
 
@@ -56,12 +58,13 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
 // Decoder families: how one octet of a row turns into 4 half2.
-enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic };
+// e2m1: mxfp4 (E8M0 scales, groups of 32); nv4: nvfp4 (E4M3 scales, groups of 16).
+enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4 };
 
 // Bytes of codes per octet (generic: decoded value by value from global memory).
 template <Fam F>
 constexpr int octet_bytes() {
-  return F == Fam::f16 ? 16 : (F == Fam::u8 || F == Fam::e4m3) ? 8 : (F == Fam::generic ? 0 : 4);
+  return F == Fam::f16 ? 16 : (F == Fam::u8 || F == Fam::e4m3) ? 8 : (F == Fam::generic ? 0 : 4);  // u4, e2m1, nv4: 4
 }
 
 // The pairing of an octet's values in its 4 half2: half2 j holds values (kPairLo[j], kPairHi[j]).
@@ -114,56 +117,74 @@ struct GroupScale {
 
 // ---- octet decoders: raw code words -> n_terms x 4 half2 in the pairing above ----
 
+// The codes of one octet as exact f16 values, without their group scale (the bit rules live in
+// formats/f16_bits.hpp): f16 as stored, u4/u8 the integer code, E2M1 the value times 2^-14 (see
+// e2m1_octet_f16), E4M3 the value.
 template <Fam F>
-__device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[][4]) {
+__device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
   if constexpr (F == Fam::f16) {
-    h[0][0] = prmt(w[0], w[1], 0x5410);
-    h[0][1] = prmt(w[0], w[1], 0x7632);
-    h[0][2] = prmt(w[2], w[3], 0x5410);
-    h[0][3] = prmt(w[2], w[3], 0x7632);
+    h[0] = prmt(w[0], w[1], 0x5410);
+    h[1] = prmt(w[0], w[1], 0x7632);
+    h[2] = prmt(w[2], w[3], 0x5410);
+    h[3] = prmt(w[2], w[3], 0x7632);
   } else if constexpr (F == Fam::u4 || F == Fam::u8) {
-    const __half2 magic = as_h2(0x64006400u);  // f16 1024 + code
-    const uint32_t y = F == Fam::u4 ? prmt(w[0], 0, 0x3120) : 0;  // halves: (v0 v1 v4 v5) (v2 v3 v6 v7)
-    const uint32_t add = as_u32(gs.add);
+    if constexpr (F == Fam::u4) fmt::u4_octet_f16_plus_1024(w[0], h);
+    else fmt::u8_octet_f16_plus_1024(w, h);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      uint32_t x;
-      if constexpr (F == Fam::u4) x = ((y >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
-      else x = prmt(w[j >> 1], 0x64646464u, (j & 1) ? 0x4341u : 0x4240u);
-      const __half2 code = __hsub2(as_h2(x), magic);
-      const __half2 hi = __hmul2(code, gs.mul);
-      h[0][j] = as_u32(hi);
-      h[1][j] = as_u32(__hfma2(code, gs.mul, __hneg2(hi)));  // c*s - hi: exact in f16
-      h[2][j] = add;
-    }
-  } else if constexpr (F == Fam::e2m1) {
-    // Magnitudes from a byte table of the f16 high bytes of 0, 0.5, 1, 1.5, 2, 3, 4, 6 (low bytes
-    // are 0), signs moved to bits 15/31 from a byte-reordered copy.
-    const uint32_t x = w[0];
-    const uint32_t y = prmt(x, 0, 0x3120);
-    const uint32_t sel[4] = {(x << 4) & 0x7070u, x & 0x7070u, (x >> 12) & 0x7070u, (x >> 16) & 0x7070u};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t mag = prmt(0x3E3C3800u, 0x46444240u, sel[j]);
-      const uint32_t v = mag | ((y << (12 - 4 * j)) & 0x80008000u);
-      h[0][j] = as_u32(__hmul2(as_h2(v), gs.mul));
-    }
+    for (int j = 0; j < 4; ++j) h[j] = as_u32(__hsub2(as_h2(h[j]), as_h2(0x64006400u)));
+  } else if constexpr (F == Fam::e2m1 || F == Fam::nv4) {
+    fmt::e2m1_octet_f16(w[0], h);
   } else if constexpr (F == Fam::e4m3) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint32_t pair = prmt(w[j >> 1], 0, (j & 1) ? 0x0031u : 0x0020u);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-      uint32_t v;
-      asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(pair));
-      h[0][j] = as_u32(__hmul2(as_h2(v), gs.mul));
+      asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(h[j]) : "r"(pair));
 #else
       // E4M3 bits s.eeee.mmm placed at f16 bits 15 and 13..7: the value times 2^-8.
       const uint32_t z = prmt(pair, 0, 0x7170u);  // bytes -> halves
       const uint32_t v = ((z & 0x007F007Fu) << 7) | ((z & 0x00800080u) << 8);
-      h[0][j] = as_u32(__hmul2(__hmul2(as_h2(v), __float2half2_rn(256.0f)), gs.mul));
+      h[j] = as_u32(__hmul2(as_h2(v), __float2half2_rn(256.0f)));
 #endif
     }
   }
+}
+
+// An octet with its group multipliers applied, as n_terms exact f16 terms (the V side, where a
+// group's scale cannot wait for a partial sum: the PV product sums over keys, each with its own).
+template <Fam F>
+__device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[][4]) {
+  decode_codes<F>(w, h[0]);
+  if constexpr (F == Fam::u4 || F == Fam::u8) {
+    const uint32_t add = as_u32(gs.add);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const __half2 code = as_h2(h[0][j]);
+      const __half2 hi = __hmul2(code, gs.mul);
+      h[0][j] = as_u32(hi);
+      h[1][j] = as_u32(__hfma2(code, gs.mul, __hneg2(hi)));  // c*s - hi: exact in f16
+      h[2][j] = add;
+    }
+  } else if constexpr (F == Fam::e2m1 || F == Fam::nv4) {
+    // Times 2^14 first (exact: the E2M1 value), then the scale: each product stays exact in f16.
+#pragma unroll
+    for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(__hmul2(as_h2(h[0][j]), as_h2(0x74007400u)), gs.mul));
+  } else if constexpr (F == Fam::e4m3) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(as_h2(h[0][j]), gs.mul));
+  }
+}
+
+// nvfp4's E4M3 block scale (the low byte of w) in both halves of an f16 pair, exactly.
+__device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint32_t v;
+  asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(prmt(w, 0, 0)));
+  return as_h2(v);
+#else
+  // E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
+  return __hmul2(as_h2((((w & 0x7Fu) << 7) | ((w & 0x80u) << 8)) * 0x10001u), as_h2(0x5C005C00u));
+#endif
 }
 
 // Loads `Bytes` contiguous bytes (a power of two, aligned to min(Bytes, 16)) into words.
@@ -188,18 +209,31 @@ __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
 struct HeadCodec {
   fmt::RowCodec codec;
   int group_shift;  // log2 of the group size; -1 without group scales
-  bool nv;          // nvfp4 (E4M3 block scales) rather than mx (E8M0) in the E2M1 family
   const uint8_t *codes, *scales, *biases;
   // Bytes from one token to the next. 32-bit (the host checks), so that a row address is one
   // IMAD.WIDE.U32 of a 32-bit key index: 64-bit index arithmetic was ~40% of the loop's instructions.
   uint32_t code_stride, scale_stride, bias_stride;
-  // This lane's piece of every row: its first group and the last group index inside the piece
-  // (set once per block by at_piece, so the loop's scale loads are one add from the row address).
-  int piece_group0 = 0, piece_last_group = 0;
+  int piece_last_group = 0;  // V: see at_piece
 
+  // The K side's lane offsets (see KRow): octet t of a row's first block, and nvfp4's block scale
+  // of it, so that the loop's offsets are immediates of the load instructions.
+  template <Fam F>
+  __device__ __forceinline__ void k_lane(int t) {
+    if constexpr (F == Fam::generic) return;
+    codes += 8 * t * octet_bytes<F>() / 8;
+    if constexpr (F == Fam::nv4) scales += t >> 1;
+  }
+
+  // The V side's lane offsets (see RowPiece): the piece's first octet and its first group's scale
+  // and bias; piece_last_group is the last group index inside the piece.
+  template <Fam F>
   __device__ __forceinline__ void at_piece(int dim0, int octets) {
+    if constexpr (F == Fam::generic) return;
+    codes += dim0 * octet_bytes<F>() / 8;
     if (group_shift < 0) return;
-    piece_group0 = dim0 >> group_shift;
+    const int group0 = dim0 >> group_shift, scale_bytes = (F == Fam::u4 || F == Fam::u8) ? 2 : 1;
+    scales += group0 * scale_bytes;
+    if (biases) biases += group0 * scale_bytes;
     piece_last_group = max(((octets * 8) >> group_shift) - 1, 0);
   }
 };
@@ -208,7 +242,7 @@ struct HeadCodec {
 // decoded one octet at a time into n_terms x 4 half2.
 template <Fam F, int Octets>
 struct RowPiece {
-  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3;
+  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kWords = F == Fam::generic ? 1 : Octets * octet_bytes<F>() / 4;
   static constexpr int kGroups = Octets >= 2 ? Octets / 2 : 1;  // groups are >= 16 values
   uint32_t raw[kWords];
@@ -222,20 +256,19 @@ struct RowPiece {
       scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
       biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
     } else {
-      load_bytes<Octets * octet_bytes<F>()>(c + dim0 * octet_bytes<F>() / 8, raw);
+      load_bytes<Octets * octet_bytes<F>()>(c, raw);  // hc points at the piece (at_piece)
       if constexpr (kScaled) {
         if (hc.group_shift >= 0) {
           const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
-          const int g0 = hc.piece_group0;
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
-            const int gi = min(i, hc.piece_last_group);  // groups past the piece repeat the last
+            const int gi = i == 0 ? 0 : min(i, hc.piece_last_group);  // groups past the piece repeat the last
             if constexpr (F == Fam::u4 || F == Fam::u8) {
               const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
-              scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + g0 + gi)) |
-                         (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + g0 + gi)) << 16);
+              scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + gi)) |
+                         (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + gi)) << 16);
             } else {
-              scale[i] = __ldg(sr + g0 + gi);
+              scale[i] = __ldg(sr + gi);
             }
           }
         }
@@ -255,6 +288,8 @@ struct RowPiece {
         if constexpr (F == Fam::u4 || F == Fam::u8) {
           gs[i].mul = as_h2(prmt(w, 0, 0x1010));
           gs[i].add = as_h2(prmt(w, 0, 0x3232));
+        } else if constexpr (F == Fam::nv4) {
+          gs[i].mul = e4m3_scale_f16(w);  // code * scale is always exact in f16
         } else {
           // mx: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of two
           // down to f16's subnormals); code * 2^(e-127) stays an exact f16 for e in [104, 140]
@@ -263,19 +298,8 @@ struct RowPiece {
           const uint32_t e = w & 0xFFu;
           const __half2 mx = __float2half2_rn(__uint_as_float(e << 23));
           const bool out_of_range = F == Fam::e2m1 ? (e - 104u > 36u) : (e - 112u > 22u);
-          __half2 nv;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-          {
-            uint32_t v;
-            asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(prmt(w, 0, 0)));
-            nv = as_h2(v);
-          }
-#else
-          // E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
-          nv = __hmul2(as_h2((((w & 0x7Fu) << 7) | ((w & 0x80u) << 8)) * 0x10001u), as_h2(0x5C005C00u));
-#endif
-          gs[i].mul = hc.nv ? nv : mx;
-          *bad |= !hc.nv && out_of_range;
+          gs[i].mul = mx;
+          *bad |= out_of_range;
         }
       }
     }
@@ -310,13 +334,111 @@ struct RowPiece {
   }
 };
 
+// One key row's piece for QK: octet t of each 32-dim block (dims [32b + 8t, 32b + 8t + 8)), so
+// that each mma k-step (16 dims) lies inside one block, and a block inside one group when groups
+// have >= 32 values. The group's scale then multiplies the block's f32 partial score (4 FFMA per
+// block instead of an HMUL2 per value pair, any E8M0 exponent exact), affine's bias adds
+// bias * (q's sum over the block), and the codes enter the tensor cores as one exact f16 term
+// (affine took three before). nvfp4 (groups of 16: one per octet) keeps its E4M3 block scale in
+// f16, where code * scale is always exact.
+template <Fam F, int NB>
+struct KRow {
+  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
+  static constexpr int kOctetWords = F == Fam::generic ? 1 : octet_bytes<F>() / 4;
+  uint32_t raw[NB * kOctetWords];
+  uint32_t scale[kScaled ? NB : 1];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
+  const uint8_t *codes, *scales, *biases;  // generic only
+
+  __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
+    const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
+    if constexpr (F == Fam::generic) {
+      codes = c;
+      scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
+      biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
+    } else {
+      // hc.codes / hc.scales already point at this lane's octet / block scale (k_lane), so every
+      // offset below is an immediate of the load instruction.
+#pragma unroll
+      for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
+      if constexpr (F == Fam::u4 || F == Fam::u8) {
+        const uint16_t* sr = reinterpret_cast<const uint16_t*>(hc.scales + uint64_t(j) * hc.scale_stride);
+        const uint16_t* br = reinterpret_cast<const uint16_t*>(hc.biases + uint64_t(j) * hc.bias_stride);
+        // Group sizes 32, 64, 128: block b's group is b, b/2 or b/4 (a warp-uniform branch).
+        auto get = [&](auto per_group) {
+#pragma unroll
+          for (int b = 0; b < NB; ++b)
+            scale[b] = uint32_t(__ldg(sr + b / per_group)) | (uint32_t(__ldg(br + b / per_group)) << 16);
+        };
+        if (hc.group_shift == 5) get(std::integral_constant<int, 1>());
+        else if (hc.group_shift == 6) get(std::integral_constant<int, 2>());
+        else get(std::integral_constant<int, 4>());
+      } else if constexpr (kScaled) {
+        const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
+        if constexpr (F == Fam::nv4) {  // groups of 16: octet t of block b is in group 2b + t/2
+#pragma unroll
+          for (int b = 0; b < NB; ++b) scale[b] = __ldg(sr + 2 * b);
+        } else if (F == Fam::e2m1 || hc.group_shift >= 0) {  // mx: groups of 32 (fp8 has none)
+#pragma unroll
+          for (int b = 0; b < NB; ++b) scale[b] = __ldg(sr + b);
+        }
+      }
+    }
+  }
+
+  // Block b's codes as KT exact f16 terms (generic: the value's hi + lo; nvfp4: times its block scale).
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], bool* bad) const {
+    if constexpr (F == Fam::generic) {
+      float v[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        v[e] = fmt::decode_value(hc.codec, codes, scales, biases, 32 * b + 8 * t + e);
+        *bad |= !(fabsf(v[e]) < 65504.0f);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const __half2 hi = __floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]);
+        const float2 back = __half22float2(hi);
+        h[0][j] = as_u32(hi);
+        h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
+      }
+    } else {
+      decode_codes<F>(raw + b * kOctetWords, h[0]);
+      if constexpr (F == Fam::nv4) {
+        const __half2 block = e4m3_scale_f16(scale[b]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(as_h2(h[0][j]), block));
+      }
+    }
+  }
+
+  // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127); E8M0's NaN
+  // byte gives NaN, as the scalar rule does), 1 where the decode already holds it.
+  __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
+    if constexpr (F == Fam::u4 || F == Fam::u8) {
+      return __half2float(__ushort_as_half(uint16_t(scale[b] & 0xFFFFu)));
+    } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
+      if (F == Fam::e4m3 && hc.group_shift < 0) return 1.0f;  // fp8: the tensor scale is in q
+      const uint32_t e = scale[b];  // a loaded byte
+      return __uint_as_float(e == 0xFFu ? 0x7FC00000u : e << 23);
+    } else {
+      return 1.0f;
+    }
+  }
+  // Affine's bias of block b (0 elsewhere).
+  __device__ __forceinline__ float bias(int b) const {
+    if constexpr (F == Fam::u4 || F == Fam::u8) return __half2float(__ushort_as_half(uint16_t(scale[b] >> 16)));
+    return 0.0f;
+  }
+};
+
 // The f32 factor of a whole head that the f16 path leaves out (folded into q for K, into the
 // output for V): fp8's tensor scale, nvfp4's global scale.
 template <Fam F>
 __device__ __forceinline__ float head_factor(const fmt::RowCodec& c) {
-  if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
+  if constexpr (F == Fam::e4m3) {
     if (c.kind == FormatKind::fp8) return c.tensor_scale;
-    if (c.kind == FormatKind::nvfp4) return fmt::nvfp4_global_factor(c.global_scale);
+  } else if constexpr (F == Fam::nv4) {
+    return fmt::nvfp4_global_factor(c.global_scale);
   }
   return 1.0f;
 }
@@ -327,7 +449,6 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   const bool grouped = c.kind == FormatKind::affine || c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8 ||
                        c.kind == FormatKind::nvfp4;
   h.group_shift = grouped ? __ffs(c.group) - 1 : -1;
-  h.nv = c.kind == FormatKind::nvfp4;
   h.codes = cv.code_row(b, hk, 0);
   h.scales = cv.scale_row(b, hk, 0);
   h.biases = cv.bias_row(b, hk, 0);
@@ -351,16 +472,16 @@ constexpr size_t smem_bytes() {
   return size_t(D / 16) * NT * 32 * 16 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
 }
 
-// One step's K and V pieces of a lane: keys g, g+8 (K, dims [t*D/4, ...)) and keys 2t, 2t+1, 2t+8,
-// 2t+9 (V, dims [g*D/8, ...)), all clamped into the warp's range.
+// One step's K and V pieces of a lane: keys g, g+8 (K, octet t of each 32-dim block) and keys 2t,
+// 2t+1, 2t+8, 2t+9 (V, dims [g*D/8, ...)), all clamped into the warp's range.
 template <int D, Fam KF, Fam VF>
 struct Tile {
-  RowPiece<KF, D / 32> k[2];
+  KRow<KF, D / 32> k[2];
   RowPiece<VF, D / 64> v[4];
   __device__ __forceinline__ void load(const HeadCodec& kh, const HeadCodec& vh, int j0, int last, int g, int t) {
-    const int kdim0 = t * (D / 4), vdim0 = g * (D / 8);
-    k[0].load(kh, j0 + g < last ? j0 + g : last, kdim0);
-    k[1].load(kh, j0 + g + 8 < last ? j0 + g + 8 : last, kdim0);
+    const int vdim0 = g * (D / 8);
+    k[0].load(kh, j0 + g < last ? j0 + g : last, t);
+    k[1].load(kh, j0 + g + 8 < last ? j0 + g + 8 : last, t);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
@@ -378,13 +499,24 @@ constexpr bool prefetches() {
   return KF != Fam::generic && VF != Fam::generic && words <= 32;
 }
 
+// Resident blocks per SM the compiled families are held to: 4 (<= 128 registers a thread) where
+// two steps' codes fit (the loop is bound by instruction issue and needs the warps), 3 for the 8-bit
+// families, whose prefetched codes alone take 64 registers (at 4 they spilled); the generic
+// decoder's scalar rule cannot fit either, nor can D * NT = 256 (64 accumulator registers).
 template <int D, int NT, Fam KF, Fam VF>
-__global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
+constexpr int min_blocks() {
+  if (KF == Fam::generic || VF == Fam::generic || D * NT > 128) return 1;
+  return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
+}
+
+template <int D, int NT, Fam KF, Fam VF>
+__global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
-  constexpr int KOCT = D / 32;   // octets per lane of a K row (lane t: dims [t*D/4, (t+1)*D/4))
+  constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
-  constexpr int KT = n_terms<KF>(), VT = n_terms<VF>();
+  constexpr int KT = KF == Fam::generic ? 2 : 1, VT = n_terms<VF>();  // K: group scales go on partial sums
+  constexpr bool kPartial = KRow<KF, NB>::kScaled;
   extern __shared__ __align__(16) uint8_t smem[];
   uint4* qfrag = reinterpret_cast<uint4*>(smem);
   float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 16);
@@ -399,8 +531,8 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
-  kh.at_piece(t * (D / 4), D / 32);  // lane layouts: see Tile
-  vh.at_piece(g * (D / 8), D / 64);
+  vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
+  kh.k_lane<KF>(t);
   const int64_t n = sequence_length(p, b);
   bool bad = false;
 
@@ -428,9 +560,20 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
     if (lane == 0) row_unscale[r] = exp2f(float(e - 14));
   }
   __syncthreads();
+  // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
+  constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
+  __shared__ float qsum[kAffineK ? NB * RP : 1];
+  if constexpr (kAffineK) {
+    for (int idx = threadIdx.x; idx < NB * RP; idx += kThreads) {
+      const int b = idx / RP, r = idx % RP;
+      float sum = 0.0f;
+      for (int d = 0; d < 32; ++d) sum += fl[r * D + 32 * b + d];
+      qsum[idx] = sum / row_unscale[r];
+    }
+  }
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
-    const int row = nt * 8 + l / 4, base = (l % 4) * (D / 4) + 8 * (s / 2), jj = 2 * (s % 2);
+    const int row = nt * 8 + l / 4, base = 32 * (s / 2) + 8 * (l % 4), jj = 2 * (s % 2);
     const float* q = fl + row * D;
     const float inv = 1.0f / row_unscale[row];
     uint32_t hi[2], lo[2];
@@ -454,7 +597,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
       const int r = nt * 8 + 2 * t + c;
-      unscale[nt][c] = row_unscale[r];
+      unscale[nt][c] = row_unscale[r] * (KF == Fam::e2m1 || KF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
       if (r < R) {
         const detail::KeyRange vr = detail::visible_keys(p.causal, p.window, n, Lq, (row0 + r) / G);
         vis_lo[nt][c] = vr.lo;
@@ -486,7 +629,7 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
 
-  const int kdim0 = t * (D / 4), vdim0 = g * (D / 8);
+  const int vdim0 = g * (D / 8);
   constexpr bool kPrefetch = prefetches<D, KF, VF>();
   Tile<D, KF, VF> cur;
   if (kPrefetch && wlo < whi) cur.load(kh, vh, wlo, whi - 1, g, t);
@@ -502,25 +645,47 @@ __global__ void __launch_bounds__(kThreads) mma_partials(MmaParams p) {
     float s[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-    GroupScale kgs[2][RowPiece<KF, KOCT>::kGroups];
-    cur.k[0].group_scales(kh, kgs[0], &bad);
-    cur.k[1].group_scales(kh, kgs[1], &bad);
 #pragma unroll
-    for (int o = 0; o < KOCT; ++o) {
+    for (int b = 0; b < NB; ++b) {
       uint32_t ha[KT][4], hb[KT][4];
-      cur.k[0].decode(kh, kgs[0], kdim0, o, ha, &bad);
-      cur.k[1].decode(kh, kgs[1], kdim0, o, hb, &bad);
+      cur.k[0].decode(kh, b, t, ha, &bad);
+      cur.k[1].decode(kh, b, t, hb, &bad);
+      float c[NT][4];  // the block's partial scores (kPartial), else the scores themselves
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int st = 2 * o + half, i0 = 2 * half;
+        const int st = 2 * b + half, i0 = 2 * half;
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
+          float* acc_s = kPartial ? c[nt] : s[nt];
           const uint4 qb = qfrag[(st * NT + nt) * 32 + lane];
 #pragma unroll
           for (int term = 0; term < KT; ++term) {
-            mma16816(s[nt], ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.x, qb.y);
+            mma16816(acc_s, ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.x, qb.y);
             if (term_takes_lo(term))
-              mma16816(s[nt], ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.z, qb.w);
+              mma16816(acc_s, ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.z, qb.w);
+          }
+        }
+      }
+      if constexpr (kPartial) {
+        const float ma = cur.k[0].multiplier(kh, b), mb = cur.k[1].multiplier(kh, b);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          s[nt][0] = fmaf(ma, c[nt][0], s[nt][0]);
+          s[nt][1] = fmaf(ma, c[nt][1], s[nt][1]);
+          s[nt][2] = fmaf(mb, c[nt][2], s[nt][2]);
+          s[nt][3] = fmaf(mb, c[nt][3], s[nt][3]);
+        }
+        if constexpr (kAffineK) {
+          const float ba = cur.k[0].bias(b), bb = cur.k[1].bias(b);
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            const float q0 = qsum[b * RP + nt * 8 + 2 * t], q1 = qsum[b * RP + nt * 8 + 2 * t + 1];
+            s[nt][0] = fmaf(ba, q0, s[nt][0]);
+            s[nt][1] = fmaf(ba, q1, s[nt][1]);
+            s[nt][2] = fmaf(bb, q0, s[nt][2]);
+            s[nt][3] = fmaf(bb, q1, s[nt][3]);
           }
         }
       }
@@ -709,6 +874,7 @@ Instance pick_pair(Fam kf, Fam vf) {
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
   QSDPA_PAIR(e2m1, e2m1)
+  QSDPA_PAIR(nv4, nv4)
   QSDPA_PAIR(e4m3, e4m3)
   QSDPA_PAIR(e4m3, e2m1)
   QSDPA_PAIR(u8, u4)

@@ -1,0 +1,90 @@
+// The tensor-core kernel's word-at-a-time decoders (formats/f16_bits.hpp) against the scalar rules,
+// on the CPU: every code value in every position of the word, with the other positions varied.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "formats/f16_bits.hpp"
+#include "formats/minifloat.hpp"
+
+namespace qsdpa {
+namespace {
+
+// The octet position held by half `hi` of half2 j: the pairing (0,2) (1,3) (4,6) (5,7).
+int octet_position(int j, int hi) { return (j & 1) + 4 * (j >> 1) + 2 * hi; }
+
+float half_of(uint32_t h, int hi) { return fmt::f16_to_f32(uint16_t(hi ? h >> 16 : h & 0xFFFFu)); }
+
+TEST(F16Bits, BytePermMatchesPtxPrmtWithoutSignMode) {
+  // Hand-computed: bytes of {b, a} = 77 66 55 44 | 33 22 11 00.
+  EXPECT_EQ(fmt::byte_perm(0x33221100u, 0x77665544u, 0x3210u), 0x33221100u);
+  EXPECT_EQ(fmt::byte_perm(0x33221100u, 0x77665544u, 0x7654u), 0x77665544u);
+  EXPECT_EQ(fmt::byte_perm(0x33221100u, 0x77665544u, 0x1404u), 0x11440044u);
+  EXPECT_EQ(fmt::byte_perm(0x33221100u, 0x77665544u, 0x5140u), 0x55114400u);
+}
+
+TEST(F16Bits, E2M1OctetEqualsScalarRuleTimes2PowMinus14) {
+  std::mt19937 rng(11);
+  // Hand-computed: code 0x1 (0.5) is the f16 subnormal 2^-15 = 0x0200; code 0xF (-6) is 0xC600 * 2^-14
+  // = -6 * 2^-14 = 0x8E00 (exponent 3, mantissa 0x200).
+  {
+    uint32_t h[4];
+    fmt::e2m1_octet_f16(0x000000F1u, h);  // value 0 = 0x1, value 1 = 0xF
+    EXPECT_EQ(h[0] & 0xFFFFu, 0x0200u);
+    EXPECT_EQ(h[1] & 0xFFFFu, 0x8E00u);
+  }
+  for (int pos = 0; pos < 8; ++pos)
+    for (uint32_t code = 0; code < 16; ++code)
+      for (int trial = 0; trial < 64; ++trial) {
+        uint32_t x = uint32_t(rng());
+        x = (x & ~(0xFu << (4 * pos))) | (code << (4 * pos));
+        uint32_t h[4];
+        fmt::e2m1_octet_f16(x, h);
+        for (int j = 0; j < 4; ++j)
+          for (int hi = 0; hi < 2; ++hi) {
+            const int p = octet_position(j, hi);
+            const uint32_t c = (x >> (4 * p)) & 0xFu;
+            const float want = fmt::e2m1_to_f32(c);
+            const float got = half_of(h[j], hi) / fmt::kE2M1F16Factor;
+            ASSERT_EQ(got, want) << "word " << std::hex << x << " position " << p;
+            // Signs survive for zero too (negative zero is a valid code).
+            ASSERT_EQ(std::signbit(got), bool(c & 8u)) << "word " << std::hex << x << " position " << p;
+          }
+      }
+}
+
+TEST(F16Bits, U4OctetIsCodePlus1024) {
+  std::mt19937 rng(12);
+  for (int pos = 0; pos < 8; ++pos)
+    for (uint32_t code = 0; code < 16; ++code)
+      for (int trial = 0; trial < 16; ++trial) {
+        uint32_t x = uint32_t(rng());
+        x = (x & ~(0xFu << (4 * pos))) | (code << (4 * pos));
+        uint32_t h[4];
+        fmt::u4_octet_f16_plus_1024(x, h);
+        for (int j = 0; j < 4; ++j)
+          for (int hi = 0; hi < 2; ++hi) {
+            const int p = octet_position(j, hi);
+            ASSERT_EQ(half_of(h[j], hi), 1024.0f + float((x >> (4 * p)) & 0xFu)) << std::hex << x << " " << p;
+          }
+      }
+}
+
+TEST(F16Bits, U8OctetIsCodePlus1024) {
+  std::mt19937 rng(13);
+  for (int pos = 0; pos < 8; ++pos)
+    for (uint32_t code = 0; code < 256; ++code) {
+      uint32_t w[2] = {uint32_t(rng()), uint32_t(rng())};
+      w[pos / 4] = (w[pos / 4] & ~(0xFFu << (8 * (pos % 4)))) | (code << (8 * (pos % 4)));
+      uint32_t h[4];
+      fmt::u8_octet_f16_plus_1024(w, h);
+      for (int j = 0; j < 4; ++j)
+        for (int hi = 0; hi < 2; ++hi) {
+          const int p = octet_position(j, hi);
+          ASSERT_EQ(half_of(h[j], hi), 1024.0f + float((w[p / 4] >> (8 * (p % 4))) & 0xFFu)) << p;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qsdpa
