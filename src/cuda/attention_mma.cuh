@@ -13,28 +13,35 @@
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
 // and multiplied on tensor cores; the f32 CUDA cores only run the softmax.
 // Layout trick: a dot product does not care about the order of its dims, so each lane's fragment is
-// built from one contiguous piece of a row (lane t of a key holds dims [t*D/4, (t+1)*D/4) for QK;
-// lane g holds dims [g*D/8, (g+1)*D/8) of 4 keys for PV) and q's fragments, built once per block in
-// shared memory, follow the same permutation. Rows are decoded an "octet" (8 values) at a time into
-// 4 half2 with the pairing (0,2) (1,3) (4,6) (5,7), which the bit tricks give cheaply: f16 with prmt,
-// 4-bit with the 0x6400 magic number, 8-bit with prmt, E2M1 with a prmt byte table, E4M3 with
-// cvt.rn.f16x2.e4m3x2. Precision: values enter as exact f16 terms (see n_terms) and q and P as
-// hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2 holds for sharp softmaxes);
-// per-tensor factors (fp8's scale, nvfp4's global scale) are applied in f32. A group scale outside
-// f16's exact range sets status bit 2 (the output is then invalid) rather than answering wrongly.
+// built from pieces of rows that load whole (K: lane t of a key holds octet t of every 32-dim block,
+// so that an mma k-step never leaves a block; V: lane g holds dims [g*D/8, (g+1)*D/8) of 4 keys) and
+// q's fragments, built once per block in shared memory, follow the same permutation. Rows are decoded
+// an "octet" (8 values) at a time into 4 half2 with the pairing (0,2) (1,3) (4,6) (5,7), which the
+// bit tricks give cheaply (formats/f16_bits.hpp): f16 with prmt, 4/8-bit with the 0x6400 magic
+// number, E2M1 by placing its bits in an f16 (11 ALU operations per octet), E4M3 with
+// cvt.rn.f16x2.e4m3x2. Group scales: on the K side they multiply each 32-dim block's f32 partial
+// score (affine adds bias * q's block sum), so K codes enter the tensor cores unscaled as one exact
+// term; on the V side (the PV product sums over keys, each with its own scale) the codes are scaled
+// in f16 first; mxfp4/nvfp4 V words of two keys are interleaved by bytes before decoding, which
+// lands each value pair straight in an A-fragment register. Precision: values enter as exact f16
+// terms (see n_terms) and q and P as hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2
+// holds for sharp softmaxes); per-tensor factors (fp8's scale, nvfp4's global scale) are applied in
+// f32. A V group scale outside f16's exact range sets status bit 2 (the output is then invalid)
+// rather than answering wrongly.
 //
 // Bytes and operations (B=1, Hq=32, Hkv=8, D=128, N=128K): mxfp4 K+V = 2*128K*8*(64+4) B = 143 MB
 // (48 us at the 2978 GB/s copy peak); per 16 keys and 16 dims 4 mma (2 for q/P hi+lo, each side),
-// affine 10, i.e. tensor cores at a few percent of their rate.
-// Measured on the H100 (commit 719fbf6, bench/results/cuda-h100-2026-11-25-719fbf6.md, CUDA-graph
-// timing), N=128K: f16 201 us (89% of the copy peak; cuDNN fp16 185 us), mxfp8 154 (60%), mxfp4 130
-// (37%), nvfp4 129 (39%), affine4 231 (22%), affine8 242 (39%), turbo4 3762 (generic per-value
-// decoder, 1%); N=1K: ~14 us for every compiled format (fixed cost of the prologue, the epilogue and
-// the merge kernel). Lq=8 at GQA 4 (two row chunks, commit aa68cda): f16 136 us, mxfp4 132, at 32K.
-// The quantized formats are bound by instruction issue in the decode (ncu: DRAM 25% busy at 0.68
-// issues per cycle per scheduler, commit 07e4bf3); the SASS hot loop per 16-key step (D=128, one row
-// tile, scripts/sass_loop.py): f16 342 instructions, E4M3 752, affine8 876, E2M1 943, affine4 956 —
-// mostly integer and bit operations, which the H100 issues at half the FP32 rate. docs/gpu-tests.md
+// affine 7, i.e. tensor cores at a few percent of their rate. The loop is bound by instruction issue
+// (integer/bit operations issue at half the FP32 rate on the H100): SASS hot loop per 16-key step
+// (D=128, one row tile, scripts/sass_loop.py), before -> after the block layout and the new E2M1
+// decode: E2M1 943 -> 691, nvfp4 943 -> 672, E4M3 752 -> 646, affine4 956 -> 920, f16 342 -> 357.
+// Measured on the H100 (CUDA-graph timing, N=128K): commit 719fbf6: f16 201 us (89% of the copy
+// peak; cuDNN fp16 185 us), mxfp8 154, mxfp4 130, nvfp4 129, affine4 231, affine8 242, turbo4 3762
+// (generic per-value decoder, 1%); commit 0fa993a (block layout, K scales on partial sums): mxfp4
+// 100 us (48%, 1.85x cuDNN), nvfp4 91 (56%, 2.02x), affine4 144 (1.27x), mxfp8 172 and affine8 253
+// (slower: 3 blocks per SM at 168 registers, 4 more K loads per row). N=1K: ~13-15 us for every
+// compiled format (fixed cost of the prologue, the epilogue and the merge kernel; cuDNN 7.5).
+// Lq=8 at GQA 4 (two row chunks, commit aa68cda): f16 136 us, mxfp4 132, at 32K. docs/gpu-tests.md
 // lists what comes next.
 #pragma once
 #include <cuda_fp16.h>
@@ -322,15 +329,21 @@ struct RowPiece {
         h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
       }
     } else {
-      GroupScale g = gs[0];
-      if constexpr (kGroups > 1) {
-        const int i = hc.group_shift < 0 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
-#pragma unroll
-        for (int k = 1; k < kGroups; ++k)
-          if (i == k) g = gs[k];
-      }
-      decode_octet<F>(raw + o * octet_bytes<F>() / 4, g, h);
+      decode_octet<F>(raw + o * octet_bytes<F>() / 4, group_of(hc, gs, dim0, o), h);
     }
+  }
+
+  // The multipliers of octet o of the piece.
+  __device__ __forceinline__ static GroupScale group_of(const HeadCodec& hc, const GroupScale gs[kGroups], int dim0,
+                                                        int o) {
+    GroupScale g = gs[0];
+    if constexpr (kGroups > 1) {
+      const int i = hc.group_shift < 0 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
+#pragma unroll
+      for (int k = 1; k < kGroups; ++k)
+        if (i == k) g = gs[k];
+    }
+    return g;
   }
 };
 
@@ -591,7 +604,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 
   // This lane's rows in the score fragments: 2t, 2t+1 of each n-tile.
   float unscale[NT][2];
-  int64_t vis_lo[NT][2], vis_hi[NT][2];
+  int vis_lo[NT][2], vis_hi[NT][2];  // key indices fit in 32 bits (the host checks)
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -600,8 +613,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       unscale[nt][c] = row_unscale[r] * (KF == Fam::e2m1 || KF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
       if (r < R) {
         const detail::KeyRange vr = detail::visible_keys(p.causal, p.window, n, Lq, (row0 + r) / G);
-        vis_lo[nt][c] = vr.lo;
-        vis_hi[nt][c] = vr.hi;
+        vis_lo[nt][c] = int(std::max<int64_t>(vr.lo, 0));
+        vis_hi[nt][c] = int(std::min<int64_t>(vr.hi, n));
       } else {
         vis_lo[nt][c] = 0;
         vis_hi[nt][c] = 0;
@@ -746,24 +759,57 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     GroupScale vgs[4][RowPiece<VF, VOCT>::kGroups];
 #pragma unroll
     for (int i = 0; i < 4; ++i) cur.v[i].group_scales(vh, vgs[i], &bad);
+    if constexpr (VF == Fam::e2m1 || VF == Fam::nv4) {
+      // Two keys' code words interleaved by bytes decode straight into the A fragments' key pairs
+      // (register = one dim of keys 2t, 2t+1 or 2t+8, 2t+9), with no transposing permutes after.
 #pragma unroll
-    for (int o = 0; o < VOCT; ++o) {
-      uint32_t hv[4][VT][4];
+      for (int o = 0; o < VOCT; ++o) {
+        uint32_t hk[2][2][4];  // [key pair][dims 0-3, 4-7 of the octet][dim]
+        __half2 mul[2];        // the pair's two group scales
 #pragma unroll
-      for (int i = 0; i < 4; ++i) cur.v[i].decode(vh, vgs[i], vdim0, o, hv[i], &bad);
+        for (int pr = 0; pr < 2; ++pr) {
+          const GroupScale ga = RowPiece<VF, VOCT>::group_of(vh, vgs[2 * pr], vdim0, o);
+          const GroupScale gb = RowPiece<VF, VOCT>::group_of(vh, vgs[2 * pr + 1], vdim0, o);
+          mul[pr] = __lows2half2(ga.mul, gb.mul);
+          const uint32_t xa = cur.v[2 * pr].raw[o], xb = cur.v[2 * pr + 1].raw[o];
+          fmt::e2m1_octet_f16(prmt(xa, xb, 0x5140), hk[pr][0]);
+          fmt::e2m1_octet_f16(prmt(xa, xb, 0x7362), hk[pr][1]);
+        }
+        auto reg = [&](int pr, int d) {  // exact: the E2M1 value first, then its scale (see decode_octet)
+          return as_u32(__hmul2(__hmul2(as_h2(hk[pr][d >> 2][d & 3]), as_h2(0x74007400u)), mul[pr]));
+        };
 #pragma unroll
-      for (int jj = 0; jj < 4; ++jj) {
-        const int u = 4 * o + jj;
-#pragma unroll
-        for (int term = 0; term < VT; ++term) {
-          const uint32_t a0 = prmt(hv[0][term][jj], hv[1][term][jj], 0x5410);
-          const uint32_t a1 = prmt(hv[0][term][jj], hv[1][term][jj], 0x7632);
-          const uint32_t a2 = prmt(hv[2][term][jj], hv[3][term][jj], 0x5410);
-          const uint32_t a3 = prmt(hv[2][term][jj], hv[3][term][jj], 0x7632);
+        for (int jj = 0; jj < 4; ++jj) {
+          const int u = 4 * o + jj;
+          const uint32_t a0 = reg(0, pair_lo(jj)), a1 = reg(0, pair_hi(jj)), a2 = reg(1, pair_lo(jj)),
+                         a3 = reg(1, pair_hi(jj));
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
             mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
-            if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+            mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+          }
+        }
+      }
+    } else {
+#pragma unroll
+      for (int o = 0; o < VOCT; ++o) {
+        uint32_t hv[4][VT][4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) cur.v[i].decode(vh, vgs[i], vdim0, o, hv[i], &bad);
+#pragma unroll
+        for (int jj = 0; jj < 4; ++jj) {
+          const int u = 4 * o + jj;
+#pragma unroll
+          for (int term = 0; term < VT; ++term) {
+            const uint32_t a0 = prmt(hv[0][term][jj], hv[1][term][jj], 0x5410);
+            const uint32_t a1 = prmt(hv[0][term][jj], hv[1][term][jj], 0x7632);
+            const uint32_t a2 = prmt(hv[2][term][jj], hv[3][term][jj], 0x5410);
+            const uint32_t a3 = prmt(hv[2][term][jj], hv[3][term][jj], 0x7632);
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+              mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
+              if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+            }
           }
         }
       }
