@@ -93,11 +93,13 @@ bool attention_mma_supports(const AttentionArgs& a) {
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
 
-// One full wave of resident blocks (row chunks included), each warp keeping at least 32 keys.
+// One full wave of resident blocks (row chunks included), each warp keeping at least one step of 16
+// keys: at short contexts a call's time is the latency of one block (a warp's step runs ~3800
+// cycles alone on its scheduler, ncu at 1K), so more blocks with fewer steps each finish sooner.
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a);
   const int64_t want = (int64_t(sm_count()) * inst.resident() + per_split - 1) / per_split;
-  return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
+  return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps))));
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }

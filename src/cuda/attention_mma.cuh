@@ -541,6 +541,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   const int64_t Lq = p.q.shape[2], Hq = p.q.shape[1], G = Hq / p.k.heads;
   const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  allow_dependent_launch();  // the merge kernel may launch now; it waits for this grid to finish
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
@@ -775,8 +776,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
           fmt::e2m1_octet_f16(prmt(xa, xb, 0x5140), hk[pr][0]);
           fmt::e2m1_octet_f16(prmt(xa, xb, 0x7362), hk[pr][1]);
         }
-        auto reg = [&](int pr, int d) {  // exact: the E2M1 value first, then its scale (see decode_octet)
-          return as_u32(__hmul2(__hmul2(as_h2(hk[pr][d >> 2][d & 3]), as_h2(0x74007400u)), mul[pr]));
+        // Exact products: mx takes the E2M1 value first, then its scale (see decode_octet); nvfp4's
+        // code * E4M3 scale * 2^-14 is a multiple of 2^-24 below 0.17, exact in f16 as it stands
+        // (the 2^14 goes into the output's f32 factor).
+        auto reg = [&](int pr, int d) {
+          __half2 x = as_h2(hk[pr][d >> 2][d & 3]);
+          if constexpr (VF == Fam::e2m1) x = __hmul2(x, as_h2(0x74007400u));
+          return as_u32(__hmul2(x, mul[pr]));
         };
 #pragma unroll
         for (int jj = 0; jj < 4; ++jj) {
@@ -830,7 +836,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       l_run[nt][c] = l;
     }
   __syncthreads();
-  const float vmul = head_factor<VF>(vc);
+  const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
   float* wp = fl + warp * RP * (D + 2);
 #pragma unroll
   for (int u = 0; u < KS; ++u) {

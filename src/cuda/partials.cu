@@ -43,6 +43,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   __shared__ float scratch[kMergeThreads / 32];
   const int64_t stride = int64_t(rows) * (D + 2);
   const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
+  wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
   float top = -INFINITY;
   for (int s = threadIdx.x; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
   top = block_reduce<true>(top, scratch);
@@ -166,10 +167,38 @@ float* partials_buffer(const AttentionArgs& a, size_t bytes) {
   return static_cast<float*>(a.workspace);
 }
 
+static bool dependent_launch_supported() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+  int known = cached[dev].load(std::memory_order_relaxed);
+  if (known == 0) {
+    int major = 0;
+    known = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
+    cached[dev].store(known, std::memory_order_relaxed);
+  }
+  return known == 2;
+}
+
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  merge_kernel<<<dim3(unsigned(rows), Hkv, B), kMergeThreads, size_t(splits) * sizeof(float), stream>>>(p, rows, splits,
-                                                                                                        work);
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(unsigned(rows), Hkv, B);
+  config.blockDim = dim3(kMergeThreads);
+  config.dynamicSmemBytes = size_t(splits) * sizeof(float);
+  config.stream = stream;
+  // Programmatic dependent launch (sm_90): the merge is launched while the split kernel runs and
+  // waits in wait_for_prior_grid, so its launch latency leaves the critical path (a few us, most
+  // of a short-context call).
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  if (dependent_launch_supported()) {
+    config.attrs = attr;
+    config.numAttrs = 1;
+  }
+  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel, p, rows, splits, work));
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -27,6 +27,20 @@ size_t partials_bytes(const AttentionArgs& a, int splits);
 // alignment, throwing qsdpa::Error) or else the shared buffer above.
 float* partials_buffer(const AttentionArgs& a, size_t bytes);
 
+// Programmatic dependent launch (sm_90+; nothing on older devices): a split kernel lets the merge
+// kernel launch early, and the merge kernel waits here until the split kernel has finished and its
+// writes are visible.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
 // un-rotates turbo values and writes out (and LSE).
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream);
