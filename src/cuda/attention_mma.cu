@@ -93,13 +93,19 @@ bool attention_mma_supports(const AttentionArgs& a) {
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
 
-// One full wave of resident blocks (row chunks included), each warp keeping at least one step of 16
-// keys: at short contexts a call's time is the latency of one block (a warp's step runs ~3800
-// cycles alone on its scheduler, ncu at 1K), so more blocks with fewer steps each finish sooner.
+// Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
+// wave of 396 blocks plus a tail of 4 takes two block times, which the 8-bit formats at 3 blocks
+// per SM paid until session 4), each warp keeping at least 32 keys. Short contexts whose blocks
+// fit one per SM take one 16-key step per warp instead: a call's time is then the latency of one
+// block (a warp's step runs ~3800 cycles alone on its scheduler, ncu at 1K), so twice the blocks
+// with half the steps finish sooner (1K: 13-15 -> 11-12 us); with several blocks per SM (4K) the
+// extra partials cost more than they save (measured: f16 18 -> 20 us).
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
-  const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a);
-  const int64_t want = (int64_t(sm_count()) * inst.resident() + per_split - 1) / per_split;
-  return int(std::max<int64_t>(1, std::min<int64_t>(want, (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps))));
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
+  const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
+  if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
+  const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
+  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }
