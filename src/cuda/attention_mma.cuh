@@ -35,12 +35,13 @@
 // (integer/bit operations issue at half the FP32 rate on the H100): SASS hot loop per 16-key step
 // (D=128, one row tile, scripts/sass_loop.py), before -> after the block layout and the new E2M1
 // decode: E2M1 943 -> 691, nvfp4 943 -> 672, E4M3 752 -> 646, affine4 956 -> 920, f16 342 -> 357.
-// Measured on the H100 (CUDA-graph timing, N=128K): commit 719fbf6: f16 201 us (89% of the copy
-// peak; cuDNN fp16 185 us), mxfp8 154, mxfp4 130, nvfp4 129, affine4 231, affine8 242, turbo4 3762
-// (generic per-value decoder, 1%); commit 0fa993a (block layout, K scales on partial sums): mxfp4
-// 100 us (48%, 1.85x cuDNN), nvfp4 91 (56%, 2.02x), affine4 144 (1.27x), mxfp8 172 and affine8 253
-// (slower: 3 blocks per SM at 168 registers, 4 more K loads per row). N=1K: ~13-15 us for every
-// compiled format (fixed cost of the prologue, the epilogue and the merge kernel; cuDNN 7.5).
+// Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
+// bench/results/cuda-h100-2026-11-25-fd9bcd7.md): f16 195 us (92% of the copy peak; cuDNN fp16
+// 184 us), mxfp8 115 (81%, 1.60x cuDNN), mxfp4 91 (53%, 2.03x), nvfp4 89 (57%, 2.06x), affine4 136
+// (1.36x), affine8 156 (61%), turbo4 3754 (generic per-value decoder, 1%); MHA (Hkv=32): f16 99%,
+// mxfp8 94%, mxfp4 62%. Session 3's kernel (719fbf6): mxfp8 154, mxfp4 130, nvfp4 129, affine4
+// 231, affine8 242. N=1K: 11-12 us for every compiled format (cuDNN 8): the latency of one block
+// (prologue, one step, epilogue) plus the merge kernel, launched early (partials.cu).
 // Lq=8 at GQA 4 (two row chunks, commit aa68cda): f16 136 us, mxfp4 132, at 32K. docs/gpu-tests.md
 // lists what comes next.
 #pragma once
