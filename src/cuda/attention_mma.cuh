@@ -34,7 +34,8 @@
 // affine 7, i.e. tensor cores at a few percent of their rate. The loop is bound by instruction issue
 // (integer/bit operations issue at half the FP32 rate on the H100): SASS hot loop per 16-key step
 // (D=128, one row tile, scripts/sass_loop.py), before -> after the block layout and the new E2M1
-// decode: E2M1 943 -> 691, nvfp4 943 -> 672, E4M3 752 -> 646, affine4 956 -> 920, f16 342 -> 357.
+// decode: E2M1 943 -> 673, nvfp4 943 -> 633, E4M3 752 -> 624, affine4 956 -> 909, affine8 876 -> 786,
+// f16 342 -> 334.
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
 // bench/results/cuda-h100-2026-11-25-fd9bcd7.md): f16 195 us (92% of the copy peak; cuDNN fp16
 // 184 us), mxfp8 115 (81%, 1.60x cuDNN), mxfp4 91 (53%, 2.03x), nvfp4 89 (57%, 2.06x), affine4 136
@@ -246,25 +247,53 @@ struct HeadCodec {
   }
 };
 
+// Families whose rows carry group scales (fp8's tensor scale and nvfp4's global scale are per head).
+constexpr bool has_group_scales(Fam f) {
+  return f == Fam::u4 || f == Fam::u8 || f == Fam::e2m1 || f == Fam::e4m3 || f == Fam::nv4;
+}
+
+// A row on the generic decoder: its pointers, and any octet of it decoded value by value with the
+// scalar rule into hi + lo f16 terms (the pairing above). Shared by the K and V sides.
+struct GenericRow {
+  const uint8_t *codes, *scales, *biases;
+  __device__ __forceinline__ void at(const HeadCodec& hc, uint32_t j) {
+    codes = hc.codes + uint64_t(j) * hc.code_stride;
+    scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
+    biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
+  }
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int dim0, uint32_t h[][4], bool* bad) const {
+    float v[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      v[e] = fmt::decode_value(hc.codec, codes, scales, biases, dim0 + e);
+      *bad |= !(fabsf(v[e]) < 65504.0f);
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const __half2 hi = __floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]);
+      const float2 back = __half22float2(hi);
+      h[0][j] = as_u32(hi);
+      h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
+    }
+  }
+};
+
 // `Octets` consecutive octets of one row from dim0 (codes and their group scales, loaded together),
 // decoded one octet at a time into n_terms x 4 half2.
 template <Fam F, int Octets>
 struct RowPiece {
-  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
+  static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kWords = F == Fam::generic ? 1 : Octets * octet_bytes<F>() / 4;
   static constexpr int kGroups = Octets >= 2 ? Octets / 2 : 1;  // groups are >= 16 values
   uint32_t raw[kWords];
   uint32_t scale[kGroups];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
-  const uint8_t *codes, *scales, *biases;  // generic only
+  GenericRow row;           // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int dim0) {
-    const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
     if constexpr (F == Fam::generic) {
-      codes = c;
-      scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
-      biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
+      row.at(hc, j);
     } else {
-      load_bytes<Octets * octet_bytes<F>()>(c, raw);  // hc points at the piece (at_piece)
+      load_bytes<Octets * octet_bytes<F>()>(hc.codes + uint64_t(j) * hc.code_stride, raw);  // hc points at the piece
       if constexpr (kScaled) {
         if (hc.group_shift >= 0) {
           const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
@@ -316,19 +345,7 @@ struct RowPiece {
   __device__ __forceinline__ void decode(const HeadCodec& hc, const GroupScale gs[kGroups], int dim0, int o,
                                          uint32_t h[][4], bool* bad) const {
     if constexpr (F == Fam::generic) {
-      float v[8];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        v[e] = fmt::decode_value(hc.codec, codes, scales, biases, dim0 + 8 * o + e);
-        *bad |= !(fabsf(v[e]) < 65504.0f);
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const __half2 hi = __floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]);
-        const float2 back = __half22float2(hi);
-        h[0][j] = as_u32(hi);
-        h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
-      }
+      row.decode(hc, dim0 + 8 * o, h, bad);
     } else {
       decode_octet<F>(raw + o * octet_bytes<F>() / 4, group_of(hc, gs, dim0, o), h);
     }
@@ -357,19 +374,17 @@ struct RowPiece {
 // f16, where code * scale is always exact.
 template <Fam F, int NB>
 struct KRow {
-  static constexpr bool kScaled = F == Fam::u4 || F == Fam::u8 || F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
+  static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kOctetWords = F == Fam::generic ? 1 : octet_bytes<F>() / 4;
   uint32_t raw[NB * kOctetWords];
   uint32_t scale[kScaled ? NB : 1];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
-  const uint8_t *codes, *scales, *biases;  // generic only
+  GenericRow row;                    // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
-    const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
     if constexpr (F == Fam::generic) {
-      codes = c;
-      scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
-      biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
+      row.at(hc, j);
     } else {
+      const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
       // hc.codes / hc.scales already point at this lane's octet / block scale (k_lane), so every
       // offset below is an immediate of the load instruction.
 #pragma unroll
@@ -402,19 +417,7 @@ struct KRow {
   // Block b's codes as KT exact f16 terms (generic: the value's hi + lo; nvfp4: times its block scale).
   __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], bool* bad) const {
     if constexpr (F == Fam::generic) {
-      float v[8];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        v[e] = fmt::decode_value(hc.codec, codes, scales, biases, 32 * b + 8 * t + e);
-        *bad |= !(fabsf(v[e]) < 65504.0f);
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const __half2 hi = __floats2half2_rn(v[pair_lo(j)], v[pair_hi(j)]);
-        const float2 back = __half22float2(hi);
-        h[0][j] = as_u32(hi);
-        h[1][j] = as_u32(__floats2half2_rn(v[pair_lo(j)] - back.x, v[pair_hi(j)] - back.y));
-      }
+      row.decode(hc, 32 * b + 8 * t, h, bad);
     } else {
       decode_codes<F>(raw + b * kOctetWords, h[0]);
       if constexpr (F == Fam::nv4) {

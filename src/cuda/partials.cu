@@ -142,19 +142,23 @@ float* partials_workspace(size_t bytes) {
   return static_cast<float*>(ptr);
 }
 
-int sm_count() {
-  // Asked once per device: the call's host work is part of every decode step's latency.
+// A device attribute, asked once per device: the call's host work is part of every decode step's
+// latency. `fallback` where the query fails.
+template <cudaDeviceAttr Attr>
+static int cached_attribute(int fallback) {
   constexpr int kMaxDevices = 64;
   static std::atomic<int> cached[kMaxDevices] = {};
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 132;
-  int sms = cached[dev].load(std::memory_order_relaxed);
-  if (sms == 0) {
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) sms = 132;
-    cached[dev].store(sms, std::memory_order_relaxed);
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return fallback;
+  int value = cached[dev].load(std::memory_order_relaxed);
+  if (value == 0) {
+    if (cudaDeviceGetAttribute(&value, Attr, dev) != cudaSuccess || value <= 0) value = fallback;
+    cached[dev].store(value, std::memory_order_relaxed);
   }
-  return sms;
+  return value;
 }
+
+int sm_count() { return cached_attribute<cudaDevAttrMultiProcessorCount>(132); }
 
 size_t partials_bytes(const AttentionArgs& a, int splits) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, rows = a.q.shape[1] / Hkv * a.q.shape[2], D = a.q.shape[3];
@@ -172,17 +176,7 @@ float* partials_buffer(const AttentionArgs& a, size_t bytes) {
 }
 
 static bool dependent_launch_supported() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  int known = cached[dev].load(std::memory_order_relaxed);
-  if (known == 0) {
-    int major = 0;
-    known = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
-    cached[dev].store(known, std::memory_order_relaxed);
-  }
-  return known == 2;
+  return cached_attribute<cudaDevAttrComputeCapabilityMajor>(1) >= 9;
 }
 
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
