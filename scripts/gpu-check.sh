@@ -82,9 +82,12 @@ if has ncu && command -v ncu >/dev/null; then
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
     ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active' \
       ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "${QSDPA_NCU_CONTEXT:-131072}" --heads 32:8 --min-seconds 0 \
       >"$OUT/ncu-${k%%.*}.log" 2>&1
-    grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Stall|Warp Cycles Per Issued|Block Limit|Grid Size|L1/TEX Hit|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -40
+    grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Grid Size|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -12
+    # Stall reasons (cycles per issued instruction) and pipe use above 1 (the rest is noise).
+    grep -E "issue_stalled|inst_executed_pipe" "$OUT/ncu-${k%%.*}.log" | awk '$NF + 0 >= 0.1' | sed -E 's/ +/ /g' | sort -k3 -nr | head -16
   done
 fi
 if has sharded; then

@@ -7,9 +7,9 @@ before and after a change tells whether the change cut what the kernel issues pe
 
   pip download --no-deps nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm   # unzip; put bin/ on PATH
   cuobjdump -sass build-cuda/CMakeFiles/qsdpa.dir/src/cuda/attention_mma_d128_r8.cu.o > d128.sass
-  python3 scripts/sass_loop.py d128.sass FamE3ELS3_3EEEv [--dump]      # E2M1:E2M1 (mxfp4, nvfp4)
+  python3 scripts/sass_loop.py d128.sass FamE3ELS3_3EEEv [--dump] [--tiles NT]  # E2M1:E2M1 (mxfp4)
 
-Family numbers in the mangled names: 0 f16, 1 u4, 2 u8, 3 e2m1, 4 e4m3, 5 generic.
+Family numbers in the mangled names: 0 f16, 1 u4, 2 u8, 3 e2m1, 4 e4m3, 5 generic, 6 nv4 (nvfp4).
 """
 import collections
 import re
@@ -53,7 +53,9 @@ def main():
             continue
         seg = hot_loop(body)
         ops = collections.Counter(re.sub(r"^@!?U?P\w+ ", "", s).split()[0].split(".")[0] for _, s in seg)
-        print(f"{name}: {len(seg)} instructions in the hot loop")
+        # Each 16-key step transposes P with 4 MOVM per row tile; a loop unrolled by hand holds several.
+        steps = max(1, ops.get("MOVM", 0) // 4) if "--tiles" not in sys.argv else max(1, ops.get("MOVM", 0) // (4 * int(sys.argv[sys.argv.index("--tiles") + 1])))
+        print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step")
         print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
         if "--dump" in sys.argv:
             for a, s in seg:

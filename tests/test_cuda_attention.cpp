@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "attention_cases.hpp"
@@ -116,6 +117,40 @@ TEST(CudaAttentionStatus, ScalesBeyondF16AreReportedOnTheDevice) {
   DeviceArgs d(a);
   attention(d.args());
   EXPECT_EQ(d.finish(), 2);
+}
+
+// E8M0's NaN byte in a key's scale makes that key's scores NaN, as the CPU's scalar rule does: rows
+// that see the key come out NaN, rows that do not (causal) stay finite. The tensor-core kernel loads
+// a row's scale bytes whole and checks them once per key (its block multipliers alone would give
+// infinities, and a score of -inf would silently drop the key).
+TEST(CudaAttentionStatus, KeyScaleNaNByteGivesNaNWhereTheKeyIsSeen) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int64_t Hq = 4, Lq = 2, N = 300, D = 128;
+  const auto kx = test::random_normal(size_t(N * D), 41), vx = test::random_normal(size_t(N * D), 42);
+  QuantizedTensor k = quantize(kx.data(), {1, 1, N, D}, parse_format("mxfp4"));
+  const QuantizedTensor v = quantize(vx.data(), {1, 1, N, D}, parse_format("mxfp4"));
+  ASSERT_EQ(k.scales.size(), size_t(N * D / 32));
+  k.scales[size_t((N - 1) * (D / 32) + 2)] = 0xFF;  // the last key, its third block
+  auto q = test::random_normal(size_t(Hq * Lq * D), 43);
+  std::vector<float> cpu(q.size()), gpu(q.size());
+  AttentionArgs a;
+  a.q = contiguous_view(q.data(), DType::f32, 1, Hq, Lq, D);
+  a.k = k.view();
+  a.v = v.view();
+  a.scale = 0.088f;
+  a.causal = true;  // query row 0 sees keys [0, N-1), row 1 all N
+  a.out = contiguous_view(cpu.data(), DType::f32, 1, Hq, Lq, D);
+  attention(a);
+  a.out = contiguous_view(gpu.data(), DType::f32, 1, Hq, Lq, D);
+  attention_on_gpu(a);
+  for (int64_t h = 0; h < Hq; ++h)
+    for (int64_t i = 0; i < Lq; ++i)
+      for (int64_t d = 0; d < D; ++d) {
+        const size_t at = size_t((h * Lq + i) * D + d);
+        EXPECT_EQ(std::isnan(cpu[at]), i == 1) << "cpu h=" << h << " i=" << i << " d=" << d;
+        EXPECT_EQ(std::isnan(gpu[at]), i == 1) << "gpu h=" << h << " i=" << i << " d=" << d;
+        if (i == 0) EXPECT_NEAR(gpu[at], cpu[at], 1e-3f * (1.0f + std::fabs(cpu[at])));
+      }
 }
 
 // With a caller workspace the call allocates nothing and never synchronizes: it can be captured in a

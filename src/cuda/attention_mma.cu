@@ -62,9 +62,15 @@ bool strides_aligned(const CacheView& c, int64_t bytes) {
   return reinterpret_cast<uintptr_t>(c.codes) % bytes == 0;
 }
 
-bool scale_strides_aligned(const CacheView& c) {
-  if (family_of(c.format) != Fam::u4 && family_of(c.format) != Fam::u8) return true;
-  const int64_t bytes = 2;
+// The kernel loads affine's f16 scales and biases, and a whole row of mx / nvfp4 scale bytes (D/32
+// or D/16 of them), in single aligned loads (KRow).
+bool scale_strides_aligned(const CacheView& c, int64_t D) {
+  const Fam f = family_of(c.format);
+  int64_t bytes = 1;
+  if (f == Fam::u4 || f == Fam::u8) bytes = 2;
+  else if ((f == Fam::e2m1 || f == Fam::e4m3) && c.format.kind != FormatKind::fp8) bytes = D / 32;
+  else if (f == Fam::nv4) bytes = D / 16;
+  if (bytes == 1) return true;
   for (int i = 0; i < 3; ++i)
     if (c.scale_strides[i] % bytes != 0 || c.bias_strides[i] % bytes != 0) return false;
   return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;
@@ -86,7 +92,7 @@ bool attention_mma_supports(const AttentionArgs& a) {
     const FormatKind kind = c->format.kind;
     if (kind == FormatKind::f32 || kind == FormatKind::bf16) return false;
     if (family_of(c->format) != Fam::generic && !strides_aligned(*c, 16)) return false;
-    if (!scale_strides_aligned(*c)) return false;
+    if (!scale_strides_aligned(*c, D)) return false;
   }
   return pick(a).run != nullptr;
 }

@@ -32,24 +32,27 @@
 // Bytes and operations (B=1, Hq=32, Hkv=8, D=128, N=128K): mxfp4 K+V = 2*128K*8*(64+4) B = 143 MB
 // (48 us at the 2978 GB/s copy peak); per 16 keys and 16 dims 4 mma (2 for q/P hi+lo, each side),
 // affine 7, i.e. tensor cores at a few percent of their rate. The loop is bound by instruction issue
-// (integer/bit operations issue at half the FP32 rate on the H100): SASS hot loop per 16-key step
-// (D=128, one row tile, scripts/sass_loop.py), before -> after the block layout and the new E2M1
-// decode: E2M1 943 -> 673, nvfp4 943 -> 633, E4M3 752 -> 624, affine4 956 -> 909, affine8 876 -> 786,
-// f16 342 -> 334.
+// and latency: ncu (session 5, mxfp4 at 128K) shows 6.1 cycles between a warp's instructions at 3.5
+// warps per scheduler, of which 1.4 waiting on fixed-latency results, 1.0 for the ALU pipe (bit
+// operations issue at half the FP32 rate), 0.5 for loads; the ALU pipe is 53% busy. SASS hot loop
+// per 16-key step (D=128, one row tile, scripts/sass_loop.py), session 4 -> session 5: E2M1 673 ->
+// 530, nvfp4 633 -> 552, E4M3 624 -> 548, affine4 909 -> 827, affine8 786 -> 695, f16 334 -> 327
+// (one tile of codes loaded a step ahead instead of two tiles copied each step, mxfp4 V scales in
+// one f16 multiply, exp2 without its range fix-up, no mask work on steps every row sees whole).
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
-// bench/results/cuda-h100-2026-11-25-fd9bcd7.md): f16 195 us (92% of the copy peak; cuDNN fp16
-// 184 us), mxfp8 115 (81%, 1.60x cuDNN), mxfp4 91 (53%, 2.03x), nvfp4 89 (57%, 2.06x), affine4 136
-// (1.36x), affine8 156 (61%), turbo4 3754 (generic per-value decoder, 1%); MHA (Hkv=32): f16 99%,
-// mxfp8 94%, mxfp4 62%. Session 3's kernel (719fbf6): mxfp8 154, mxfp4 130, nvfp4 129, affine4
-// 231, affine8 242. N=1K: 11-12 us for every compiled format (cuDNN 8): the latency of one block
-// (prologue, one step, epilogue) plus the merge kernel, launched early (partials.cu).
-// Lq=8 at GQA 4 (two row chunks, commit aa68cda): f16 136 us, mxfp4 132, at 32K. docs/gpu-tests.md
-// lists what comes next.
+// bench/results/cuda-h100-2026-11-25-session5.md): f16 192 us (94% of the copy peak; cuDNN fp16 184 us),
+// mxfp8 112 (83%, 1.64x cuDNN), mxfp4 78 (61%, 2.36x), nvfp4 81 (62%, 2.27x), affine4 124 (1.49x),
+// affine8 138 (69%), turbo4 3819 (generic per-value decoder, 1%); MHA (Hkv=32): f16 100%, mxfp8
+// 84%, mxfp4 63%. Session 4's kernel (fd9bcd7): mxfp4 91, nvfp4 89, mxfp8 115, affine4 136, affine8
+// 156. N=1K: 11-12 us for every compiled format (cuDNN 7): the latency of one block (prologue, one
+// step, epilogue) plus the merge kernel, launched early (partials.cu). Lq=8 at GQA 4 (two row
+// chunks): f16 90 us, mxfp4 72, at 32K. docs/gpu-tests.md lists what comes next.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -97,6 +100,14 @@ __device__ __forceinline__ void mma16816(float c[4], uint32_t a0, uint32_t a1, u
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// 2^x on the MUFU unit, flushing results below 2^-126 to zero (exp2f adds a range fix-up of three
+// instructions around each MUFU.EX2; the softmax's weights that small are zero against its max of 1).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Transposes an 8x8 matrix of 16-bit values held one row-pair per lane (the mma fragment layout).
 __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   uint32_t y;
@@ -126,6 +137,20 @@ struct GroupScale {
 
 // ---- octet decoders: raw code words -> n_terms x 4 half2 in the pairing above ----
 
+// Two E4M3 codes (bytes 0 and 1 of x) as an exact f16 pair, byte 0 in the low half.
+__device__ __forceinline__ uint32_t e4m3_pair_f16(uint32_t x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint32_t h;
+  asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(h) : "r"(x));
+  return h;
+#else
+  // E4M3 bits s.eeee.mmm placed at f16 bits 15 and 13..7: the value times 2^-8.
+  const uint32_t z = prmt(x, 0, 0x7170u);  // bytes -> halves
+  const uint32_t v = ((z & 0x007F007Fu) << 7) | ((z & 0x00800080u) << 8);
+  return as_u32(__hmul2(as_h2(v), __float2half2_rn(256.0f)));
+#endif
+}
+
 // The codes of one octet as exact f16 values, without their group scale (the bit rules live in
 // formats/f16_bits.hpp): f16 as stored, u4/u8 the integer code, E2M1 the value times 2^-14 (see
 // e2m1_octet_f16), E4M3 the value.
@@ -146,15 +171,7 @@ __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
   } else if constexpr (F == Fam::e4m3) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const uint32_t pair = prmt(w[j >> 1], 0, (j & 1) ? 0x0031u : 0x0020u);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-      asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(h[j]) : "r"(pair));
-#else
-      // E4M3 bits s.eeee.mmm placed at f16 bits 15 and 13..7: the value times 2^-8.
-      const uint32_t z = prmt(pair, 0, 0x7170u);  // bytes -> halves
-      const uint32_t v = ((z & 0x007F007Fu) << 7) | ((z & 0x00800080u) << 8);
-      h[j] = as_u32(__hmul2(as_h2(v), __float2half2_rn(256.0f)));
-#endif
+      h[j] = e4m3_pair_f16(prmt(w[j >> 1], 0, (j & 1) ? 0x0031u : 0x0020u));
     }
   }
 }
@@ -163,6 +180,7 @@ __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
 // group's scale cannot wait for a partial sum: the PV product sums over keys, each with its own).
 template <Fam F>
 __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[][4]) {
+  static_assert(F != Fam::e2m1 && F != Fam::nv4, "4-bit float V rows decode two keys at a time (the kernel's PV)");
   decode_codes<F>(w, h[0]);
   if constexpr (F == Fam::u4 || F == Fam::u8) {
     const uint32_t add = as_u32(gs.add);
@@ -174,10 +192,6 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
       h[1][j] = as_u32(__hfma2(code, gs.mul, __hneg2(hi)));  // c*s - hi: exact in f16
       h[2][j] = add;
     }
-  } else if constexpr (F == Fam::e2m1 || F == Fam::nv4) {
-    // Times 2^14 first (exact: the E2M1 value), then the scale: each product stays exact in f16.
-#pragma unroll
-    for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(__hmul2(as_h2(h[0][j]), as_h2(0x74007400u)), gs.mul));
   } else if constexpr (F == Fam::e4m3) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(as_h2(h[0][j]), gs.mul));
@@ -185,16 +199,7 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
 }
 
 // nvfp4's E4M3 block scale (the low byte of w) in both halves of an f16 pair, exactly.
-__device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  uint32_t v;
-  asm("{ .reg .b16 lo; cvt.u16.u32 lo, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(v) : "r"(prmt(w, 0, 0)));
-  return as_h2(v);
-#else
-  // E4M3 bits moved into f16 position are the value * 2^-8 (exact), fixed by * 256.
-  return __hmul2(as_h2((((w & 0x7Fu) << 7) | ((w & 0x80u) << 8)) * 0x10001u), as_h2(0x5C005C00u));
-#endif
-}
+__device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) { return as_h2(e4m3_pair_f16(prmt(w, 0, 0))); }
 
 // Loads `Bytes` contiguous bytes (a power of two, aligned to min(Bytes, 16)) into words.
 template <int Bytes>
@@ -210,6 +215,8 @@ __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
     w[0] = v.x, w[1] = v.y;
   } else if constexpr (Bytes == 4) {
     w[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
+  } else if constexpr (Bytes == 2) {
+    w[0] = __ldg(reinterpret_cast<const uint16_t*>(p));
   }
 }
 
@@ -224,13 +231,12 @@ struct HeadCodec {
   uint32_t code_stride, scale_stride, bias_stride;
   int piece_last_group = 0;  // V: see at_piece
 
-  // The K side's lane offsets (see KRow): octet t of a row's first block, and nvfp4's block scale
-  // of it, so that the loop's offsets are immediates of the load instructions.
+  // The K side's lane offset (see KRow): octet t of a row's first block, so that the loop's
+  // offsets are immediates of the load instructions.
   template <Fam F>
   __device__ __forceinline__ void k_lane(int t) {
     if constexpr (F == Fam::generic) return;
     codes += 8 * t * octet_bytes<F>() / 8;
-    if constexpr (F == Fam::nv4) scales += t >> 1;
   }
 
   // The V side's lane offsets (see RowPiece): the piece's first octet and its first group's scale
@@ -251,6 +257,11 @@ struct HeadCodec {
 constexpr bool has_group_scales(Fam f) {
   return f == Fam::u4 || f == Fam::u8 || f == Fam::e2m1 || f == Fam::e4m3 || f == Fam::nv4;
 }
+// Whether a row of family F has group scales in every format of it (E4M3 is mxfp8 or fp8), so that
+// the loop need not ask at run time.
+__device__ __forceinline__ bool grouped(Fam f, const HeadCodec& hc) {
+  return f == Fam::e4m3 ? hc.group_shift >= 0 : has_group_scales(f);
+}
 
 // A row on the generic decoder: its pointers, and any octet of it decoded value by value with the
 // scalar rule into hi + lo f16 terms (the pairing above). Shared by the K and V sides.
@@ -261,7 +272,7 @@ struct GenericRow {
     scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
     biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
   }
-  __device__ __forceinline__ void decode(const HeadCodec& hc, int dim0, uint32_t h[][4], bool* bad) const {
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int dim0, uint32_t h[][4], uint32_t* bad) const {
     float v[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -295,7 +306,7 @@ struct RowPiece {
     } else {
       load_bytes<Octets * octet_bytes<F>()>(hc.codes + uint64_t(j) * hc.code_stride, raw);  // hc points at the piece
       if constexpr (kScaled) {
-        if (hc.group_shift >= 0) {
+        if (grouped(F, hc)) {
           const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
@@ -314,36 +325,32 @@ struct RowPiece {
   }
 
   // The piece's group multipliers, with integer bit tricks (no float math, no branches).
-  __device__ __forceinline__ void group_scales(const HeadCodec& hc, GroupScale gs[kGroups], bool* bad) const {
+  __device__ __forceinline__ void group_scales(const HeadCodec& hc, GroupScale gs[kGroups], uint32_t* bad) const {
 #pragma unroll
     for (int i = 0; i < kGroups; ++i) {
       gs[i].mul = as_h2(0x3C003C00u);  // 1.0
       gs[i].add = as_h2(0u);
       if constexpr (kScaled) {
-        if (hc.group_shift < 0) continue;  // fp8: no group scales
+        if (!grouped(F, hc)) continue;  // fp8: no group scales
         const uint32_t w = scale[i];
         if constexpr (F == Fam::u4 || F == Fam::u8) {
           gs[i].mul = as_h2(prmt(w, 0, 0x1010));
           gs[i].add = as_h2(prmt(w, 0, 0x3232));
-        } else if constexpr (F == Fam::nv4) {
-          gs[i].mul = e4m3_scale_f16(w);  // code * scale is always exact in f16
         } else {
-          // mx: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of two
-          // down to f16's subnormals); code * 2^(e-127) stays an exact f16 for e in [104, 140]
-          // (E2M1) / [112, 134] (E4M3), else status bit 2. nvfp4: the E4M3 block scale converted to
-          // f16 (code * scale is always exact: at most 5 significant bits, in [2^-10, 2688]).
+          static_assert(F == Fam::e4m3, "4-bit float V rows take their scales in the kernel's PV");
+          // mxfp8: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of
+          // two down to f16's subnormals); E4M3 code * 2^(e-127) stays an exact f16 for e in
+          // [112, 134], else status bit 2.
           const uint32_t e = w & 0xFFu;
-          const __half2 mx = __float2half2_rn(__uint_as_float(e << 23));
-          const bool out_of_range = F == Fam::e2m1 ? (e - 104u > 36u) : (e - 112u > 22u);
-          gs[i].mul = mx;
-          *bad |= out_of_range;
+          gs[i].mul = __float2half2_rn(__uint_as_float(e << 23));
+          *bad |= e - 112u > 22u;
         }
       }
     }
   }
 
   __device__ __forceinline__ void decode(const HeadCodec& hc, const GroupScale gs[kGroups], int dim0, int o,
-                                         uint32_t h[][4], bool* bad) const {
+                                         uint32_t h[][4], uint32_t* bad) const {
     if constexpr (F == Fam::generic) {
       row.decode(hc, dim0 + 8 * o, h, bad);
     } else {
@@ -351,17 +358,27 @@ struct RowPiece {
     }
   }
 
+  // The index into gs / scale of octet o's group.
+  __device__ __forceinline__ static int group_index(const HeadCodec& hc, int dim0, int o) {
+    if constexpr (kGroups == 1) return 0;
+    return hc.group_shift < 0 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
+  }
+  template <class T>
+  __device__ __forceinline__ static T pick(const T* x, int i) {
+    T v = x[0];
+#pragma unroll
+    for (int k = 1; k < kGroups; ++k)
+      if (i == k) v = x[k];
+    return v;
+  }
   // The multipliers of octet o of the piece.
   __device__ __forceinline__ static GroupScale group_of(const HeadCodec& hc, const GroupScale gs[kGroups], int dim0,
                                                         int o) {
-    GroupScale g = gs[0];
-    if constexpr (kGroups > 1) {
-      const int i = hc.group_shift < 0 ? 0 : int(((dim0 + 8 * o) >> hc.group_shift) - (dim0 >> hc.group_shift));
-#pragma unroll
-      for (int k = 1; k < kGroups; ++k)
-        if (i == k) g = gs[k];
-    }
-    return g;
+    return pick(gs, group_index(hc, dim0, o));
+  }
+  // The loaded scale word of octet o's group.
+  __device__ __forceinline__ uint32_t scale_of(const HeadCodec& hc, int dim0, int o) const {
+    return pick(scale, group_index(hc, dim0, o));
   }
 };
 
@@ -376,9 +393,14 @@ template <Fam F, int NB>
 struct KRow {
   static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kOctetWords = F == Fam::generic ? 1 : octet_bytes<F>() / 4;
+  // mx and nvfp4 load a row's scale bytes whole (one load, and 4 bytes a register: two steps of
+  // tiles then fit in the registers): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
+  static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
+  static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
+  static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kScaled ? NB : 1;
   uint32_t raw[NB * kOctetWords];
-  uint32_t scale[kScaled ? NB : 1];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
-  GenericRow row;                    // generic only
+  uint32_t scale[kScaleRegs];  // affine: f16 scale | f16 bias << 16 per block; mx / nvfp4: the row's bytes
+  GenericRow row;              // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
     if constexpr (F == Fam::generic) {
@@ -401,42 +423,59 @@ struct KRow {
         if (hc.group_shift == 5) get(std::integral_constant<int, 1>());
         else if (hc.group_shift == 6) get(std::integral_constant<int, 2>());
         else get(std::integral_constant<int, 4>());
-      } else if constexpr (kScaled) {
-        const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
-        if constexpr (F == Fam::nv4) {  // groups of 16: octet t of block b is in group 2b + t/2
-#pragma unroll
-          for (int b = 0; b < NB; ++b) scale[b] = __ldg(sr + 2 * b);
-        } else if (F == Fam::e2m1 || hc.group_shift >= 0) {  // mx: groups of 32 (fp8 has none)
-#pragma unroll
-          for (int b = 0; b < NB; ++b) scale[b] = __ldg(sr + b);
-        }
+      } else if constexpr (kScaleBytes) {
+        if (grouped(F, hc)) load_bytes<kScaleRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);  // fp8: none
       }
     }
   }
 
+  // Scale byte i of the row, placed at bits 16..23 of an otherwise zero word.
+  __device__ __forceinline__ uint32_t scale_byte_at_16(int i) const {
+    return prmt(scale[i / 4], 0, 0x4044u | uint32_t(i % 4) << 8);
+  }
+  // nvfp4: the scale byte of octet t of block b (groups of 16: group 2b + t/2), in both bytes 0, 1.
+  __device__ __forceinline__ uint32_t nv4_scale_pair(int b, int t) const {
+    // Byte 2b + t/2 (t is this lane's: the selector is a register, the word index is not).
+    return prmt(scale[b / 2], 0, uint32_t(2 * (b % 2) + (t >> 1)) * 0x11u);
+  }
+  // E8M0's NaN byte (0xFF) anywhere in the row: the key's score is NaN, as the scalar rule makes it
+  // (each block's multiplier is then infinite, which alone could give -inf).
+  __device__ __forceinline__ bool any_nan_scale(const HeadCodec& hc) const {
+    if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
+      if (!grouped(F, hc)) return false;
+      uint32_t ff = 0;
+#pragma unroll
+      for (int i = 0; i < kScaleRegs; ++i) {
+        const uint32_t w = kScaleRowBytes >= 4 ? scale[i] : scale[i] & ((1u << (8 * kScaleRowBytes)) - 1u);
+        ff |= ((w & 0x7F7F7F7Fu) + 0x01010101u) & w & 0x80808080u;  // bit 7 of each 0xFF byte
+      }
+      return ff != 0;
+    }
+    return false;
+  }
+
   // Block b's codes as KT exact f16 terms (generic: the value's hi + lo; nvfp4: times its block scale).
-  __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], bool* bad) const {
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], uint32_t* bad) const {
     if constexpr (F == Fam::generic) {
       row.decode(hc, 32 * b + 8 * t, h, bad);
     } else {
       decode_codes<F>(raw + b * kOctetWords, h[0]);
       if constexpr (F == Fam::nv4) {
-        const __half2 block = e4m3_scale_f16(scale[b]);
+        const __half2 block = as_h2(e4m3_pair_f16(nv4_scale_pair(b, t)));
 #pragma unroll
         for (int j = 0; j < 4; ++j) h[0][j] = as_u32(__hmul2(as_h2(h[0][j]), block));
       }
     }
   }
 
-  // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127); E8M0's NaN
-  // byte gives NaN, as the scalar rule does), 1 where the decode already holds it.
+  // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127), infinite for
+  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it.
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
     if constexpr (F == Fam::u4 || F == Fam::u8) {
       return __half2float(__ushort_as_half(uint16_t(scale[b] & 0xFFFFu)));
     } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
-      if (F == Fam::e4m3 && hc.group_shift < 0) return 1.0f;  // fp8: the tensor scale is in q
-      const uint32_t e = scale[b];  // a loaded byte
-      return __uint_as_float(e == 0xFFu ? 0x7FC00000u : e << 23);
+      if (!grouped(F, hc)) return 1.0f;  // fp8: the tensor scale is in q
+      return __uint_as_float(scale_byte_at_16(b) << 7);
     } else {
       return 1.0f;
     }
@@ -495,30 +534,28 @@ template <int D, Fam KF, Fam VF>
 struct Tile {
   KRow<KF, D / 32> k[2];
   RowPiece<VF, D / 64> v[4];
-  __device__ __forceinline__ void load(const HeadCodec& kh, const HeadCodec& vh, int j0, int last, int g, int t) {
-    const int vdim0 = g * (D / 8);
-    k[0].load(kh, j0 + g < last ? j0 + g : last, t);
-    k[1].load(kh, j0 + g + 8 < last ? j0 + g + 8 : last, t);
+  __device__ __forceinline__ void load_k(const HeadCodec& kh, int j0, int last, int g, int t) {
+    k[0].load(kh, min(j0 + g, last), t);
+    k[1].load(kh, min(j0 + g + 8, last), t);
+  }
+  __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int j = j0 + 2 * t + (i & 1) + 8 * (i >> 1);
-      v[i].load(vh, j < last ? j : last, vdim0);
-    }
+    for (int i = 0; i < 4; ++i) v[i].load(vh, min(j0 + 2 * t + (i & 1) + 8 * (i >> 1), last), g * (D / 8));
   }
 };
 
-// Whether a step's raw words are few enough to hold two steps in registers (loads of step i+1 in
-// flight while step i computes).
+// Whether the kernel loads a step's codes a step ahead (see the loop): where one step's code words
+// are few enough to stay in registers through a step (f16's 64 would spill; the generic decoder
+// loads value by value).
 template <int D, Fam KF, Fam VF>
-constexpr bool prefetches() {
-  constexpr int words = (KF == Fam::generic ? 0 : 2 * (D / 32) * octet_bytes<KF>() / 4) +
-                        (VF == Fam::generic ? 0 : 4 * (D / 64) * octet_bytes<VF>() / 4);
+constexpr bool rolls() {
+  constexpr int words = 2 * (D / 32) * octet_bytes<KF>() / 4 + 4 * (D / 64) * octet_bytes<VF>() / 4;
   return KF != Fam::generic && VF != Fam::generic && words <= 32;
 }
 
-// Resident blocks per SM the compiled families are held to: 4 (<= 128 registers a thread) where
-// two steps' codes fit (the loop is bound by instruction issue and needs the warps), 3 for the 8-bit
-// families, whose prefetched codes alone take 64 registers (at 4 they spilled); the generic
+// Resident blocks per SM the compiled families are held to: 4 (<= 128 registers a thread) for the
+// 4-bit and f16 families (the loop is bound by issue and latency and needs the warps), 3 for the
+// 8-bit families (at 4 they spill ~10 local loads and stores a step, session 5); the generic
 // decoder's scalar rule cannot fit either, nor can D * NT = 256 (64 accumulator registers).
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks() {
@@ -552,7 +589,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
   kh.k_lane<KF>(t);
   const int64_t n = sequence_length(p, b);
-  bool bad = false;
+  uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
@@ -648,17 +685,27 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
 
   const int vdim0 = g * (D / 8);
-  constexpr bool kPrefetch = prefetches<D, KF, VF>();
-  Tile<D, KF, VF> cur;
-  if (kPrefetch && wlo < whi) cur.load(kh, vh, wlo, whi - 1, g, t);
-  for (int j0 = wlo; j0 < whi; j0 += 16) {
-    Tile<D, KF, VF> next;
-    if constexpr (kPrefetch) {
-      if (j0 + 16 < whi) next.load(kh, vh, j0 + 16, whi - 1, g, t);
-    } else {
-      cur.load(kh, vh, j0, whi - 1, g, t);
-    }
+  // The keys that every row of the block sees (warp-uniform): steps inside them skip the masks.
+  int all_lo = 0, all_hi = INT_MAX;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int c = 0; c < 2; ++c)
+      if (nt * 8 + 2 * t + c < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
+  all_lo = __reduce_max_sync(0xFFFFFFFFu, all_lo);
+  all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
+  // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out.
+  constexpr float kPShift = VF == Fam::e2m1 ? 7.0f : 0.0f;
+  uint32_t vexp_lo = 0xFFFFFFFFu, vexp_hi = 0u;  // mxfp4 V: per-half min / max of the scale bytes
 
+  // One step of 16 keys from the tile's codes. The compiled decoders load the next step's K codes
+  // into the tile as soon as this step's QK is done with them, and its V codes after the PV: the
+  // loads fly during the rest of the step, and one tile of registers serves (two tiles, or copies
+  // between them, left 4-bit families short of registers at 4 blocks per SM).
+  constexpr bool kRolling = rolls<D, KF, VF>();
+  Tile<D, KF, VF> cur;
+  auto step = [&](int j0) {
+    if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t);
     // S^T = K Q^T: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
     float s[NT][4];
 #pragma unroll
@@ -709,27 +756,41 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       }
     }
 
+    if (cur.k[0].any_nan_scale(kh))
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = __int_as_float(0x7FC00000);
+    if (cur.k[1].any_nan_scale(kh))
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[nt][2] = s[nt][3] = __int_as_float(0x7FC00000);
+    // Unconditional (the last step reloads the warp's last key): a branch here kept the scheduler
+    // from moving the loads up to where the old codes die.
+    if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
+
     // Online softmax (base 2) per row; P goes out as hi + lo f16, transposed into PV's B fragments.
     uint32_t pb[NT][2][2];  // [n-tile][hi, lo][keys 0-7, 8-15]
     float alphas[NT][2];
     const int ja = j0 + g, jb = j0 + g + 8;
+    const bool whole = j0 >= all_lo && j0 + 16 <= all_hi;  // every row sees all 16 keys
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       float pr[4];
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         float sa = s[nt][c] * unscale[nt][c], sb = s[nt][c + 2] * unscale[nt][c];
-        if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
-        if (!(jb < whi && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
+        if (!whole) {
+          if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
+          if (!(jb < whi && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
+        }
         float mx = fmaxf(sa, sb);
         mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 4));
         mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 8));
         mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 16));
         const float m_new = fmaxf(m_run[nt][c], mx);
         const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-        const float alpha = exp2f(m_run[nt][c] - m_use);
-        pr[c] = exp2f(sa - m_use);
-        pr[c + 2] = exp2f(sb - m_use);
+        const float alpha = fast_exp2(m_run[nt][c] - m_use);
+        const float m_p = m_use - kPShift;
+        pr[c] = fast_exp2(sa - m_p);
+        pr[c + 2] = fast_exp2(sb - m_p);
         l_run[nt][c] = l_run[nt][c] * alpha + pr[c] + pr[c + 2];
         m_run[nt][c] = m_new;
         alphas[nt][c] = alpha;
@@ -761,33 +822,36 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
 
     // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
-    GroupScale vgs[4][RowPiece<VF, VOCT>::kGroups];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) cur.v[i].group_scales(vh, vgs[i], &bad);
     if constexpr (VF == Fam::e2m1 || VF == Fam::nv4) {
       // Two keys' code words interleaved by bytes decode straight into the A fragments' key pairs
-      // (register = one dim of keys 2t, 2t+1 or 2t+8, 2t+9), with no transposing permutes after.
+      // (register = one dim of keys 2t, 2t+1 or 2t+8, 2t+9), with no transposing permutes after,
+      // and one HMUL2 by the pair's two group multipliers makes them exact f16 terms:
+      // - mxfp4: E2M1 * 2^-14 (the decode) * 2^(e - 120) = the value * 2^-7, exact in f16 for
+      //   exponent bytes e in [111, 135] (scales 2^-16 .. 2^8; checked after the loop, else status
+      //   bit 2); P carries the 2^7. The multiplier's f16 bits are (e - 105) << 10, built from the
+      //   bytes of both keys at once.
+      // - nvfp4: E2M1 * 2^-14 * the E4M3 block scale is a multiple of 2^-24 below 0.17, always exact
+      //   (the 2^14 goes into the output's f32 factor).
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
         uint32_t hk[2][2][4];  // [key pair][dims 0-3, 4-7 of the octet][dim]
-        __half2 mul[2];        // the pair's two group scales
+        uint32_t mul[2];       // the pair's two group multipliers, one per half
 #pragma unroll
         for (int pr = 0; pr < 2; ++pr) {
-          const GroupScale ga = RowPiece<VF, VOCT>::group_of(vh, vgs[2 * pr], vdim0, o);
-          const GroupScale gb = RowPiece<VF, VOCT>::group_of(vh, vgs[2 * pr + 1], vdim0, o);
-          mul[pr] = __lows2half2(ga.mul, gb.mul);
+          const uint32_t ea = cur.v[2 * pr].scale_of(vh, vdim0, o), eb = cur.v[2 * pr + 1].scale_of(vh, vdim0, o);
+          if constexpr (VF == Fam::e2m1) {
+            const uint32_t both = prmt(ea, eb, 0x5410);  // e_a | e_b << 16
+            vexp_lo = __vminu2(vexp_lo, both);
+            vexp_hi = __vmaxu2(vexp_hi, both);
+            mul[pr] = (both - 0x00690069u) << 10;
+          } else {
+            mul[pr] = e4m3_pair_f16(prmt(ea, eb, 0x0040));
+          }
           const uint32_t xa = cur.v[2 * pr].raw[o], xb = cur.v[2 * pr + 1].raw[o];
           fmt::e2m1_octet_f16(prmt(xa, xb, 0x5140), hk[pr][0]);
           fmt::e2m1_octet_f16(prmt(xa, xb, 0x7362), hk[pr][1]);
         }
-        // Exact products: mx takes the E2M1 value first, then its scale (see decode_octet); nvfp4's
-        // code * E4M3 scale * 2^-14 is a multiple of 2^-24 below 0.17, exact in f16 as it stands
-        // (the 2^14 goes into the output's f32 factor).
-        auto reg = [&](int pr, int d) {
-          __half2 x = as_h2(hk[pr][d >> 2][d & 3]);
-          if constexpr (VF == Fam::e2m1) x = __hmul2(x, as_h2(0x74007400u));
-          return as_u32(__hmul2(x, mul[pr]));
-        };
+        auto reg = [&](int pr, int d) { return as_u32(__hmul2(as_h2(hk[pr][d >> 2][d & 3]), as_h2(mul[pr]))); };
 #pragma unroll
         for (int jj = 0; jj < 4; ++jj) {
           const int u = 4 * o + jj;
@@ -801,6 +865,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         }
       }
     } else {
+      GroupScale vgs[4][RowPiece<VF, VOCT>::kGroups];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) cur.v[i].group_scales(vh, vgs[i], &bad);
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
         uint32_t hv[4][VT][4];
@@ -824,8 +891,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         }
       }
     }
-    if constexpr (kPrefetch) cur = next;
-  }
+    if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
+  };
+
+  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+  for (int j0 = wlo; j0 < whi; j0 += 16) step(j0);
+  if constexpr (VF == Fam::e2m1)
+    bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 
   // Warp partials to shared memory (fl is free again): [warp][row][D + 2] with m (base 2) and l.
@@ -840,6 +912,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       l_run[nt][c] = l;
     }
   __syncthreads();
+  // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
+  const float punscale = exp2f(-kPShift);
   const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
   float* wp = fl + warp * RP * (D + 2);
 #pragma unroll
@@ -862,7 +936,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       for (int c = 0; c < 2; ++c) {
         const int r = nt * 8 + 2 * t + c;
         wp[r * (D + 2) + D] = m_run[nt][c];
-        wp[r * (D + 2) + D + 1] = l_run[nt][c];
+        wp[r * (D + 2) + D + 1] = l_run[nt][c] * punscale;
       }
   __syncthreads();
 

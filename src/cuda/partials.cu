@@ -6,7 +6,10 @@
 // with it, ncu (base clocks) shows 9 us at 128K and 6.9 us at 1K (8 splits), mostly launch and
 // latency. Since session 4 the merge is a programmatic dependent launch (sm_90): it starts while
 // the split kernel runs and waits for it, taking its launch off the critical path (1K: 13-15 ->
-// 11-12 us per call, with more blocks at short contexts, attention_mma.cu).
+// 11-12 us per call, with more blocks at short contexts, attention_mma.cu). Session 5 issues all of
+// a thread's first loads at once, before the reductions: 9.5 -> 7.7 us (ncu, 128K, 32 blocks).
+// Next: more blocks per row (each of 32 blocks now runs ~7500 cycles on one SM), or folding the
+// merge into the split kernel's last block.
 #include "cuda/partials.cuh"
 
 #include <atomic>
@@ -37,8 +40,12 @@ __device__ float block_reduce(float v, float* scratch) {
 }
 
 // Weights exp(m_s - top) of every split go to shared memory once; then each thread sums its dims
-// over the splits with loads that are coalesced across threads.
+// over the splits with loads that are coalesced across threads. The kernel is bound by load
+// latency (it reads a few percent of what the split kernel streamed), so every load of the first
+// pass is issued at once, before the reductions: the partials' m and l, and kHeld values of each
+// thread's (dim, slice of the splits).
 __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
+  constexpr int kHeld = 16;
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
   const int64_t i = r / G, h = hk * G + r % G;
@@ -47,30 +54,52 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   __shared__ float scratch[kMergeThreads / 32];
   const int64_t stride = int64_t(rows) * (D + 2);
   const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
+  // Thread = (dim, slice of the splits); slices summed through shared memory at the end.
+  const int slices = D >= kMergeThreads ? 1 : kMergeThreads / int(D);
+  const int dims_per_pass = kMergeThreads / slices, slice = threadIdx.x / dims_per_pass;
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
-  float top = -INFINITY;
-  for (int s = threadIdx.x; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
+  float held[kHeld];
+  {
+    const int64_t d = threadIdx.x % dims_per_pass;
+#pragma unroll
+    for (int k = 0; k < kHeld; ++k) {
+      const int s = slice + k * slices;
+      held[k] = s < splits && d < D ? w[s * stride + d] : 0.0f;
+    }
+  }
+  const bool mine = int(threadIdx.x) < splits;
+  const float my_m = mine ? w[threadIdx.x * stride + D] : -INFINITY, my_l = mine ? w[threadIdx.x * stride + D + 1] : 0.0f;
+  float top = my_m;
+  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
   top = block_reduce<true>(top, scratch);
   const float sink = p.sinks ? p.sinks[h] : -INFINITY;
   top = fmaxf(top, sink);
+  auto weigh = [&](float ms) { return (top == -INFINITY || ms == -INFINITY) ? 0.0f : expf(ms - top); };
   float part = 0.0f;
-  for (int s = threadIdx.x; s < splits; s += kMergeThreads) {
-    const float ms = w[s * stride + D];
-    const float e = (top == -INFINITY || ms == -INFINITY) ? 0.0f : expf(ms - top);
+  if (mine) {
+    const float e = weigh(my_m);
+    weight[threadIdx.x] = e;
+    part = e * my_l;
+  }
+  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) {
+    const float e = weigh(w[s * stride + D]);
     weight[s] = e;
     part += e * w[s * stride + D + 1];
   }
   float total = block_reduce<false>(part, scratch);  // also orders the weight writes before their reads
   if (p.sinks && top != -INFINITY) total += expf(sink - top);
-  // Thread = (dim, slice of the splits); slices summed through shared memory.
   __shared__ float slice_sum[kMergeThreads];
-  const int slices = D >= kMergeThreads ? 1 : kMergeThreads / int(D);
   for (int64_t d0 = 0; d0 < D; d0 += kMergeThreads) {
-    const int64_t d = d0 + threadIdx.x % (kMergeThreads / slices);
-    const int slice = threadIdx.x / (kMergeThreads / slices);
+    const int64_t d = d0 + threadIdx.x % dims_per_pass;
     float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (total > 0.0f && d < D) {
       int s = slice;
+      if (d0 == 0) {
+#pragma unroll
+        for (int k = 0; k < kHeld; ++k)
+          if (slice + k * slices < splits) o[k % 4] += weight[slice + k * slices] * held[k];
+        s += kHeld * slices;
+      }
       for (; s + 3 * slices < splits; s += 4 * slices)
 #pragma unroll
         for (int u = 0; u < 4; ++u) o[u] += weight[s + u * slices] * w[(s + u * slices) * stride + d];
@@ -80,7 +109,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
     __syncthreads();
     if (slice == 0 && d < D) {
       float sum = 0.0f;
-      for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * (kMergeThreads / slices)];
+      for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * dims_per_pass];
       row[d] = total > 0.0f ? sum / total : 0.0f;
     }
     __syncthreads();
