@@ -53,7 +53,17 @@ TEST(F16Bits, E2M1OctetEqualsScalarRuleTimes2PowMinus14) {
       }
 }
 
-TEST(F16Bits, U4OctetIsCodePlus1024) {
+TEST(F16Bits, U4OctetIsCodePlus1024OrSixteenCodesPlus1024) {
+  // Hand-computed: x = 0x76543210 holds codes 0..7 in order; h[1] pairs values 1 and 3 as
+  // 1024 + 16 and 1024 + 48, i.e. f16 0x6410 and 0x6430.
+  {
+    uint32_t h[4];
+    fmt::u4_octet_f16_magic(0x76543210u, h);
+    EXPECT_EQ(h[0], 0x64026400u);  // values 0, 2
+    EXPECT_EQ(h[1], 0x64306410u);  // 16 * 1, 16 * 3
+    EXPECT_EQ(h[2], 0x64066404u);  // values 4, 6
+    EXPECT_EQ(h[3], 0x64706450u);  // 16 * 5, 16 * 7
+  }
   std::mt19937 rng(12);
   for (int pos = 0; pos < 8; ++pos)
     for (uint32_t code = 0; code < 16; ++code)
@@ -61,11 +71,14 @@ TEST(F16Bits, U4OctetIsCodePlus1024) {
         uint32_t x = uint32_t(rng());
         x = (x & ~(0xFu << (4 * pos))) | (code << (4 * pos));
         uint32_t h[4];
-        fmt::u4_octet_f16_plus_1024(x, h);
+        fmt::u4_octet_f16_magic(x, h);
         for (int j = 0; j < 4; ++j)
           for (int hi = 0; hi < 2; ++hi) {
             const int p = octet_position(j, hi);
-            ASSERT_EQ(half_of(h[j], hi), 1024.0f + float((x >> (4 * p)) & 0xFu)) << std::hex << x << " " << p;
+            const float c = float((x >> (4 * p)) & 0xFu);
+            ASSERT_EQ(half_of(h[j], hi), 1024.0f + (j & 1 ? 16.0f * c : c)) << std::hex << x << " " << p;
+            // What the kernel does next, in f32 here (exact either way).
+            ASSERT_EQ(j & 1 ? half_of(h[j], hi) / 16.0f - 64.0f : half_of(h[j], hi) - 1024.0f, c);
           }
       }
 }

@@ -151,6 +151,15 @@ __device__ __forceinline__ uint32_t e4m3_pair_f16(uint32_t x) {
 #endif
 }
 
+// An octet of 4-bit codes as exact f16 integers (see u4_octet_f16_magic).
+__device__ __forceinline__ void u4_codes(uint32_t x, uint32_t h[4]) {
+  fmt::u4_octet_f16_magic(x, h);
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+    h[j] = as_u32(j & 1 ? __hfma2(as_h2(h[j]), as_h2(0x2C002C00u), as_h2(0xD400D400u))  // x / 16 - 64
+                        : __hsub2(as_h2(h[j]), as_h2(0x64006400u)));                  // x - 1024
+}
+
 // The codes of one octet as exact f16 values, without their group scale (the bit rules live in
 // formats/f16_bits.hpp): f16 as stored, u4/u8 the integer code, E2M1 the value times 2^-14 (see
 // e2m1_octet_f16), E4M3 the value.
@@ -161,9 +170,10 @@ __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
     h[1] = prmt(w[0], w[1], 0x7632);
     h[2] = prmt(w[2], w[3], 0x5410);
     h[3] = prmt(w[2], w[3], 0x7632);
-  } else if constexpr (F == Fam::u4 || F == Fam::u8) {
-    if constexpr (F == Fam::u4) fmt::u4_octet_f16_plus_1024(w[0], h);
-    else fmt::u8_octet_f16_plus_1024(w, h);
+  } else if constexpr (F == Fam::u4) {
+    u4_codes(w[0], h);
+  } else if constexpr (F == Fam::u8) {
+    fmt::u8_octet_f16_plus_1024(w, h);
 #pragma unroll
     for (int j = 0; j < 4; ++j) h[j] = as_u32(__hsub2(as_h2(h[j]), as_h2(0x64006400u)));
   } else if constexpr (F == Fam::e2m1 || F == Fam::nv4) {
@@ -680,6 +690,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   for (int u = 0; u < KS; ++u)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[u][nt][0] = acc[u][nt][1] = acc[u][nt][2] = acc[u][nt][3] = 0.0f;
+  // Affine 4-bit V: sum over keys of bias * P, the same for all of this lane's dims (see the PV).
+  // (8-bit V keeps three terms per value: pairing its codes first spilled ~10 registers a step.)
+  constexpr bool kAffineV = VF == Fam::u4;
+  float bias_acc[kAffineV ? NT : 1][4];
+#pragma unroll
+  for (int nt = 0; nt < (kAffineV ? NT : 1); ++nt) bias_acc[nt][0] = bias_acc[nt][1] = bias_acc[nt][2] = bias_acc[nt][3] = 0.0f;
   float m_run[NT][2], l_run[NT][2];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
@@ -819,6 +835,15 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
           acc[u][nt][2] *= alphas[nt][0];
           acc[u][nt][3] *= alphas[nt][1];
         }
+      if constexpr (kAffineV) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          bias_acc[nt][0] *= alphas[nt][0];
+          bias_acc[nt][1] *= alphas[nt][1];
+          bias_acc[nt][2] *= alphas[nt][0];
+          bias_acc[nt][3] *= alphas[nt][1];
+        }
+      }
     }
 
     // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
@@ -861,6 +886,52 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
           for (int nt = 0; nt < NT; ++nt) {
             mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
             mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+          }
+        }
+      }
+    } else if constexpr (kAffineV) {
+      // Affine: value = code * scale + bias. The codes of two keys are paired (key 2t | key 2t+1 in
+      // one register) before any scaling, so each term lands in the A fragments without transposing
+      // permutes; code * scale is two exact f16 terms (hi, and lo = code * scale - hi), and the bias
+      // term, the same for all of a lane's dims (they lie in one group: groups >= 32 >= D/8), is
+      // summed once per step by one small mma into bias_acc, added to every dim at the end.
+      uint32_t mul[2], add[2];  // per key pair: (scale a, scale b), (bias a, bias b)
+#pragma unroll
+      for (int pr = 0; pr < 2; ++pr) {
+        const uint32_t wa = cur.v[2 * pr].scale[0], wb = cur.v[2 * pr + 1].scale[0];  // scale | bias << 16
+        mul[pr] = prmt(wa, wb, 0x5410);
+        add[pr] = prmt(wa, wb, 0x7632);
+      }
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        mma16816(bias_acc[nt], add[0], add[0], add[1], add[1], pb[nt][0][0], pb[nt][0][1]);
+        mma16816(bias_acc[nt], add[0], add[0], add[1], add[1], pb[nt][1][0], pb[nt][1][1]);
+      }
+#pragma unroll
+      for (int o = 0; o < VOCT; ++o) {
+        uint32_t code[2][8];  // [key pair][dim of the octet]: both keys' codes as f16
+#pragma unroll
+        for (int pr = 0; pr < 2; ++pr) {
+          const uint32_t xa = cur.v[2 * pr].raw[o], xb = cur.v[2 * pr + 1].raw[o];
+          u4_codes(prmt(xa, xb, 0x5140), code[pr]);      // dims 0-3 of both keys
+          u4_codes(prmt(xa, xb, 0x7362), code[pr] + 4);  // dims 4-7
+        }
+        auto term_hi = [&](int pr, int d) { return as_u32(__hmul2(as_h2(code[pr][d]), as_h2(mul[pr]))); };
+        auto term_lo = [&](int pr, int d, uint32_t h) {
+          return as_u32(__hfma2(as_h2(code[pr][d]), as_h2(mul[pr]), __hneg2(as_h2(h))));  // exact in f16
+        };
+#pragma unroll
+        for (int jj = 0; jj < 4; ++jj) {
+          const int u = 4 * o + jj;
+          const uint32_t h0 = term_hi(0, pair_lo(jj)), h1 = term_hi(0, pair_hi(jj)), h2 = term_hi(1, pair_lo(jj)),
+                         h3 = term_hi(1, pair_hi(jj));
+          const uint32_t l0 = term_lo(0, pair_lo(jj), h0), l1 = term_lo(0, pair_hi(jj), h1),
+                         l2 = term_lo(1, pair_lo(jj), h2), l3 = term_lo(1, pair_hi(jj), h3);
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            mma16816(acc[u][nt], h0, h1, h2, h3, pb[nt][0][0], pb[nt][0][1]);
+            mma16816(acc[u][nt], h0, h1, h2, h3, pb[nt][1][0], pb[nt][1][1]);
+            mma16816(acc[u][nt], l0, l1, l2, l3, pb[nt][0][0], pb[nt][0][1]);
           }
         }
       }
@@ -925,8 +996,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int r = nt * 8 + 2 * t + c;
-        wp[r * (D + 2) + d_lo] = acc[u][nt][c] * vmul;
-        wp[r * (D + 2) + d_hi] = acc[u][nt][c + 2] * vmul;
+        const float bias_lo = kAffineV ? bias_acc[kAffineV ? nt : 0][c] : 0.0f;
+        const float bias_hi = kAffineV ? bias_acc[kAffineV ? nt : 0][c + 2] : 0.0f;
+        wp[r * (D + 2) + d_lo] = (acc[u][nt][c] + bias_lo) * vmul;
+        wp[r * (D + 2) + d_hi] = (acc[u][nt][c + 2] + bias_hi) * vmul;
       }
   }
   if (g == 0)

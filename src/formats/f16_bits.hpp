@@ -44,12 +44,17 @@ QSDPA_HD void e2m1_octet_f16(uint32_t x, uint32_t h[4]) {
 // The f16 factor that e2m1_octet_f16's values carry.
 constexpr float kE2M1F16Factor = 1.0f / 16384.0f;
 
-// One octet of unsigned 4-bit codes (value i in nibble i) to 4 half2 of 1024 + code with the same
-// pairing (the f16 "magic number" 1024: its mantissa's low bits are the integer); the caller
-// subtracts 1024 in f16, exactly.
-QSDPA_HD void u4_octet_f16_plus_1024(uint32_t x, uint32_t h[4]) {
+// One octet of unsigned 4-bit codes (value i in nibble i) to 4 half2 with the same pairing, by the
+// f16 "magic number" 1024 (its mantissa's low bits are an integer): h[0] and h[2] hold 1024 + code,
+// h[1] and h[3] hold 1024 + 16 * code (the nibble masked where it lies, saving two shifts: 6 ALU
+// operations per 8 values instead of 8). The caller finishes in f16, exactly: h - 1024 for the even
+// pairs, h / 16 - 64 (one multiply-add) for the odd ones.
+QSDPA_HD void u4_octet_f16_magic(uint32_t x, uint32_t h[4]) {
   const uint32_t y = byte_perm(x, 0u, 0x3120u);  // halves: (v0 v1 v4 v5) (v2 v3 v6 v7)
-  for (int j = 0; j < 4; ++j) h[j] = ((y >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
+  h[0] = (y & 0x000F000Fu) | 0x64006400u;         // v0, v2
+  h[1] = (y & 0x00F000F0u) | 0x64006400u;         // 16 v1, 16 v3
+  h[2] = ((y >> 8) & 0x000F000Fu) | 0x64006400u;  // v4, v6
+  h[3] = ((y >> 8) & 0x00F000F0u) | 0x64006400u;  // 16 v5, 16 v7
 }
 
 // Two words of 8-bit codes (value i in byte i) to 4 half2 of 1024 + code, same pairing.
