@@ -230,7 +230,7 @@ void finish_group(const AttentionArgs& a, const Plan& p, cpu::TileOrder v_order,
         for (int64_t d = 0; d < D; ++d) row[size_t(d)] += w * acc[d];
       }
     }
-    if (l > 0.0f) {
+    if (l != 0.0f) {  // NaN too: the row comes out NaN
       const float inv = 1.0f / l;
       for (int64_t d = 0; d < D; ++d) row[size_t(d)] *= inv;
       if (v_order != cpu::TileOrder::natural) {  // the V tile's order back to natural
@@ -240,7 +240,7 @@ void finish_group(const AttentionArgs& a, const Plan& p, cpu::TileOrder v_order,
       if (a.v.format.rotated()) fmt::turbo_unrotate(row.data(), int(D), a.v.format.seed);
     }
     for (int64_t d = 0; d < D; ++d) detail::store_float(a.out.data, a.out.dtype, a.out.offset(b, h, i, d), row[size_t(d)]);
-    if (a.lse) a.lse[(b * p.Hq + h) * p.Lq + i] = l > 0.0f ? m + std::log(l) : kNegInf;
+    if (a.lse) a.lse[(b * p.Hq + h) * p.Lq + i] = l == 0.0f ? kNegInf : m + std::log(l);  // NaN stays NaN
   }
 }
 

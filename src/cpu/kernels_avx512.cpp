@@ -462,8 +462,9 @@ inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   const __m512 y = _mm512_scalef_ps(p, n);
-  // Below -87.3 the result is under f32's normal range; treat it (and -inf) as 0.
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ), y);
+  // Below -87.3 the result is under f32's normal range; treat it (and -inf) as 0. NaN stays NaN (a
+  // NaN score, e.g. from an E8M0 NaN scale byte, must not silently drop its key).
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLE_UQ), y);
 }
 
 float softmax_row_avx512(float* s, int n, float m_old, float* m_new) {

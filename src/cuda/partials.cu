@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   for (int64_t d0 = 0; d0 < D; d0 += kMergeThreads) {
     const int64_t d = d0 + threadIdx.x % dims_per_pass;
     float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (total > 0.0f && d < D) {
+    if (total != 0.0f && d < D) {
       int s = slice;
       if (d0 == 0) {
 #pragma unroll
@@ -110,14 +110,14 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
     if (slice == 0 && d < D) {
       float sum = 0.0f;
       for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * dims_per_pass];
-      row[d] = total > 0.0f ? sum / total : 0.0f;
+      row[d] = total != 0.0f ? sum / total : 0.0f;  // a NaN total (a NaN score) gives NaN, not 0
     }
     __syncthreads();
   }
-  if (p.vc.kind == FormatKind::turbo && total > 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
+  if (p.vc.kind == FormatKind::turbo && total != 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
   for (int64_t d = threadIdx.x; d < D; d += kMergeThreads)
     detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
-  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total > 0.0f ? top + logf(total) : -INFINITY;
+  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total != 0.0f ? top + logf(total) : -INFINITY;
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
