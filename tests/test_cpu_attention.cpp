@@ -3,6 +3,8 @@
 // N x q dtype/layout; plus the exact merge of partials and the unfused baseline.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "attention_cases.hpp"
 #include "test_util.hpp"
 #include "tools/workloads.hpp"
@@ -146,6 +148,44 @@ TEST(CpuAttentionEdges, RowThatSeesNothingGivesZerosAndLse) {
   attention(a);
   for (float v : out) EXPECT_EQ(v, 0.0f);
   EXPECT_EQ(lse[0], sink);
+}
+
+// NaN in, NaN out (docs/decisions.md): an E8M0 NaN scale byte in one key makes the output and LSE of
+// every row that sees the key NaN (the vector exp once turned the NaN score into 0, dropping the key),
+// while rows that do not see it (causal) stay as they were.
+TEST(CpuAttentionEdges, NaNScoreGivesNaNWhereTheKeyIsSeen) {
+  const int64_t Hq = 4, Lq = 2, N = 300, D = 128;
+  const auto kx = test::random_normal(size_t(N * D), 41), vx = test::random_normal(size_t(N * D), 42);
+  const QuantizedTensor k = quantize(kx.data(), {1, 1, N, D}, parse_format("mxfp4"));
+  const QuantizedTensor v = quantize(vx.data(), {1, 1, N, D}, parse_format("mxfp4"));
+  QuantizedTensor bad = k;
+  bad.scales[size_t((N - 1) * (D / 32) + 2)] = 0xFF;  // the last key, its third block
+  auto q = test::random_normal(size_t(Hq * Lq * D), 43);
+  std::vector<float> clean(q.size()), out(q.size()), lse(size_t(Hq * Lq));
+  AttentionArgs a;
+  a.q = contiguous_view(q.data(), DType::f32, 1, Hq, Lq, D);
+  a.v = v.view();
+  a.scale = 0.088f;
+  a.causal = true;  // query row 0 sees keys [0, N-1), row 1 all N
+  a.k = k.view();
+  a.out = contiguous_view(clean.data(), DType::f32, 1, Hq, Lq, D);
+  attention(a);
+  for (int threads : {1, 2}) {
+    a.k = bad.view();
+    a.out = contiguous_view(out.data(), DType::f32, 1, Hq, Lq, D);
+    a.lse = lse.data();
+    a.threads = threads;
+    attention(a);
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Lq; ++i) {
+        EXPECT_EQ(std::isnan(lse[size_t(h * Lq + i)]), i == 1) << "h=" << h << " i=" << i;
+        for (int64_t d = 0; d < D; ++d) {
+          const size_t at = size_t((h * Lq + i) * D + d);
+          if (i == 1) EXPECT_TRUE(std::isnan(out[at])) << "h=" << h << " d=" << d;
+          else EXPECT_EQ(out[at], clean[at]) << "h=" << h << " d=" << d;
+        }
+      }
+  }
 }
 
 }  // namespace

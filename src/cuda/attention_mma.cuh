@@ -36,13 +36,14 @@
 // warps per scheduler, of which 1.4 waiting on fixed-latency results, 1.0 for the ALU pipe (bit
 // operations issue at half the FP32 rate), 0.5 for loads; the ALU pipe is 53% busy. SASS hot loop
 // per 16-key step (D=128, one row tile, scripts/sass_loop.py), session 4 -> session 5: E2M1 673 ->
-// 530, nvfp4 633 -> 552, E4M3 624 -> 548, affine4 909 -> 827, affine8 786 -> 695, f16 334 -> 327
+// 530, nvfp4 633 -> 552, E4M3 624 -> 548, affine4 909 -> 757, affine8 786 -> 695, f16 334 -> 327
 // (one tile of codes loaded a step ahead instead of two tiles copied each step, mxfp4 V scales in
-// one f16 multiply, exp2 without its range fix-up, no mask work on steps every row sees whole).
+// one f16 multiply, exp2 without its range fix-up, no mask work on steps every row sees whole;
+// affine4 V codes paired before scaling with the bias as one small mma, u4 with two fewer shifts).
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
 // bench/results/cuda-h100-2026-11-25-session5.md): f16 192 us (94% of the copy peak; cuDNN fp16 184 us),
-// mxfp8 112 (83%, 1.64x cuDNN), mxfp4 78 (61%, 2.36x), nvfp4 81 (62%, 2.27x), affine4 124 (1.49x),
-// affine8 138 (69%), turbo4 3819 (generic per-value decoder, 1%); MHA (Hkv=32): f16 100%, mxfp8
+// mxfp8 112 (83%, 1.64x cuDNN), mxfp4 78 (61%, 2.36x), nvfp4 81 (62%, 2.27x), affine4 124 (1.49x;
+// 119 at 55d9d15, 1.54x), affine8 138 (69%), turbo4 3819 (generic per-value decoder, 1%); MHA (Hkv=32): f16 100%, mxfp8
 // 84%, mxfp4 63%. Session 4's kernel (fd9bcd7): mxfp4 91, nvfp4 89, mxfp8 115, affine4 136, affine8
 // 156. N=1K: 11-12 us for every compiled format (cuDNN 7): the latency of one block (prologue, one
 // step, epilogue) plus the merge kernel, launched early (partials.cu). Lq=8 at GQA 4 (two row
