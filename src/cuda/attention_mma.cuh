@@ -404,8 +404,8 @@ template <Fam F, int NB>
 struct KRow {
   static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kOctetWords = F == Fam::generic ? 1 : octet_bytes<F>() / 4;
-  // mx and nvfp4 load a row's scale bytes whole (one load, and 4 bytes a register: two steps of
-  // tiles then fit in the registers): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
+  // mx and nvfp4 load a row's scale bytes whole (one load instead of one per block, and 4 bytes a
+  // register instead of one): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
   static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
   static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kScaled ? NB : 1;
