@@ -121,9 +121,10 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
 // Every K/V value reaches the tensor cores as a sum of f16 terms that are exact, and q and P as
 // hi + lo f16 pairs, so that scores and outputs carry f32-level precision (SPEC §2's tolerance holds
 // for sharp softmaxes too): f16, E2M1 and E4M3 codes times their power-of-two or E4M3 group scale are
-// exact in f16 (one term); affine is (c*s rounded) + (c*s - that, exact) + bias (three terms); the
-// generic decoder splits the f32 value into hi + lo (two terms). Term 1 of a multi-term family is the
-// small correction: it is multiplied by q_hi / P_hi only.
+// exact in f16 (one term); affine V is (c*s rounded) + (c*s - that, exact) + bias (three terms; 4-bit
+// V sums its bias term once per step instead, see the kernel's PV; K takes its scale and bias on f32
+// partial scores); the generic decoder splits the f32 value into hi + lo (two terms). Term 1 of a
+// multi-term family is the small correction: it is multiplied by q_hi / P_hi only.
 
 template <Fam F>
 constexpr int n_terms() {
@@ -711,13 +712,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (nt * 8 + 2 * t + c < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
   all_lo = __reduce_max_sync(0xFFFFFFFFu, all_lo);
   all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
-  // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out.
+  // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out of l.
   constexpr float kPShift = VF == Fam::e2m1 ? 7.0f : 0.0f;
   uint32_t vexp_lo = 0xFFFFFFFFu, vexp_hi = 0u;  // mxfp4 V: per-half min / max of the scale bytes
 
   // One step of 16 keys from the tile's codes. The compiled decoders load the next step's K codes
-  // into the tile as soon as this step's QK is done with them, and its V codes after the PV: the
-  // loads fly during the rest of the step, and one tile of registers serves (two tiles, or copies
+  // into the tile as soon as this step's K codes are decoded, and its V codes once the V codes are
+  // (ptxas moves the unconditional loads up to there): the loads fly during the rest of the step,
+  // and one tile of registers serves (two tiles, or copies
   // between them, left 4-bit families short of registers at 4 blocks per SM).
   constexpr bool kRolling = rolls<D, KF, VF>();
   Tile<D, KF, VF> cur;
