@@ -8,7 +8,10 @@
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
-#   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each.
+#   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each;
+#   stage "ab" builds the tree a second time with QSDPA_AB_FLAGS added to the CUDA flags (an experiment's
+#   -D switch) and benches both builds in turn in this call (QSDPA_AB_ARGS: the bench's shape and formats),
+#   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -88,6 +91,25 @@ if has ncu && command -v ncu >/dev/null; then
     grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Grid Size|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -12
     # Stall reasons (cycles per issued instruction) and pipe use above 1 (the rest is noise).
     grep -E "issue_stalled|inst_executed_pipe" "$OUT/ncu-${k%%.*}.log" | awk '$NF + 0 >= 0.1' | sed -E 's/ +/ /g' | sort -k3 -nr | head -16
+  done
+fi
+if has ab; then
+  cmake -S . -B build-gpu-b -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+    "-DCMAKE_CUDA_FLAGS=${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
+    -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab" >"$OUT/configure-b.log" 2>&1 || { tail -30 "$OUT/configure-b.log"; exit 1; }
+  cmake --build build-gpu-b -j"$(nproc)" --target qsdpa_cli >"$OUT/build-b.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-b.log" | head -40; exit 1; }
+  grep -E "spill" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+  ab_args=${QSDPA_AB_ARGS:-"--heads 32:8 --context 32768,131072 --formats f16,mxfp4,nvfp4,mxfp8,affine4"}
+  for round in 1 2; do  # A B A B: drift between the two shows in the repeat
+    for side in a b; do
+      bin=./build-gpu/tools/qsdpa; [ $side = b ] && bin=./build-gpu-b/tools/qsdpa
+      # shellcheck disable=SC2086
+      $bin bench --device cuda $ab_args --min-seconds 0.1 --json "$OUT/ab-$side$round.json" >"$OUT/ab-$side$round.log" 2>&1 \
+        || { tail -5 "$OUT/ab-$side$round.log"; continue; }
+      label="baseline"; [ $side = b ] && label="with $QSDPA_AB_FLAGS"
+      echo "== $label (round $round)"
+      python3 scripts/report.py bench "$OUT/ab-$side$round.json" | grep '^|' | cut -d'|' -f2-6
+    done
   done
 fi
 if has sharded; then
