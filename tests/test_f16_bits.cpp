@@ -15,6 +15,20 @@ int octet_position(int j, int hi) { return (j & 1) + 4 * (j >> 1) + 2 * hi; }
 
 float half_of(uint32_t h, int hi) { return fmt::f16_to_f32(uint16_t(hi ? h >> 16 : h & 0xFFFFu)); }
 
+// Calls check(x) for words x holding every 4-bit code in every nibble position, the other nibbles
+// random (`trials` words each); stops at the first fatal failure.
+template <class Check>
+void for_each_nibble_word(uint32_t seed, int trials, Check check) {
+  std::mt19937 rng(seed);
+  for (int pos = 0; pos < 8; ++pos)
+    for (uint32_t code = 0; code < 16; ++code)
+      for (int trial = 0; trial < trials; ++trial) {
+        const uint32_t x = (uint32_t(rng()) & ~(0xFu << (4 * pos))) | (code << (4 * pos));
+        check(x);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+}
+
 TEST(F16Bits, BytePermMatchesPtxPrmtWithoutSignMode) {
   // Hand-computed: bytes of {b, a} = 77 66 55 44 | 33 22 11 00.
   EXPECT_EQ(fmt::byte_perm(0x33221100u, 0x77665544u, 0x3210u), 0x33221100u);
@@ -24,7 +38,6 @@ TEST(F16Bits, BytePermMatchesPtxPrmtWithoutSignMode) {
 }
 
 TEST(F16Bits, E2M1OctetEqualsScalarRuleTimes2PowMinus14) {
-  std::mt19937 rng(11);
   // Hand-computed: code 0x1 (0.5) is the f16 subnormal 2^-15 = 0x0200; code 0xF (-6) is 0xC600 * 2^-14
   // = -6 * 2^-14 = 0x8E00 (exponent 3, mantissa 0x200).
   {
@@ -33,24 +46,20 @@ TEST(F16Bits, E2M1OctetEqualsScalarRuleTimes2PowMinus14) {
     EXPECT_EQ(h[0] & 0xFFFFu, 0x0200u);
     EXPECT_EQ(h[1] & 0xFFFFu, 0x8E00u);
   }
-  for (int pos = 0; pos < 8; ++pos)
-    for (uint32_t code = 0; code < 16; ++code)
-      for (int trial = 0; trial < 64; ++trial) {
-        uint32_t x = uint32_t(rng());
-        x = (x & ~(0xFu << (4 * pos))) | (code << (4 * pos));
-        uint32_t h[4];
-        fmt::e2m1_octet_f16(x, h);
-        for (int j = 0; j < 4; ++j)
-          for (int hi = 0; hi < 2; ++hi) {
-            const int p = octet_position(j, hi);
-            const uint32_t c = (x >> (4 * p)) & 0xFu;
-            const float want = fmt::e2m1_to_f32(c);
-            const float got = half_of(h[j], hi) / fmt::kE2M1F16Factor;
-            ASSERT_EQ(got, want) << "word " << std::hex << x << " position " << p;
-            // Signs survive for zero too (negative zero is a valid code).
-            ASSERT_EQ(std::signbit(got), bool(c & 8u)) << "word " << std::hex << x << " position " << p;
-          }
+  for_each_nibble_word(11, 64, [](uint32_t x) {
+    uint32_t h[4];
+    fmt::e2m1_octet_f16(x, h);
+    for (int j = 0; j < 4; ++j)
+      for (int hi = 0; hi < 2; ++hi) {
+        const int p = octet_position(j, hi);
+        const uint32_t c = (x >> (4 * p)) & 0xFu;
+        const float want = fmt::e2m1_to_f32(c);
+        const float got = half_of(h[j], hi) / fmt::kE2M1F16Factor;
+        ASSERT_EQ(got, want) << "word " << std::hex << x << " position " << p;
+        // Signs survive for zero too (negative zero is a valid code).
+        ASSERT_EQ(std::signbit(got), bool(c & 8u)) << "word " << std::hex << x << " position " << p;
       }
+  });
 }
 
 TEST(F16Bits, U4OctetIsCodePlus1024OrSixteenCodesPlus1024) {
@@ -64,23 +73,18 @@ TEST(F16Bits, U4OctetIsCodePlus1024OrSixteenCodesPlus1024) {
     EXPECT_EQ(h[2], 0x64066404u);  // values 4, 6
     EXPECT_EQ(h[3], 0x64706450u);  // 16 * 5, 16 * 7
   }
-  std::mt19937 rng(12);
-  for (int pos = 0; pos < 8; ++pos)
-    for (uint32_t code = 0; code < 16; ++code)
-      for (int trial = 0; trial < 16; ++trial) {
-        uint32_t x = uint32_t(rng());
-        x = (x & ~(0xFu << (4 * pos))) | (code << (4 * pos));
-        uint32_t h[4];
-        fmt::u4_octet_f16_magic(x, h);
-        for (int j = 0; j < 4; ++j)
-          for (int hi = 0; hi < 2; ++hi) {
-            const int p = octet_position(j, hi);
-            const float c = float((x >> (4 * p)) & 0xFu);
-            ASSERT_EQ(half_of(h[j], hi), 1024.0f + (j & 1 ? 16.0f * c : c)) << std::hex << x << " " << p;
-            // What the kernel does next, in f32 here (exact either way).
-            ASSERT_EQ(j & 1 ? half_of(h[j], hi) / 16.0f - 64.0f : half_of(h[j], hi) - 1024.0f, c);
-          }
+  for_each_nibble_word(12, 16, [](uint32_t x) {
+    uint32_t h[4];
+    fmt::u4_octet_f16_magic(x, h);
+    for (int j = 0; j < 4; ++j)
+      for (int hi = 0; hi < 2; ++hi) {
+        const int p = octet_position(j, hi);
+        const float c = float((x >> (4 * p)) & 0xFu);
+        ASSERT_EQ(half_of(h[j], hi), 1024.0f + (j & 1 ? 16.0f * c : c)) << std::hex << x << " " << p;
+        // What the kernel does next, in f32 here (exact either way).
+        ASSERT_EQ(j & 1 ? half_of(h[j], hi) / 16.0f - 64.0f : half_of(h[j], hi) - 1024.0f, c);
       }
+  });
 }
 
 TEST(F16Bits, U8OctetIsCodePlus1024) {

@@ -192,9 +192,9 @@ __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
 // group's scale cannot wait for a partial sum: the PV product sums over keys, each with its own).
 template <Fam F>
 __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, uint32_t h[][4]) {
-  static_assert(F != Fam::e2m1 && F != Fam::nv4, "4-bit float V rows decode two keys at a time (the kernel's PV)");
+  static_assert(F != Fam::e2m1 && F != Fam::nv4 && F != Fam::u4, "4-bit V rows decode two keys at a time (the kernel's PV)");
   decode_codes<F>(w, h[0]);
-  if constexpr (F == Fam::u4 || F == Fam::u8) {
+  if constexpr (F == Fam::u8) {
     const uint32_t add = as_u32(gs.add);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -345,11 +345,11 @@ struct RowPiece {
       if constexpr (kScaled) {
         if (!grouped(F, hc)) continue;  // fp8: no group scales
         const uint32_t w = scale[i];
-        if constexpr (F == Fam::u4 || F == Fam::u8) {
+        if constexpr (F == Fam::u8) {  // (affine 4-bit V pairs its scales in the kernel's PV)
           gs[i].mul = as_h2(prmt(w, 0, 0x1010));
           gs[i].add = as_h2(prmt(w, 0, 0x3232));
         } else {
-          static_assert(F == Fam::e4m3, "4-bit float V rows take their scales in the kernel's PV");
+          static_assert(F == Fam::e4m3, "4-bit V rows take their scales in the kernel's PV");
           // mxfp8: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of
           // two down to f16's subnormals); E4M3 code * 2^(e-127) stays an exact f16 for e in
           // [112, 134], else status bit 2.
