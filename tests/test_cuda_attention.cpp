@@ -153,6 +153,42 @@ TEST(CudaAttentionStatus, KeyScaleNaNByteGivesNaNWhereTheKeyIsSeen) {
       }
 }
 
+// Turbo V rows' scales go into P, normalised by the first key of each warp: scales within
+// [2^-12, 2^11) of it give the CPU's answer with status 0, scales 2^20 apart set status bit 2
+// instead of a silently imprecise answer.
+TEST(CudaAttentionStatus, TurboValueScalesFarApartAreReported) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int64_t Hq = 4, N = 200, D = 128;
+  for (const float spread : {64.0f, 1.0e6f}) {
+    auto kx = test::random_normal(size_t(N * D), 51), vx = test::random_normal(size_t(N * D), 52);
+    for (int64_t j = 1; j < N; j += 2)
+      for (int64_t d = 0; d < D; ++d) vx[size_t(j * D + d)] *= (j % 4 == 1) ? spread : 1.0f / std::sqrt(spread);
+    const QuantizedTensor k = quantize(kx.data(), {1, 1, N, D}, parse_format("turbo4"));
+    const QuantizedTensor v = quantize(vx.data(), {1, 1, N, D}, parse_format("turbo4"));
+    auto q = test::random_normal(size_t(Hq * D), 53);
+    std::vector<float> cpu(q.size()), gpu(q.size(), std::nanf(""));
+    AttentionArgs a;
+    a.q = contiguous_view(q.data(), DType::f32, 1, Hq, 1, D);
+    a.k = k.view();
+    a.v = v.view();
+    a.scale = 0.088f;
+    a.out = contiguous_view(cpu.data(), DType::f32, 1, Hq, 1, D);
+    attention(a);
+    a.out = contiguous_view(gpu.data(), DType::f32, 1, Hq, 1, D);
+    DeviceArgs dev(a);
+    attention(dev.args());
+    const int32_t status = dev.finish();
+    if (spread > 1.0e5f) {
+      EXPECT_EQ(status, 2);
+      continue;
+    }
+    ASSERT_EQ(status, 0);
+    double err = 0.0, ref = 0.0;
+    for (size_t i = 0; i < cpu.size(); ++i) err += double(gpu[i] - cpu[i]) * (gpu[i] - cpu[i]), ref += double(cpu[i]) * cpu[i];
+    EXPECT_LT(std::sqrt(err / ref), 1e-4) << "spread " << spread;
+  }
+}
+
 // With a caller workspace the call allocates nothing and never synchronizes: it can be captured in a
 // CUDA graph, and the replay writes the same bytes as a direct call (tensor-core and f32 split
 // kernels); a workspace smaller than attention_workspace_bytes is an error.

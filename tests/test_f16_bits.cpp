@@ -6,6 +6,7 @@
 
 #include "formats/f16_bits.hpp"
 #include "formats/minifloat.hpp"
+#include "formats/turbo_levels.hpp"
 
 namespace qsdpa {
 namespace {
@@ -101,6 +102,48 @@ TEST(F16Bits, U8OctetIsCodePlus1024) {
           ASSERT_EQ(half_of(h[j], hi), 1024.0f + float((w[p / 4] >> (8 * (p % 4))) & 0xFFu)) << p;
         }
     }
+}
+
+
+TEST(F16Bits, TurboIndicesSpreadCodesIntoNibbles) {
+  // Hand-computed: codes 0..7 in order.
+  EXPECT_EQ(fmt::turbo4_index(0x76543210u), 0x01234567u);  // 7 - c below 8
+  EXPECT_EQ(fmt::turbo4_index(0xFEDCBA98u), 0x76543210u);  // c - 8 from 8
+  EXPECT_EQ(fmt::turbo3_index(0x00FAC688u), 0x76543210u);  // 3-bit codes 0..7 packed LSB first
+  EXPECT_EQ(fmt::turbo2_index(0x00001BE4u), 0x01233210u);  // 2-bit codes 0 1 2 3 3 2 1 0
+  // Bits above the 8 codes do not leak into the indices.
+  EXPECT_EQ(fmt::turbo3_index(0xFFFAC688u), 0x76543210u);
+  EXPECT_EQ(fmt::turbo2_index(0xFFFF1BE4u), 0x01233210u);
+}
+
+// Turbo octets decode to hi + lo f16 terms of the Lloyd-Max level of each code (the kernel's
+// pipeline: codes -> nibble indices and 4-bit signs -> two lookups), every code in every position.
+TEST(F16Bits, TurboOctetIsTheLevelAsHiPlusLo) {
+  for (int bits = 2; bits <= 4; ++bits) {
+    const float* levels = fmt::turbo_levels(bits);
+    fmt::F16Lut hi_lut, lo_lut;
+    fmt::turbo_luts(levels, bits, &hi_lut, &lo_lut);
+    std::mt19937 rng(20 + bits);
+    for (int pos = 0; pos < 8; ++pos)
+      for (uint32_t code = 0; code < (1u << bits); ++code)
+        for (int trial = 0; trial < 16; ++trial) {
+          const uint32_t mask = (1u << bits) - 1u;
+          const uint32_t x = (uint32_t(rng()) & ~(mask << (bits * pos))) | (code << (bits * pos));
+          const uint32_t idx = bits == 4 ? fmt::turbo4_index(x) : bits == 3 ? fmt::turbo3_index(x) : fmt::turbo2_index(x);
+          uint32_t h[4], l[4], keep[2] = {~0u, ~0u};
+          if (bits == 4) fmt::turbo4_code_msbs(x, keep);
+          fmt::lut_octet_f16(idx, hi_lut, h, keep);
+          fmt::lut_octet_f16(idx, lo_lut, l, keep);
+          for (int j = 0; j < 4; ++j)
+            for (int half = 0; half < 2; ++half) {
+              const int p = octet_position(j, half);
+              const float want = levels[(x >> (bits * p)) & mask];
+              const float got_hi = half_of(h[j], half), got_lo = half_of(l[j], half);
+              ASSERT_EQ(got_hi, fmt::f16_to_f32(fmt::f32_to_f16(want))) << bits << " " << std::hex << x << " " << p;
+              ASSERT_LE(std::fabs(got_hi + got_lo - want), std::fabs(want) * 0x1p-21f) << bits << " " << std::hex << x;
+            }
+        }
+  }
 }
 
 }  // namespace

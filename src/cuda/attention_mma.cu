@@ -17,6 +17,7 @@ Fam family_of(const Format& f) {
     case FormatKind::nvfp4: return Fam::nv4;
     case FormatKind::mxfp8:
     case FormatKind::fp8: return Fam::e4m3;
+    case FormatKind::turbo: return f.bits == 2 ? Fam::turbo2 : f.bits == 3 ? Fam::turbo3 : Fam::turbo4;
     default: return Fam::generic;
   }
 }
@@ -62,12 +63,12 @@ bool strides_aligned(const CacheView& c, int64_t bytes) {
   return reinterpret_cast<uintptr_t>(c.codes) % bytes == 0;
 }
 
-// The kernel loads affine's f16 scales and biases, and a whole row of mx / nvfp4 scale bytes (D/32
+// The kernel loads affine's and turbo's f16 scales and biases, and a whole row of mx / nvfp4 scale bytes (D/32
 // or D/16 of them), in single aligned loads (KRow).
 bool scale_strides_aligned(const CacheView& c, int64_t D) {
   const Fam f = family_of(c.format);
   int64_t bytes = 1;
-  if (f == Fam::u4 || f == Fam::u8) bytes = 2;
+  if (f == Fam::u4 || f == Fam::u8 || is_turbo(f)) bytes = 2;  // turbo: the row's f16 scale
   else if ((f == Fam::e2m1 || f == Fam::e4m3) && c.format.kind != FormatKind::fp8) bytes = D / 32;
   else if (f == Fam::nv4) bytes = D / 16;
   if (bytes == 1) return true;

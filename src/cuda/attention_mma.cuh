@@ -71,12 +71,17 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
 // Decoder families: how one octet of a row turns into 4 half2.
-// e2m1: mxfp4 (E8M0 scales, groups of 32); nv4: nvfp4 (E4M3 scales, groups of 16).
-enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4 };
+// e2m1: mxfp4 (E8M0 scales, groups of 32); nv4: nvfp4 (E4M3 scales, groups of 16); turbo2/3/4:
+// codebook indices with one f16 scale per row (looked up with byte permutes, see TurboKRow).
+enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4 };
+
+constexpr bool is_turbo(Fam f) { return f == Fam::turbo2 || f == Fam::turbo3 || f == Fam::turbo4; }
+constexpr int turbo_bits(Fam f) { return f == Fam::turbo2 ? 2 : f == Fam::turbo3 ? 3 : 4; }
 
 // Bytes of codes per octet (generic: decoded value by value from global memory).
 template <Fam F>
 constexpr int octet_bytes() {
+  if constexpr (is_turbo(F)) return turbo_bits(F);
   return F == Fam::f16 ? 16 : (F == Fam::u8 || F == Fam::e4m3) ? 8 : (F == Fam::generic ? 0 : 4);  // u4, e2m1, nv4: 4
 }
 
@@ -123,12 +128,13 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
 // for sharp softmaxes too): f16, E2M1 and E4M3 codes times their power-of-two or E4M3 group scale are
 // exact in f16 (one term); affine V is (c*s rounded) + (c*s - that, exact) + bias (three terms; 4-bit
 // V sums its bias term once per step instead, see the kernel's PV; K takes its scale and bias on f32
-// partial scores); the generic decoder splits the f32 value into hi + lo (two terms). Term 1 of a
-// multi-term family is the small correction: it is multiplied by q_hi / P_hi only.
+// partial scores); the generic decoder splits the f32 value into hi + lo (two terms), and so do
+// turbo's codebooks (their f32 Lloyd-Max levels as f16 hi + lo; the row scale goes on the f32 score,
+// or into P for V). Term 1 of a multi-term family is the small correction: it is multiplied by q_hi / P_hi only.
 
 template <Fam F>
 constexpr int n_terms() {
-  return (F == Fam::u4 || F == Fam::u8) ? 3 : F == Fam::generic ? 2 : 1;
+  return (F == Fam::u4 || F == Fam::u8) ? 3 : (F == Fam::generic || is_turbo(F)) ? 2 : 1;
 }
 __host__ __device__ constexpr bool term_takes_lo(int term) { return term != 1; }
 
@@ -232,6 +238,23 @@ __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
   }
 }
 
+// Loads `Bytes` contiguous bytes at an address aligned to `Align` (a power of two) into words,
+// little-endian, with the widest loads the alignment allows (turbo3's rows: 6 or 12 bytes a lane).
+template <int Bytes, int Align>
+__device__ __forceinline__ void load_chunk(const uint8_t* p, uint32_t* w) {
+  constexpr int unit = Align >= 16 && Bytes % 16 == 0 ? 16 : Align >= 8 && Bytes % 8 == 0 ? 8 : Align >= 4 && Bytes % 4 == 0 ? 4 : 2;
+  static_assert(Bytes % unit == 0 && Align >= unit, "chunks are whole 16-bit units at least");
+  if constexpr (unit >= 4) {
+#pragma unroll
+    for (int i = 0; i < Bytes / unit; ++i) load_bytes<unit>(p + i * unit, w + i * unit / 4);
+  } else {
+#pragma unroll
+    for (int i = 0; i < (Bytes + 3) / 4; ++i) w[i] = 0;
+#pragma unroll
+    for (int i = 0; i < Bytes / 2; ++i) w[i / 2] |= uint32_t(__ldg(reinterpret_cast<const uint16_t*>(p) + i)) << (16 * (i % 2));
+  }
+}
+
 // What the decoders need of one KV head, set up once per block: the scalar rule (generic decoder,
 // kinds) and the head's row bases, so that a row address is one multiply-add.
 struct HeadCodec {
@@ -242,13 +265,15 @@ struct HeadCodec {
   // IMAD.WIDE.U32 of a 32-bit key index: 64-bit index arithmetic was ~40% of the loop's instructions.
   uint32_t code_stride, scale_stride, bias_stride;
   int piece_last_group = 0;  // V: see at_piece
+  fmt::F16Lut lut_hi, lut_lo;  // turbo: the levels' f16 hi and lo terms (formats/f16_bits.hpp)
 
   // The K side's lane offset (see KRow): octet t of a row's first block, so that the loop's
-  // offsets are immediates of the load instructions.
-  template <Fam F>
+  // offsets are immediates of the load instructions; turbo rows: the lane's quarter (TurboKRow).
+  template <Fam F, int D>
   __device__ __forceinline__ void k_lane(int t) {
     if constexpr (F == Fam::generic) return;
-    codes += 8 * t * octet_bytes<F>() / 8;
+    if constexpr (is_turbo(F)) codes += t * (D * turbo_bits(F) / 32);
+    else codes += 8 * t * octet_bytes<F>() / 8;
   }
 
   // The V side's lane offsets (see RowPiece): the piece's first octet and its first group's scale
@@ -499,6 +524,84 @@ struct KRow {
   }
 };
 
+// Octet o (codes of values [8o, 8o + 8)) of a turbo chunk of words, as one word in the bitstream's
+// order (the index functions ignore the bits above the octet's 8 codes).
+template <int Bits, int Words>
+__device__ __forceinline__ uint32_t turbo_octet_word(const uint32_t* raw, int o) {
+  if constexpr (Bits == 4) return raw[o];
+  if constexpr (Bits == 2) return raw[o / 2] >> (16 * (o % 2));
+  const int byte = 3 * o, w = byte / 4, sh = byte % 4;  // 3 bytes from byte 3o (o is a constant)
+  if (sh == 0) return raw[w];
+  return prmt(raw[w], raw[min(w + 1, Words - 1)], uint32_t(sh) * 0x1111u + 0x3210u);
+}
+
+// A turbo octet's nibble indices (formats/f16_bits.hpp): 4-bit codes are nibbles already (their
+// symmetric index comes later, so that key pairs can be interleaved first).
+template <int Bits>
+__device__ __forceinline__ uint32_t turbo_nibbles(uint32_t x) {
+  if constexpr (Bits == 3) return fmt::turbo3_index(x);
+  if constexpr (Bits == 2) return fmt::turbo2_index(x);
+  return x;
+}
+
+// Nibbles (turbo_nibbles, possibly two keys interleaved) to the levels' hi and lo f16 terms, 4
+// half2 each in the usual pairing.
+template <int Bits>
+__device__ __forceinline__ void turbo_lookup(uint32_t nib, const HeadCodec& hc, uint32_t h[][4]) {
+  uint32_t keep[2] = {~0u, ~0u};
+  if constexpr (Bits == 4) fmt::turbo4_code_msbs(nib, keep);
+  const uint32_t idx = Bits == 4 ? fmt::turbo4_index(nib) : nib;
+  fmt::lut_octet_f16(idx, hc.lut_hi, h[0], keep);
+  fmt::lut_octet_f16(idx, hc.lut_lo, h[1], keep);
+}
+
+// A turbo key row for QK. There are no groups, so the lane's dims need not interleave with the
+// other lanes' as KRow's do: lane t holds the contiguous quarter [t D/4, (t + 1) D/4) of the row
+// (D * bits / 32 bytes, one 16-byte load for turbo4 at D = 128), and its block b is its octet b
+// (q's fragments follow: k_dim0). The row's f16 scale multiplies the f32 score.
+template <Fam F, int D>
+struct TurboKRow {
+  static constexpr bool kScaled = false;
+  static constexpr int kBits = turbo_bits(F), kBytes = D * kBits / 32, kWords = (kBytes + 3) / 4;
+  static constexpr int kAlign = kBytes & -kBytes;  // of t * kBytes for every t
+  uint32_t raw[kWords];
+  uint32_t scale;
+
+  __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
+    load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.codes + uint64_t(j) * hc.code_stride, raw);
+    scale = __ldg(reinterpret_cast<const uint16_t*>(hc.scales + uint64_t(j) * hc.scale_stride));
+  }
+  __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int, uint32_t h[][4], uint32_t*) const {
+    turbo_lookup<kBits>(turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, b)), hc, h);
+  }
+  __device__ __forceinline__ float row_scale() const { return __half2float(__ushort_as_half(uint16_t(scale))); }
+  __device__ __forceinline__ bool any_nan_scale(const HeadCodec&) const { return false; }  // NaN * score is NaN
+  __device__ __forceinline__ float multiplier(const HeadCodec&, int) const { return 1.0f; }
+  __device__ __forceinline__ float bias(int) const { return 0.0f; }
+};
+
+// A turbo value row's piece for PV: dims [dim0, dim0 + D/8) of the row (D * bits / 64 bytes; the
+// scale is applied to P, see the kernel).
+template <Fam F, int D>
+struct TurboVPiece {
+  static constexpr int kBits = turbo_bits(F), kBytes = D * kBits / 64, kWords = (kBytes + 3) / 4;
+  static constexpr int kAlign = kBytes & -kBytes;
+  uint32_t raw[kWords];
+  __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
+    load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.codes + uint64_t(j) * hc.code_stride, raw);
+  }
+  __device__ __forceinline__ uint32_t nibbles(int o) const {
+    return turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, o));
+  }
+};
+
+// The dim of q that a lane's K fragment element meets: k-step s (16 dims), lane column t, position
+// i of the octet. KRow: octet t of 32-dim block s/2; TurboKRow: octet s/2 of the lane's quarter.
+template <Fam KF, int D>
+__host__ __device__ constexpr int k_dim0(int s, int t) {
+  return is_turbo(KF) ? t * (D / 4) + 8 * (s / 2) : 32 * (s / 2) + 8 * t;
+}
+
 // The f32 factor of a whole head that the f16 path leaves out (folded into q for K, into the
 // output for V): fp8's tensor scale, nvfp4's global scale.
 template <Fam F>
@@ -523,6 +626,7 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   h.code_stride = uint32_t(cv.code_strides[2]);
   h.scale_stride = uint32_t(cv.scale_strides[2]);
   h.bias_stride = uint32_t(cv.bias_strides[2]);
+  if (c.kind == FormatKind::turbo) fmt::turbo_luts(c.levels, c.bits, &h.lut_hi, &h.lut_lo);
   return h;
 }
 
@@ -544,8 +648,9 @@ constexpr size_t smem_bytes() {
 // 2t+1, 2t+8, 2t+9 (V, dims [g*D/8, ...)), all clamped into the warp's range.
 template <int D, Fam KF, Fam VF>
 struct Tile {
-  KRow<KF, D / 32> k[2];
-  RowPiece<VF, D / 64> v[4];
+  std::conditional_t<is_turbo(KF), TurboKRow<KF, D>, KRow<KF, D / 32>> k[2];
+  std::conditional_t<is_turbo(VF), TurboVPiece<VF, D>, RowPiece<VF, D / 64>> v[4];
+  uint32_t vscale[is_turbo(VF) ? 2 : 1];  // turbo V: the f16 scales of keys g, g+8 (the lane's P)
   __device__ __forceinline__ void load_k(const HeadCodec& kh, int j0, int last, int g, int t) {
     k[0].load(kh, min(j0 + g, last), t);
     k[1].load(kh, min(j0 + g + 8, last), t);
@@ -553,6 +658,11 @@ struct Tile {
   __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) v[i].load(vh, min(j0 + 2 * t + (i & 1) + 8 * (i >> 1), last), g * (D / 8));
+    if constexpr (is_turbo(VF)) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        vscale[i] = __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(min(j0 + g + 8 * i, last)) * vh.scale_stride));
+    }
   }
 };
 
@@ -569,10 +679,20 @@ constexpr bool rolls() {
 // 4-bit and f16 families (the loop is bound by issue and latency and needs the warps), 3 for the
 // 8-bit families (at 4 they spill ~10 local loads and stores a step, session 5); the generic
 // decoder's scalar rule cannot fit either, nor can D * NT = 256 (64 accumulator registers).
+// Experiments (gpu-check.sh stage ab) override two of these: QSDPA_WIDE_TILE_BLOCKS for D = 128
+// with two row tiles (Lq 4-8 at GQA 4), QSDPA_TURBO_BLOCKS for the turbo families.
+#ifndef QSDPA_WIDE_TILE_BLOCKS
+#define QSDPA_WIDE_TILE_BLOCKS 1
+#endif
+#ifndef QSDPA_TURBO_BLOCKS
+#define QSDPA_TURBO_BLOCKS 4
+#endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks() {
-  if (KF == Fam::generic || VF == Fam::generic || D * NT > 128) return 1;
-  return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
+  if (KF == Fam::generic || VF == Fam::generic) return 1;
+  if (D * NT > 128) return D == 128 && NT == 2 ? QSDPA_WIDE_TILE_BLOCKS : 1;
+  if (KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3) return 3;
+  return is_turbo(KF) || is_turbo(VF) ? QSDPA_TURBO_BLOCKS : 4;
 }
 
 template <int D, int NT, Fam KF, Fam VF>
@@ -581,8 +701,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
-  constexpr int KT = KF == Fam::generic ? 2 : 1, VT = n_terms<VF>();  // K: group scales go on partial sums
-  constexpr bool kPartial = KRow<KF, NB>::kScaled;
+  // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
+  constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
+  constexpr bool kPartial = has_group_scales(KF);
   extern __shared__ __align__(16) uint8_t smem[];
   uint4* qfrag = reinterpret_cast<uint4*>(smem);
   float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 16);
@@ -599,7 +720,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
-  kh.k_lane<KF>(t);
+  kh.k_lane<KF, D>(t);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
@@ -640,7 +761,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   }
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
-    const int row = nt * 8 + l / 4, base = 32 * (s / 2) + 8 * (l % 4), jj = 2 * (s % 2);
+    const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
     const float* q = fl + row * D;
     const float inv = 1.0f / row_unscale[row];
     uint32_t hi[2], lo[2];
@@ -715,6 +836,25 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out of l.
   constexpr float kPShift = VF == Fam::e2m1 ? 7.0f : 0.0f;
   uint32_t vexp_lo = 0xFFFFFFFFu, vexp_hi = 0u;  // mxfp4 V: per-half min / max of the scale bytes
+  // Turbo V: each key's row scale goes into P (in f32, before P's split into hi + lo f16), times
+  // 2^(19 - E) with E the f16 exponent field of the warp's first key's scale, so that the weights
+  // of keys whose scales lie within [2^-12, 2^11) of it stay in f16's normal range with room to
+  // spare (P * scale * that < 2^15) and keep ~2^-17 precision; a scale outside sets status bit 2.
+  // The epilogue takes 2^(E - 19) back out.
+  constexpr bool kTurboV = is_turbo(VF);
+  float vnorm = 1.0f;
+  uint32_t vscale_lo = 0u, vscale_span = 0xFFFFu;
+  if constexpr (kTurboV) {
+    uint32_t e = 15;
+    if (wlo < whi) {
+      const uint32_t s0 = __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(wlo) * vh.scale_stride));
+      const uint32_t field = (s0 >> 10) & 31u;
+      if (field >= 1u && field <= 30u) e = field;
+    }
+    vnorm = __uint_as_float((127u + 19u - e) << 23);
+    vscale_lo = e > 12u ? (e - 12u) << 10 : 1u;
+    vscale_span = min((e + 11u) << 10, 0x7C00u) - 1u - vscale_lo;
+  }
 
   // One step of 16 keys from the tile's codes. The compiled decoders load the next step's K codes
   // into the tile as soon as this step's K codes are decoded, and its V codes once the V codes are
@@ -775,6 +915,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       }
     }
 
+    if constexpr (is_turbo(KF)) {
+      const float ka = cur.k[0].row_scale(), kb = cur.k[1].row_scale();
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[nt][0] *= ka, s[nt][1] *= ka, s[nt][2] *= kb, s[nt][3] *= kb;
+    }
     if (cur.k[0].any_nan_scale(kh))
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = __int_as_float(0x7FC00000);
@@ -790,6 +935,16 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     float alphas[NT][2];
     const int ja = j0 + g, jb = j0 + g + 8;
     const bool whole = j0 >= all_lo && j0 + 16 <= all_hi;  // every row sees all 16 keys
+    float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
+                                     // and flagged: they lie outside the range)
+    if constexpr (kTurboV) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t sb = cur.vscale[i];
+        bad |= (sb - vscale_lo > vscale_span) & (sb != 0u);
+        wscale[i] = fminf(__half2float(__ushort_as_half(uint16_t(sb))) * vnorm, 32768.0f);
+      }
+    }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       float pr[4];
@@ -813,6 +968,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         l_run[nt][c] = l_run[nt][c] * alpha + pr[c] + pr[c + 2];
         m_run[nt][c] = m_new;
         alphas[nt][c] = alpha;
+        if constexpr (kTurboV) pr[c] *= wscale[0], pr[c + 2] *= wscale[1];
       }
 #pragma unroll
       for (int kk = 0; kk < 2; ++kk) {
@@ -889,6 +1045,35 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
           for (int nt = 0; nt < NT; ++nt) {
             mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
             mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+          }
+        }
+      }
+    } else if constexpr (kTurboV) {
+      // Turbo: the nibbles of two keys interleaved by bytes (as mxfp4's codes) look up straight into
+      // the A fragments' key pairs; the level's hi and lo terms take P's hi + lo and hi.
+      constexpr int kBits = turbo_bits(VF);
+#pragma unroll
+      for (int o = 0; o < VOCT; ++o) {
+        uint32_t hk[2][2][2][4];  // [key pair][dims 0-3, 4-7 of the octet][term][dim]
+#pragma unroll
+        for (int pr = 0; pr < 2; ++pr) {
+          const uint32_t na = cur.v[2 * pr].nibbles(o), nb = cur.v[2 * pr + 1].nibbles(o);
+          turbo_lookup<kBits>(prmt(na, nb, 0x5140), vh, hk[pr][0]);
+          turbo_lookup<kBits>(prmt(na, nb, 0x7362), vh, hk[pr][1]);
+        }
+#pragma unroll
+        for (int jj = 0; jj < 4; ++jj) {
+          const int u = 4 * o + jj;
+#pragma unroll
+          for (int term = 0; term < 2; ++term) {
+            const int dl = pair_lo(jj), dh = pair_hi(jj);
+            const uint32_t a0 = hk[0][dl >> 2][term][dl & 3], a1 = hk[0][dh >> 2][term][dh & 3],
+                           a2 = hk[1][dl >> 2][term][dl & 3], a3 = hk[1][dh >> 2][term][dh & 3];
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+              mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
+              if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
+            }
           }
         }
       }
@@ -988,7 +1173,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   __syncthreads();
   // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
   const float punscale = exp2f(-kPShift);
-  const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
+  const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
   float* wp = fl + warp * RP * (D + 2);
 #pragma unroll
   for (int u = 0; u < KS; ++u) {
@@ -1070,8 +1255,9 @@ struct Instance {
 };
 
 // The compiled (K, V) decoder pairs: same-format families plus issue 3's named mixed pairs
-// (mxfp8:turbo3, fp8:turbo4 -> e4m3:generic; mxfp8:mxfp4; affine8:affine4). Any other pair of
-// f16-representable formats runs as generic:generic.
+// (mxfp8:turbo3 -> e4m3:turbo3, fp8:turbo4 -> e4m3:turbo4; mxfp8:mxfp4; affine8:affine4). Any other
+// pair of f16-representable formats runs as generic:generic. turbo3 at D = 64 (24-byte rows, not
+// 16-byte aligned) is not compiled.
 template <int D, int NT>
 Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
@@ -1084,11 +1270,17 @@ Instance pick_pair(Fam kf, Fam vf) {
   QSDPA_PAIR(e4m3, e4m3)
   QSDPA_PAIR(e4m3, e2m1)
   QSDPA_PAIR(u8, u4)
+  QSDPA_PAIR(turbo2, turbo2)
+  QSDPA_PAIR(turbo4, turbo4)
+  QSDPA_PAIR(e4m3, turbo4)
+  if constexpr (D >= 128) {
+    QSDPA_PAIR(turbo3, turbo3)
+    QSDPA_PAIR(e4m3, turbo3)
+  }
   // The per-value generic decoder takes ptxas minutes per instance (its unrolled scalar rule
   // exhausts the registers; at D = 256 it never finished), so it is compiled for one row tile and
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
-    QSDPA_PAIR(e4m3, generic)
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
             kf == Fam::generic && vf == Fam::generic};
   } else {

@@ -62,4 +62,80 @@ QSDPA_HD void u8_octet_f16_plus_1024(const uint32_t w[2], uint32_t h[4]) {
   for (int j = 0; j < 4; ++j) h[j] = byte_perm(w[j >> 1], 0x64646464u, (j & 1) ? 0x4341u : 0x4240u);
 }
 
+
+// ---- codebook lookups (turbo) ----
+//
+// A codebook of up to 8 f16 entries held as two byte planes in 4 registers: byte i of lo/hi is
+// the low/high byte of entry i. One byte permute then looks up four entries at once, indexed by
+// the low 3 bits of four nibbles (bit 3 of each nibble must be clear: it selects PTX prmt's
+// sign-replicate mode), and two more interleave the planes into f16 pairs.
+struct F16Lut {
+  uint32_t lo[2], hi[2];
+};
+
+// Planes of entries[0..8) (f16 bit patterns).
+QSDPA_HD F16Lut f16_lut(const uint16_t entries[8]) {
+  F16Lut t{};
+  for (int i = 0; i < 8; ++i) {
+    t.lo[i / 4] |= uint32_t(entries[i] & 0xFFu) << (8 * (i % 4));
+    t.hi[i / 4] |= uint32_t(entries[i] >> 8) << (8 * (i % 4));
+  }
+  return t;
+}
+
+// Eight table indices (nibble i holds index i, bit 3 clear) to 4 half2 with the pairing (0,2)
+// (1,3) (4,6) (5,7): 9 ALU operations per 8 values. Value i is negated where bit 7 of byte i of
+// keep (two words: values 0-3, 4-7) is clear (turbo4_code_msbs; all ones keeps every sign).
+QSDPA_HD void lut_octet_f16(uint32_t idx, const F16Lut& t, uint32_t h[4], const uint32_t keep[2]) {
+  const uint32_t lo_a = byte_perm(t.lo[0], t.lo[1], idx), lo_b = byte_perm(t.lo[0], t.lo[1], idx >> 16);
+  const uint32_t hi_a = byte_perm(t.hi[0], t.hi[1], idx) ^ (~keep[0] & 0x80808080u);
+  const uint32_t hi_b = byte_perm(t.hi[0], t.hi[1], idx >> 16) ^ (~keep[1] & 0x80808080u);
+  h[0] = byte_perm(lo_a, hi_a, 0x6240u);  // values 0, 2: bytes lo0 hi0 lo2 hi2
+  h[1] = byte_perm(lo_a, hi_a, 0x7351u);
+  h[2] = byte_perm(lo_b, hi_b, 0x6240u);
+  h[3] = byte_perm(lo_b, hi_b, 0x7351u);
+}
+
+// Turbo's codes as lookup indices, a word holding 8 codes (code i at bits [b*i, b*i + b) as the
+// bitstream packs them) to 8 nibbles. 4-bit codes index 16 levels, too many for one lookup, but
+// the Lloyd-Max levels are odd-symmetric (level[15 - c] = -level[c]): the nibble becomes the index
+// of |level| among the 8 positive levels (c - 8 for c >= 8, 7 - c below) and turbo4_signs negates
+// the values whose code has bit 3 clear. 3- and 2-bit codes index their 8 or 4 levels directly.
+QSDPA_HD uint32_t turbo4_index(uint32_t x) {
+  const uint32_t upper = ((x >> 3) & 0x11111111u) * 7u;  // 7 in each nibble whose code is >= 8
+  return (x ^ ~upper) & 0x77777777u;                       // c ^ 0 (c >= 8) or c ^ 7, low 3 bits
+}
+// Spreads 8 3-bit codes (bits 0..23) into nibbles.
+QSDPA_HD uint32_t turbo3_index(uint32_t x) {
+  const uint32_t y = (x & 0x00000FFFu) | ((x << 4) & 0x0FFF0000u);  // codes 0-3 | codes 4-7 << 16
+  return (y & 0x00070007u) | ((y << 1) & 0x00700070u) | ((y << 2) & 0x07000700u) | ((y << 3) & 0x70007000u);
+}
+// Spreads 8 2-bit codes (bits 0..15) into nibbles.
+QSDPA_HD uint32_t turbo2_index(uint32_t x) {
+  const uint32_t y = (x & 0x000000FFu) | ((x << 8) & 0x00FF0000u);  // codes 0-3 | codes 4-7 << 16
+  return (y & 0x00030003u) | ((y << 2) & 0x00300030u) | ((y << 4) & 0x03000300u) | ((y << 6) & 0x30003000u);
+}
+// Bit 3 of 4-bit code i (nibble i of x) at bit 7 of byte i % 4 of msb[i / 4]: the odd codes' bit 3
+// is a byte's bit 7 already, the even codes' four bits below it. lut_octet_f16 then keeps the sign
+// of codes >= 8 and negates the others (3 ALU operations per 8 values, 2 more per lookup).
+QSDPA_HD void turbo4_code_msbs(uint32_t x, uint32_t msb[2]) {
+  const uint32_t y = x << 4;
+  msb[0] = byte_perm(y, x, 0x5140u);  // bytes y0 x0 y1 x1: codes 0 1 2 3
+  msb[1] = byte_perm(y, x, 0x7362u);  // codes 4 5 6 7
+}
+
+// The byte planes of turbo's levels (f32, ascending) as f16: `hi` the rounded level, `lo` the rest
+// (level - hi, rounded; hi + lo holds the level to about 2^-22). 4-bit codebooks keep their 8
+// positive levels (see turbo4_index); 2-bit ones repeat their 4 levels.
+QSDPA_HD void turbo_luts(const float* levels, int bits, F16Lut* hi, F16Lut* lo) {
+  uint16_t h[8], l[8];
+  for (int i = 0; i < 8; ++i) {
+    const float v = bits == 4 ? levels[8 + i] : levels[bits == 3 ? i : i % 4];
+    h[i] = f32_to_f16(v);
+    l[i] = f32_to_f16(v - f16_to_f32(h[i]));
+  }
+  *hi = f16_lut(h);
+  *lo = f16_lut(l);
+}
+
 }  // namespace qsdpa::fmt
