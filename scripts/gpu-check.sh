@@ -10,7 +10,8 @@
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each;
 #   stage "ab" builds the tree a second time with QSDPA_AB_FLAGS added to the CUDA flags (an experiment's
-#   -D switch) and benches both builds in turn in this call (QSDPA_AB_ARGS: the bench's shape and formats),
+#   -D switch) and benches both builds in turn in this call (QSDPA_AB_ARGS: the bench's shape and formats,
+#   several sets separated by ';'),
 #   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -99,16 +100,20 @@ if has ab; then
     -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab" >"$OUT/configure-b.log" 2>&1 || { tail -30 "$OUT/configure-b.log"; exit 1; }
   cmake --build build-gpu-b -j"$(nproc)" --target qsdpa_cli >"$OUT/build-b.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-b.log" | head -40; exit 1; }
   grep -E "spill" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
-  ab_args=${QSDPA_AB_ARGS:-"--heads 32:8 --context 32768,131072 --formats f16,mxfp4,nvfp4,mxfp8,affine4"}
+  # Several bench argument sets separated by ';' (e.g. one per Lq).
+  IFS=';' read -ra ab_sets <<<"${QSDPA_AB_ARGS:-"--heads 32:8 --context 32768,131072 --formats f16,mxfp4,nvfp4,mxfp8,affine4"}"
   for round in 1 2; do  # A B A B: drift between the two shows in the repeat
     for side in a b; do
       bin=./build-gpu/tools/qsdpa; [ $side = b ] && bin=./build-gpu-b/tools/qsdpa
-      # shellcheck disable=SC2086
-      $bin bench --device cuda $ab_args --min-seconds 0.1 --json "$OUT/ab-$side$round.json" >"$OUT/ab-$side$round.log" 2>&1 \
-        || { tail -5 "$OUT/ab-$side$round.log"; continue; }
       label="baseline"; [ $side = b ] && label="with $QSDPA_AB_FLAGS"
-      echo "== $label (round $round)"
-      python3 scripts/report.py bench "$OUT/ab-$side$round.json" | grep '^|' | cut -d'|' -f2-6
+      for i in "${!ab_sets[@]}"; do
+        run="ab-$side$round-$i"
+        # shellcheck disable=SC2086
+        $bin bench --device cuda ${ab_sets[$i]} --min-seconds 0.1 --json "$OUT/$run.json" >"$OUT/$run.log" 2>&1 \
+          || { tail -5 "$OUT/$run.log"; continue; }
+        echo "== $label (round $round): ${ab_sets[$i]}"
+        python3 scripts/report.py bench "$OUT/$run.json" | grep '^|' | cut -d'|' -f2-6 | tail -n +3
+      done
     done
   done
 fi
