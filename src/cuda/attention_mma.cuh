@@ -677,22 +677,27 @@ constexpr bool rolls() {
 
 // Resident blocks per SM the compiled families are held to: 4 (<= 128 registers a thread) for the
 // 4-bit and f16 families (the loop is bound by issue and latency and needs the warps), 3 for the
-// 8-bit families (at 4 they spill ~10 local loads and stores a step, session 5); the generic
-// decoder's scalar rule cannot fit either, nor can D * NT = 256 (64 accumulator registers).
-// Experiments (gpu-check.sh stage ab) override two of these: QSDPA_WIDE_TILE_BLOCKS for D = 128
-// with two row tiles (Lq 4-8 at GQA 4), QSDPA_TURBO_BLOCKS for the turbo families.
+// 8-bit families (at 4 they spill ~10 local loads and stores a step, session 5) and for turbo (at 4
+// it spilled 40 bytes; 3 was 3-6% faster, A/B on the H200, session 6); the generic decoder's scalar
+// rule cannot fit either, nor can D * NT = 256 (64 accumulator registers) except f16 at D = 128 with
+// two row tiles (Lq 4-8 at GQA 4), which runs 3 blocks without spilling (Lq 8: 87 -> 77 us at 32K;
+// the other families lost 0-17% there, spilling). Stage ab of gpu-check.sh tries other values
+// through these two switches.
 #ifndef QSDPA_WIDE_TILE_BLOCKS
 #define QSDPA_WIDE_TILE_BLOCKS 1
 #endif
 #ifndef QSDPA_TURBO_BLOCKS
-#define QSDPA_TURBO_BLOCKS 4
+#define QSDPA_TURBO_BLOCKS 3
 #endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
-  if (D * NT > 128) return D == 128 && NT == 2 ? QSDPA_WIDE_TILE_BLOCKS : 1;
-  if (KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3) return 3;
-  return is_turbo(KF) || is_turbo(VF) ? QSDPA_TURBO_BLOCKS : 4;
+  if (D * NT > 128) {
+    if (D == 128 && NT == 2) return KF == Fam::f16 && VF == Fam::f16 ? 3 : QSDPA_WIDE_TILE_BLOCKS;
+    return 1;
+  }
+  if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
+  return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
 }
 
 template <int D, int NT, Fam KF, Fam VF>
@@ -723,6 +728,26 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   kh.k_lane<KF, D>(t);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
+
+  // The block's keys, narrowed to what any row can see; then this warp's quarter.
+  int64_t lo = n * split / p.splits, hi = n * (split + 1) / p.splits;
+  {
+    const detail::KeyRange first = detail::visible_keys(p.causal, p.window, n, Lq, 0);
+    const detail::KeyRange last = detail::visible_keys(p.causal, p.window, n, Lq, Lq - 1);
+    lo = std::max(lo, first.lo);
+    hi = std::min(hi, last.hi);
+  }
+  const int64_t span = hi > lo ? hi - lo : 0;
+  // Key indices fit in 32 bits (the host checks tokens < 2^31).
+  const int wlo = int(lo + span * warp / kWarps), whi = int(lo + span * (warp + 1) / kWarps);
+
+  // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
+  // that their memory latency overlaps q's prologue: at short contexts a call is the latency of a
+  // block's few steps, and this was one of its round trips to memory. (f16, which loads each step's
+  // codes in the step, spilled 60 bytes when its first tile was loaded here.)
+  constexpr bool kRolling = rolls<D, KF, VF>();
+  Tile<D, KF, VF> cur;
+  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
 
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
@@ -796,17 +821,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       }
     }
 
-  // The block's keys, narrowed to what any row can see; then this warp's quarter.
-  int64_t lo = n * split / p.splits, hi = n * (split + 1) / p.splits;
-  {
-    const detail::KeyRange first = detail::visible_keys(p.causal, p.window, n, Lq, 0);
-    const detail::KeyRange last = detail::visible_keys(p.causal, p.window, n, Lq, Lq - 1);
-    lo = std::max(lo, first.lo);
-    hi = std::min(hi, last.hi);
-  }
-  const int64_t span = hi > lo ? hi - lo : 0;
-  // Key indices fit in 32 bits (the host checks tokens < 2^31).
-  const int wlo = int(lo + span * warp / kWarps), whi = int(lo + span * (warp + 1) / kWarps);
 
   float acc[KS][NT][4];
 #pragma unroll
@@ -861,8 +875,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // (ptxas moves the unconditional loads up to there): the loads fly during the rest of the step,
   // and one tile of registers serves (two tiles, or copies
   // between them, left 4-bit families short of registers at 4 blocks per SM).
-  constexpr bool kRolling = rolls<D, KF, VF>();
-  Tile<D, KF, VF> cur;
   auto step = [&](int j0) {
     if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t);
     // S^T = K Q^T: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
@@ -1153,7 +1165,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
   };
 
-  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
   for (int j0 = wlo; j0 < whi; j0 += 16) step(j0);
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
