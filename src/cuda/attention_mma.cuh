@@ -747,7 +747,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // codes in the step, spilled 60 bytes when its first tile was loaded here.)
   constexpr bool kRolling = rolls<D, KF, VF>();
   Tile<D, KF, VF> cur;
-  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+#ifndef QSDPA_EARLY_TILE
+#define QSDPA_EARLY_TILE 1  // 0: load it after the prologue (for gpu-check.sh's stage ab)
+#endif
+  if (QSDPA_EARLY_TILE && kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
 
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
@@ -1165,6 +1168,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
   };
 
+  if (!QSDPA_EARLY_TILE && kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
   for (int j0 = wlo; j0 < whi; j0 += 16) step(j0);
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;

@@ -7,8 +7,9 @@
 // 26 us at 128K; one block of 512 threads per row (32 blocks) with slices of the splits, 9 us at
 // 128K and 6.9 us at 1K; its first loads issued at once, 7.7 us at 128K (session 5), each block
 // ~7500 cycles of load latency and block-wide reductions on one SM. Session 6: one block of 128
-// threads per (row, 32 dims), 4x the blocks (128 at B=1), warp-level reductions of m and l with one
-// round of loads, one barrier.
+// threads per (row, 32 dims), 4x the blocks (128 at B=1), warp-level reductions of m and l, one
+// barrier. A first version looped over the splits, 4 loads in flight a thread: ~5 dependent
+// rounds of loads, and every call got 2-7 us slower (H200); all loads now go in one round.
 #include "cuda/partials.cuh"
 
 #include <atomic>
@@ -26,35 +27,48 @@ constexpr int kMergeWarps = kMergeThreads / 32;
 constexpr int kMaxDim = 512;
 
 // One block per (query row, 32-dim chunk, kv head, b); turbo rows, whose inverse rotation mixes
-// every dim, take the whole row in one block. Every warp first reduces the splits' m and l by
-// itself (lanes over splits, then shuffles: no block-wide barrier), then warp w sums the splits
-// s = w mod 4 for its lanes' dims, each lane weighing split s by exp(m_s - top) from a broadcast
-// load; one barrier adds the 4 warps' sums. The chain is a few L2 round trips.
+// every dim, take the whole row in one block (a round per 32 dims). Thread (lane, warp) sums dim
+// lane of its chunk over the splits s = warp mod 4. The kernel is bound by the latency of its
+// loads (the partials sit in L2), so a thread issues all of them in one round before any
+// arithmetic: the splits' m and l for the warp-level reductions (lanes over splits, then
+// shuffles: no block-wide barrier), and for kHeld of its splits both m and the value; splits
+// beyond 4 * kHeld take a loop. One barrier adds the 4 warps' sums.
 __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work,
                                                               int chunks) {
+  constexpr int kStats = 4, kHeld = 24;
   const int64_t r = blockIdx.x / chunks, hk = blockIdx.y, b = blockIdx.z;
   const int chunk = int(blockIdx.x % chunks);
   const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
   const int64_t i = r / G, h = hk * G + r % G;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int width = int(D) / chunks, dims_per_lane = width / 32, d0 = chunk * width;  // this block's dims
+  const int width = int(D) / chunks, d0 = chunk * width;  // this block's dims
   __shared__ float part[kMergeWarps][kMaxDim];
   __shared__ float row[kMaxDim];
   const int64_t stride = int64_t(rows) * (D + 2);
   const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
 
-  // The splits' m and l: the first 128 in one round of loads, any more in a loop.
-  constexpr int kHeld = 4;
-  float ms[kHeld], ls[kHeld], top = -INFINITY;
+  float ms[kStats], ls[kStats], held_m[kHeld], held_x[kHeld];
 #pragma unroll
-  for (int u = 0; u < kHeld; ++u) {
+  for (int u = 0; u < kStats; ++u) {
     const int s = lane + 32 * u;
     ms[u] = s < splits ? w[s * stride + D] : -INFINITY;
     ls[u] = s < splits ? w[s * stride + D + 1] : 0.0f;
-    top = fmaxf(top, ms[u]);
   }
-  for (int s = lane + 32 * kHeld; s < splits; s += 32) top = fmaxf(top, w[s * stride + D]);
+  auto load_held = [&](int d) {
+#pragma unroll
+    for (int k = 0; k < kHeld; ++k) {
+      const int s = warp + kMergeWarps * k;
+      held_m[k] = s < splits ? w[s * stride + D] : -INFINITY;
+      held_x[k] = s < splits ? w[s * stride + d] : 0.0f;
+    }
+  };
+  load_held(d0 + lane);
+
+  float top = -INFINITY;
+#pragma unroll
+  for (int u = 0; u < kStats; ++u) top = fmaxf(top, ms[u]);
+  for (int s = lane + 32 * kStats; s < splits; s += 32) top = fmaxf(top, w[s * stride + D]);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
   const float sink = p.sinks ? p.sinks[h] : -INFINITY;
@@ -62,24 +76,20 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   auto weigh = [&](float m) { return (top == -INFINITY || m == -INFINITY) ? 0.0f : expf(m - top); };
   float total = 0.0f;
 #pragma unroll
-  for (int u = 0; u < kHeld; ++u) total += weigh(ms[u]) * ls[u];
-  for (int s = lane + 32 * kHeld; s < splits; s += 32) total += weigh(w[s * stride + D]) * w[s * stride + D + 1];
+  for (int u = 0; u < kStats; ++u) total += weigh(ms[u]) * ls[u];
+  for (int s = lane + 32 * kStats; s < splits; s += 32) total += weigh(w[s * stride + D]) * w[s * stride + D + 1];
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
   if (p.sinks && top != -INFINITY) total += expf(sink - top);
 
-  for (int k = 0; k < dims_per_lane; ++k) {
-    const int d = d0 + 32 * k + lane;
-    float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    int s = warp;
-    for (; s + 3 * kMergeWarps < splits; s += 4 * kMergeWarps)
+  for (int k0 = 0; k0 < width; k0 += 32) {
+    const int d = d0 + k0 + lane;
+    if (k0 > 0) load_held(d);
+    float o[2] = {0.0f, 0.0f};
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const float* ws = w + (s + u * kMergeWarps) * stride;
-        o[u] += weigh(ws[D]) * ws[d];
-      }
-    for (; s < splits; s += kMergeWarps) o[0] += weigh(w[s * stride + D]) * w[s * stride + d];
-    part[warp][32 * k + lane] = (o[0] + o[1]) + (o[2] + o[3]);
+    for (int k = 0; k < kHeld; ++k) o[k % 2] += weigh(held_m[k]) * held_x[k];
+    for (int s = warp + kMergeWarps * kHeld; s < splits; s += kMergeWarps) o[0] += weigh(w[s * stride + D]) * w[s * stride + d];
+    part[warp][k0 + lane] = o[0] + o[1];
   }
   __syncthreads();
   for (int x = threadIdx.x; x < width; x += kMergeThreads) {
