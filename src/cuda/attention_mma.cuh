@@ -752,13 +752,32 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 #endif
   if (QSDPA_EARLY_TILE && kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
 
-  // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it.
+  // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads.
+  const uint32_t vscale0 = is_turbo(VF) && wlo < whi
+                               ? __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(wlo) * vh.scale_stride))
+                               : 0u;
+
+  // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it. A thread's
+  // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
+  // another, RP * D / 128 round trips to memory in every block's prologue.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
-  for (int idx = threadIdx.x; idx < RP * D; idx += kThreads) {
-    const int r = idx / D, d = idx % D;
-    float v = 0.0f;
-    if (r < R) v = detail::load_float(p.q.data, p.q.dtype, p.q.offset(b, hk * G + (row0 + r) % G, (row0 + r) / G, d)) * qmul;
-    fl[idx] = v;
+  auto stage_q = [&](auto load_one) {
+    constexpr int kPer = RP * D / kThreads;
+    float v[kPer];
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
+      v[k] = r < R ? load_one(p.q.offset(b, hk * G + (row0 + r) % G, (row0 + r) / G, d)) : 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
+  };
+  if (p.q.dtype == DType::f32) {
+    stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
+  } else {
+    const uint16_t* q16 = static_cast<const uint16_t*>(p.q.data);
+    if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
+    else stage_q([&](int64_t i) { return __uint_as_float(uint32_t(__ldg(q16 + i)) << 16); });
   }
   __syncthreads();
   if (kc.kind == FormatKind::turbo)
@@ -863,11 +882,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   uint32_t vscale_lo = 0u, vscale_span = 0xFFFFu;
   if constexpr (kTurboV) {
     uint32_t e = 15;
-    if (wlo < whi) {
-      const uint32_t s0 = __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(wlo) * vh.scale_stride));
-      const uint32_t field = (s0 >> 10) & 31u;
-      if (field >= 1u && field <= 30u) e = field;
-    }
+    const uint32_t field = (vscale0 >> 10) & 31u;
+    if (field >= 1u && field <= 30u) e = field;
     vnorm = __uint_as_float((127u + 19u - e) << 23);
     vscale_lo = e > 12u ? (e - 12u) << 10 : 1u;
     vscale_span = min((e + 11u) << 10, 0x7C00u) - 1u - vscale_lo;
