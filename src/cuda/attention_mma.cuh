@@ -717,7 +717,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // same time and all but the first read them from L2.
   const int64_t split = blockIdx.x / p.row_chunks, hk = blockIdx.y, b = blockIdx.z;
   const int row0 = int(blockIdx.x % p.row_chunks) * RP;  // this block's first row of the R
-  const int64_t Lq = p.q.shape[2], Hq = p.q.shape[1], G = Hq / p.k.heads;
+  // Row, head and key arithmetic in 32 bits (the host checks the sizes): 64-bit divisions are calls
+  // of ~100 instructions, and 29 of them sat in the prologue, which at short contexts runs with one
+  // warp per scheduler and makes most of a call's latency.
+  const int Lq = int(p.q.shape[2]), G = int(p.q.shape[1]) / int(p.k.heads);
   const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   allow_dependent_launch();  // the merge kernel may launch now; it waits for this grid to finish
@@ -729,8 +732,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
-  // The block's keys, narrowed to what any row can see; then this warp's quarter.
-  int64_t lo = n * split / p.splits, hi = n * (split + 1) / p.splits;
+  // The block's keys, narrowed to what any row can see; then this warp's quarter. Splits of n keys
+  // take n / splits keys each, the first n % splits one more.
+  const int n_per = int(n) / p.splits, n_rem = int(n) % p.splits, split_i = int(split);
+  int64_t lo = split_i * n_per + min(split_i, n_rem), hi = lo + n_per + (split_i < n_rem ? 1 : 0);
   {
     const detail::KeyRange first = detail::visible_keys(p.causal, p.window, n, Lq, 0);
     const detail::KeyRange last = detail::visible_keys(p.causal, p.window, n, Lq, Lq - 1);
@@ -742,15 +747,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   const int wlo = int(lo + span * warp / kWarps), whi = int(lo + span * (warp + 1) / kWarps);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
-  // that their memory latency overlaps q's prologue: at short contexts a call is the latency of a
-  // block's few steps, and this was one of its round trips to memory. (f16, which loads each step's
-  // codes in the step, spilled 60 bytes when its first tile was loaded here.)
+  // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
+  // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
+  // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
   Tile<D, KF, VF> cur;
-#ifndef QSDPA_EARLY_TILE
-#define QSDPA_EARLY_TILE 1  // 0: load it after the prologue (for gpu-check.sh's stage ab)
-#endif
-  if (QSDPA_EARLY_TILE && kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
 
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads.
   const uint32_t vscale0 = is_turbo(VF) && wlo < whi
@@ -761,13 +763,19 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
   // another, RP * D / 128 round trips to memory in every block's prologue.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
+  __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
+  if (threadIdx.x < R) {
+    const int row = row0 + int(threadIdx.x);
+    q_row[threadIdx.x] = p.q.offset(b, hk * G + row % G, row / G, 0);
+  }
+  __syncthreads();
   auto stage_q = [&](auto load_one) {
     constexpr int kPer = RP * D / kThreads;
     float v[kPer];
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
       const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
-      v[k] = r < R ? load_one(p.q.offset(b, hk * G + (row0 + r) % G, (row0 + r) / G, d)) : 0.0f;
+      v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
     }
 #pragma unroll
     for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
@@ -1184,7 +1192,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
   };
 
-  if (!QSDPA_EARLY_TILE && kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
   for (int j0 = wlo; j0 < whi; j0 += 16) step(j0);
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;

@@ -1,15 +1,15 @@
-// The merge of split-key partials (see partials.cuh). It reads splits * (D + 2) floats per row, a
-// few percent of the cache bytes the split kernels stream at decode sizes, so it is bound by the
-// latency of its loads, not by bandwidth, and it runs after the split kernel on every call's
-// critical path. Since session 4 it is a programmatic dependent launch (sm_90): launched while the
-// split kernel runs, it waits for it in wait_for_prior_grid, which takes its launch off that path.
-// History (H100, B=1, Hq=32, Hkv=8, D=128, ncu at base clocks): 128 threads and one loop per dim,
-// 26 us at 128K; one block of 512 threads per row (32 blocks) with slices of the splits, 9 us at
-// 128K and 6.9 us at 1K; its first loads issued at once, 7.7 us at 128K (session 5), each block
-// ~7500 cycles of load latency and block-wide reductions on one SM. Session 6: one block of 128
-// threads per (row, 32 dims), 4x the blocks (128 at B=1), warp-level reductions of m and l, one
-// barrier. A first version looped over the splits, 4 loads in flight a thread: ~5 dependent
-// rounds of loads, and every call got 2-7 us slower (H200); all loads now go in one round.
+// The merge of split-key partials (see partials.cuh): one block of 512 threads per
+// (query row, kv head, b); it reads splits * (D + 2) floats, a few percent of the cache bytes the
+// split kernels stream at decode sizes, so it is bound by load latency, not bandwidth: the threads
+// split the sum over splits into slices with 4 loads in flight each. Measured on the H100 (B=1,
+// Hq=32, Hkv=8, D=128, 66 splits): 26 us with 128 threads and one loop per dim (ncu), before this;
+// with it, ncu (base clocks) shows 9 us at 128K and 6.9 us at 1K (8 splits), mostly launch and
+// latency. Since session 4 the merge is a programmatic dependent launch (sm_90): it starts while
+// the split kernel runs and waits for it, taking its launch off the critical path (1K: 13-15 ->
+// 11-12 us per call, with more blocks at short contexts, attention_mma.cu). Session 5 issues all of
+// a thread's first loads at once, before the reductions: 9.5 -> 7.7 us (ncu, 128K, 32 blocks).
+// Next: more blocks per row (each of 32 blocks now runs ~7500 cycles on one SM), or folding the
+// merge into the split kernel's last block.
 #include "cuda/partials.cuh"
 
 #include <atomic>
@@ -22,85 +22,102 @@
 namespace qsdpa::cuda {
 namespace {
 
-constexpr int kMergeThreads = 128;
-constexpr int kMergeWarps = kMergeThreads / 32;
-constexpr int kMaxDim = 512;
+constexpr int kMergeThreads = 512;
 
-// One block per (query row, 32-dim chunk, kv head, b); turbo rows, whose inverse rotation mixes
-// every dim, take the whole row in one block (a round per 32 dims). Thread (lane, warp) sums dim
-// lane of its chunk over the splits s = warp mod 4. The kernel is bound by the latency of its
-// loads (the partials sit in L2), so a thread issues all of them in one round before any
-// arithmetic: the splits' m and l for the warp-level reductions (lanes over splits, then
-// shuffles: no block-wide barrier), and for kHeld of its splits both m and the value; splits
-// beyond 4 * kHeld take a loop. One barrier adds the 4 warps' sums.
-__global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work,
-                                                              int chunks) {
-  constexpr int kStats = 4, kHeld = 24;
-  const int64_t r = blockIdx.x / chunks, hk = blockIdx.y, b = blockIdx.z;
-  const int chunk = int(blockIdx.x % chunks);
+// Block-wide reduction of one float per thread (max or sum); every thread gets the result.
+template <bool Max>
+__device__ float block_reduce(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
+    v = Max ? fmaxf(v, other) : v + other;
+  }
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int w = 1; w < kMergeThreads / 32; ++w) v = Max ? fmaxf(v, scratch[w]) : v + scratch[w];
+  __syncthreads();
+  return v;
+}
+
+// Weights exp(m_s - top) of every split go to shared memory once; then each thread sums its dims
+// over the splits with loads that are coalesced across threads. The kernel is bound by load
+// latency (it reads a few percent of what the split kernel streamed), so every load of the first
+// pass is issued at once, before the reductions: the partials' m and l, and kHeld values of each
+// thread's (dim, slice of the splits).
+__global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
+  constexpr int kHeld = 16;
+  const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
   const int64_t i = r / G, h = hk * G + r % G;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int width = int(D) / chunks, d0 = chunk * width;  // this block's dims
-  __shared__ float part[kMergeWarps][kMaxDim];
-  __shared__ float row[kMaxDim];
+  extern __shared__ float weight[];  // [splits]
+  __shared__ float row[512];
+  __shared__ float scratch[kMergeThreads / 32];
   const int64_t stride = int64_t(rows) * (D + 2);
   const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
+  // Thread = (dim, slice of the splits); slices summed through shared memory at the end.
+  const int slices = D >= kMergeThreads ? 1 : kMergeThreads / int(D);
+  const int dims_per_pass = kMergeThreads / slices, slice = threadIdx.x / dims_per_pass;
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
-
-  float ms[kStats], ls[kStats], held_m[kHeld], held_x[kHeld];
-#pragma unroll
-  for (int u = 0; u < kStats; ++u) {
-    const int s = lane + 32 * u;
-    ms[u] = s < splits ? w[s * stride + D] : -INFINITY;
-    ls[u] = s < splits ? w[s * stride + D + 1] : 0.0f;
-  }
-  auto load_held = [&](int d) {
+  float held[kHeld];
+  {
+    const int64_t d = threadIdx.x % dims_per_pass;
 #pragma unroll
     for (int k = 0; k < kHeld; ++k) {
-      const int s = warp + kMergeWarps * k;
-      held_m[k] = s < splits ? w[s * stride + D] : -INFINITY;
-      held_x[k] = s < splits ? w[s * stride + d] : 0.0f;
+      const int s = slice + k * slices;
+      held[k] = s < splits && d < D ? w[s * stride + d] : 0.0f;
     }
-  };
-  load_held(d0 + lane);
-
-  float top = -INFINITY;
-#pragma unroll
-  for (int u = 0; u < kStats; ++u) top = fmaxf(top, ms[u]);
-  for (int s = lane + 32 * kStats; s < splits; s += 32) top = fmaxf(top, w[s * stride + D]);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+  }
+  const bool mine = int(threadIdx.x) < splits;
+  const float my_m = mine ? w[threadIdx.x * stride + D] : -INFINITY, my_l = mine ? w[threadIdx.x * stride + D + 1] : 0.0f;
+  float top = my_m;
+  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
+  top = block_reduce<true>(top, scratch);
   const float sink = p.sinks ? p.sinks[h] : -INFINITY;
   top = fmaxf(top, sink);
-  auto weigh = [&](float m) { return (top == -INFINITY || m == -INFINITY) ? 0.0f : expf(m - top); };
-  float total = 0.0f;
-#pragma unroll
-  for (int u = 0; u < kStats; ++u) total += weigh(ms[u]) * ls[u];
-  for (int s = lane + 32 * kStats; s < splits; s += 32) total += weigh(w[s * stride + D]) * w[s * stride + D + 1];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+  auto weigh = [&](float ms) { return (top == -INFINITY || ms == -INFINITY) ? 0.0f : expf(ms - top); };
+  float part = 0.0f;
+  if (mine) {
+    const float e = weigh(my_m);
+    weight[threadIdx.x] = e;
+    part = e * my_l;
+  }
+  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) {
+    const float e = weigh(w[s * stride + D]);
+    weight[s] = e;
+    part += e * w[s * stride + D + 1];
+  }
+  float total = block_reduce<false>(part, scratch);  // also orders the weight writes before their reads
   if (p.sinks && top != -INFINITY) total += expf(sink - top);
-
-  for (int k0 = 0; k0 < width; k0 += 32) {
-    const int d = d0 + k0 + lane;
-    if (k0 > 0) load_held(d);
-    float o[2] = {0.0f, 0.0f};
+  __shared__ float slice_sum[kMergeThreads];
+  for (int64_t d0 = 0; d0 < D; d0 += kMergeThreads) {
+    const int64_t d = d0 + threadIdx.x % dims_per_pass;
+    float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (total != 0.0f && d < D) {
+      int s = slice;
+      if (d0 == 0) {
 #pragma unroll
-    for (int k = 0; k < kHeld; ++k) o[k % 2] += weigh(held_m[k]) * held_x[k];
-    for (int s = warp + kMergeWarps * kHeld; s < splits; s += kMergeWarps) o[0] += weigh(w[s * stride + D]) * w[s * stride + d];
-    part[warp][k0 + lane] = o[0] + o[1];
+        for (int k = 0; k < kHeld; ++k)
+          if (slice + k * slices < splits) o[k % 4] += weight[slice + k * slices] * held[k];
+        s += kHeld * slices;
+      }
+      for (; s + 3 * slices < splits; s += 4 * slices)
+#pragma unroll
+        for (int u = 0; u < 4; ++u) o[u] += weight[s + u * slices] * w[(s + u * slices) * stride + d];
+      for (; s < splits; s += slices) o[0] += weight[s] * w[s * stride + d];
+    }
+    slice_sum[threadIdx.x] = (o[0] + o[1]) + (o[2] + o[3]);
+    __syncthreads();
+    if (slice == 0 && d < D) {
+      float sum = 0.0f;
+      for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * dims_per_pass];
+      row[d] = total != 0.0f ? sum / total : 0.0f;  // a NaN total (a NaN score) gives NaN, not 0
+    }
+    __syncthreads();
   }
-  __syncthreads();
-  for (int x = threadIdx.x; x < width; x += kMergeThreads) {
-    const float sum = (part[0][x] + part[1][x]) + (part[2][x] + part[3][x]);
-    row[x] = total != 0.0f ? sum / total : 0.0f;  // a NaN total (a NaN score) gives NaN, not 0
-  }
-  __syncthreads();
-  if (p.vc.kind == FormatKind::turbo && total != 0.0f) rotate_shared(row, int(D), p.vc.seed, true);  // whole rows
-  for (int x = threadIdx.x; x < width; x += kMergeThreads)
-    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d0 + x), row[x]);
-  if (p.lse && chunk == 0 && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total != 0.0f ? top + logf(total) : -INFINITY;
+  if (p.vc.kind == FormatKind::turbo && total != 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
+  for (int64_t d = threadIdx.x; d < D; d += kMergeThreads)
+    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
+  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total != 0.0f ? top + logf(total) : -INFINITY;
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
@@ -193,12 +210,10 @@ static bool dependent_launch_supported() {
 
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  const int64_t D = p.q.shape[3];
-  if (D % 32 != 0 || D > kMaxDim) throw Error("attention: merge: head dim " + std::to_string(D) + " not supported");
-  const int chunks = p.vc.kind == FormatKind::turbo ? 1 : int(D / 32);
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(unsigned(rows * chunks), Hkv, B);
+  config.gridDim = dim3(unsigned(rows), Hkv, B);
   config.blockDim = dim3(kMergeThreads);
+  config.dynamicSmemBytes = size_t(splits) * sizeof(float);
   config.stream = stream;
   // Programmatic dependent launch (sm_90): the merge is launched while the split kernel runs and
   // waits in wait_for_prior_grid, so its launch latency leaves the critical path (a few us, most
@@ -210,7 +225,7 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     config.attrs = attr;
     config.numAttrs = 1;
   }
-  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel, p, rows, splits, work, chunks));
+  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel, p, rows, splits, work));
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 
