@@ -82,23 +82,32 @@ __device__ inline int64_t sequence_length(const KernelArgs& p, int64_t b) {
   return n;
 }
 
-// In-place orthonormal rotation R v (or R^T v) of a row in shared memory, all threads helping.
-__device__ inline void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
+// In-place orthonormal rotation R v (or R^T v) of `rows` contiguous rows of n values in shared
+// memory, all threads helping; all rows go through each butterfly pass together, so the barriers
+// (log2(n) + 2 of them) do not multiply with the rows.
+__device__ inline void rotate_rows_shared(float* v, int rows, int n, uint64_t seed, bool inverse) {
   if (!inverse)
-    for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i);
+    for (int i = threadIdx.x; i < rows * n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i % n);
   __syncthreads();
+  const int half = n / 2;
   for (int len = 1; len < n; len <<= 1) {
-    for (int p = threadIdx.x; p < n / 2; p += blockDim.x) {
-      const int j = (p / len) * 2 * len + p % len;
-      const float a = v[j], b = v[j + len];
-      v[j] = a + b;
-      v[j + len] = a - b;
+    for (int p = threadIdx.x; p < rows * half; p += blockDim.x) {
+      const int r = p / half, q = p % half;
+      float* row = v + r * n;
+      const int j = (q / len) * 2 * len + q % len;
+      const float a = row[j], b = row[j + len];
+      row[j] = a + b;
+      row[j + len] = a - b;
     }
     __syncthreads();
   }
   const float norm = rsqrtf(float(n));
-  for (int i = threadIdx.x; i < n; i += blockDim.x) v[i] *= inverse ? norm * fmt::turbo_sign(seed, i) : norm;
+  for (int i = threadIdx.x; i < rows * n; i += blockDim.x)
+    v[i] *= inverse ? norm * fmt::turbo_sign(seed, i % n) : norm;
   __syncthreads();
+}
+__device__ inline void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {
+  rotate_rows_shared(v, 1, n, seed, inverse);
 }
 
 }  // namespace qsdpa::cuda

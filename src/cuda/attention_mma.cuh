@@ -788,11 +788,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     else stage_q([&](int64_t i) { return __uint_as_float(uint32_t(__ldg(q16 + i)) << 16); });
   }
   __syncthreads();
-  if (kc.kind == FormatKind::turbo)
-    for (int r = 0; r < R; ++r) rotate_shared(fl + r * D, D, kc.seed, false);
+  if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
-  // scores; then split into hi + lo f16 fragments.
-  __shared__ float row_unscale[RP];
+  // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
+  // f32 division is a dozen instructions and a branch, and the prologue is latency.)
+  __shared__ float row_unscale[RP], row_inv[RP];
   for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
     float mx = 0.0f;
     for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
@@ -800,25 +800,26 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
-    if (lane == 0) row_unscale[r] = exp2f(float(e - 14));
+    if (lane == 0) row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
   }
   __syncthreads();
   // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
   constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
   __shared__ float qsum[kAffineK ? NB * RP : 1];
   if constexpr (kAffineK) {
-    for (int idx = threadIdx.x; idx < NB * RP; idx += kThreads) {
+    for (int idx = warp; idx < NB * RP; idx += kWarps) {  // a warp per (block, row), lanes over dims
       const int b = idx / RP, r = idx % RP;
-      float sum = 0.0f;
-      for (int d = 0; d < 32; ++d) sum += fl[r * D + 32 * b + d];
-      qsum[idx] = sum / row_unscale[r];
+      float sum = fl[r * D + 32 * b + lane];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+      if (lane == 0) qsum[idx] = sum * row_inv[r];
     }
   }
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
     const float* q = fl + row * D;
-    const float inv = 1.0f / row_unscale[row];
+    const float inv = row_inv[row];
     uint32_t hi[2], lo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
