@@ -40,14 +40,17 @@
 // (one tile of codes loaded a step ahead instead of two tiles copied each step, mxfp4 V scales in
 // one f16 multiply, exp2 without its range fix-up, no mask work on steps every row sees whole;
 // affine4 V codes paired before scaling with the bias as one small mma, u4 with two fewer shifts).
+// Turbo (session 6): codebook lookups by byte permutes into f16 hi + lo terms, key rows split into
+// lane-contiguous quarters, the V row scale folded into P; 790 SASS instructions a step (turbo4).
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
-// bench/results/cuda-h100-2026-11-25-session5.md): f16 192 us (94% of the copy peak; cuDNN fp16 184 us),
-// mxfp8 112 (83%, 1.64x cuDNN), mxfp4 78 (61%, 2.36x), nvfp4 81 (62%, 2.27x), affine4 124 (1.49x;
-// 119 at 55d9d15, 1.54x), affine8 138 (69%), turbo4 3819 (generic per-value decoder, 1%); MHA (Hkv=32): f16 100%, mxfp8
-// 84%, mxfp4 63%. Session 4's kernel (fd9bcd7): mxfp4 91, nvfp4 89, mxfp8 115, affine4 136, affine8
-// 156. N=1K: 11-12 us for every compiled format (cuDNN 7): the latency of one block (prologue, one
-// step, epilogue) plus the merge kernel, launched early (partials.cu). Lq=8 at GQA 4 (two row
-// chunks): f16 90 us, mxfp4 72, at 32K. docs/gpu-tests.md lists what comes next.
+// bench/results/cuda-h100-2026-11-26-session6.md, commit 50cfd0d): f16 194 us (92% of the copy peak;
+// cuDNN fp16 184 us), mxfp8 111 (83%, 1.66x cuDNN), mxfp4 76 (63%, 2.41x), nvfp4 81 (62%, 2.27x),
+// affine4 118 (43%, 1.56x), affine8 137 (70%), turbo4 127 (36%, 1.44x; 3819 on the per-value
+// decoder in session 5), turbo3 121 (1.52x); MHA (Hkv=32): f16 96%, mxfp8 93%, mxfp4 75%.
+// N=1K: 9-12 us (cuDNN 7), N=4K: mxfp4 12 us (cuDNN 13): a call there is one block's latency with
+// one warp per scheduler, so the prologue's instruction count matters (29 64-bit divisions removed
+// in session 6: 4128 -> 2624 instructions). Lq=4 over Lq=1 at 32K: 1.08x (f16) to 1.46x (affine4);
+// Lq=8 (two row chunks): f16 1.29x, the rest 1.8-2.5x. docs/gpu-tests.md lists what comes next.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

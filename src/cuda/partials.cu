@@ -8,8 +8,10 @@
 // the split kernel runs and waits for it, taking its launch off the critical path (1K: 13-15 ->
 // 11-12 us per call, with more blocks at short contexts, attention_mma.cu). Session 5 issues all of
 // a thread's first loads at once, before the reductions: 9.5 -> 7.7 us (ncu, 128K, 32 blocks).
-// Next: more blocks per row (each of 32 blocks now runs ~7500 cycles on one SM), or folding the
-// merge into the split kernel's last block.
+// Session 6 tried one 128-thread block per (row, 32 dims), 4x the blocks: no faster in the graph
+// (f16 128K 137 -> 135 us, mxfp4 79 -> 80 on the H200) and slower for turbo's whole rows, so this
+// kernel stayed. ncu's numbers above come with cold caches (ncu flushes them between replays); in a
+// call the partials are in L2 and the merge costs far less than they suggest.
 #include "cuda/partials.cuh"
 
 #include <atomic>
