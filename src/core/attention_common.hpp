@@ -18,16 +18,24 @@ inline int64_t kv_len(const AttentionArgs& a, int64_t b) { return a.kv_lens ? a.
 
 // Keys [lo, hi) that query row i of a sequence with n keys may see (causal: lower-right aligned;
 // window: the w keys ending at the row's own position, on its own or with causal).
-struct KeyRange {
-  int64_t lo, hi;
+// Int = int serves the CUDA tensor-core kernel (keys < 2^31, the window clamped by the caller),
+// whose prologue is latency: 64-bit compares and selects take twice the instructions.
+template <class Int>
+struct KeyRangeOf {
+  Int lo, hi;
 };
-QSDPA_HD KeyRange visible_keys(bool causal, int64_t window, int64_t n, int64_t lq, int64_t i) {
-  const int64_t pos = n - lq + i;  // the row's own position in the sequence
-  KeyRange r{0, n};
+using KeyRange = KeyRangeOf<int64_t>;
+template <class Int>
+QSDPA_HD KeyRangeOf<Int> visible_keys_of(bool causal, Int window, Int n, Int lq, Int i) {
+  const Int pos = n - lq + i;  // the row's own position in the sequence
+  KeyRangeOf<Int> r{0, n};
   if (causal && pos + 1 < n) r.hi = pos + 1;
   if (window > 0 && pos - window + 1 > 0) r.lo = pos - window + 1;
   if (r.hi < r.lo) r.hi = r.lo;
   return r;
+}
+QSDPA_HD KeyRange visible_keys(bool causal, int64_t window, int64_t n, int64_t lq, int64_t i) {
+  return visible_keys_of<int64_t>(causal, window, n, lq, i);
 }
 inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int64_t i) {
   return visible_keys(a.causal, a.window, n, lq, i);

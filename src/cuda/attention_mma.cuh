@@ -737,17 +737,15 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 
   // The block's keys, narrowed to what any row can see; then this warp's quarter. Splits of n keys
   // take n / splits keys each, the first n % splits one more.
-  const int n_per = int(n) / p.splits, n_rem = int(n) % p.splits, split_i = int(split);
-  int64_t lo = split_i * n_per + min(split_i, n_rem), hi = lo + n_per + (split_i < n_rem ? 1 : 0);
-  {
-    const detail::KeyRange first = detail::visible_keys(p.causal, p.window, n, Lq, 0);
-    const detail::KeyRange last = detail::visible_keys(p.causal, p.window, n, Lq, Lq - 1);
-    lo = std::max(lo, first.lo);
-    hi = std::min(hi, last.hi);
-  }
-  const int64_t span = hi > lo ? hi - lo : 0;
-  // Key indices fit in 32 bits (the host checks tokens < 2^31).
-  const int wlo = int(lo + span * warp / kWarps), whi = int(lo + span * (warp + 1) / kWarps);
+  // Key indices fit in 32 bits (the host checks tokens < 2^31); a window beyond 2^30 keys sees all.
+  const int n32 = int(n), window = int(std::min<int64_t>(p.window, 1 << 30));
+  auto visible = [&](int i) { return detail::visible_keys_of<int>(p.causal, window, n32, Lq, i); };
+  const int n_per = n32 / p.splits, n_rem = n32 % p.splits, split_i = int(split);
+  int lo = split_i * n_per + min(split_i, n_rem), hi = lo + n_per + (split_i < n_rem ? 1 : 0);
+  lo = max(lo, visible(0).lo);
+  hi = min(hi, visible(Lq - 1).hi);
+  const int span = hi > lo ? hi - lo : 0;
+  const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -846,9 +844,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       const int r = nt * 8 + 2 * t + c;
       unscale[nt][c] = row_unscale[r] * (KF == Fam::e2m1 || KF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
       if (r < R) {
-        const detail::KeyRange vr = detail::visible_keys(p.causal, p.window, n, Lq, (row0 + r) / G);
-        vis_lo[nt][c] = int(std::max<int64_t>(vr.lo, 0));
-        vis_hi[nt][c] = int(std::min<int64_t>(vr.hi, n));
+        const auto vr = visible((row0 + r) / G);
+        vis_lo[nt][c] = max(vr.lo, 0);
+        vis_hi[nt][c] = min(vr.hi, n32);
       } else {
         vis_lo[nt][c] = 0;
         vis_hi[nt][c] = 0;
