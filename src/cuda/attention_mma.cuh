@@ -564,7 +564,6 @@ __device__ __forceinline__ void turbo_lookup(uint32_t nib, const HeadCodec& hc, 
 // (q's fragments follow: k_dim0). The row's f16 scale multiplies the f32 score.
 template <Fam F, int D>
 struct TurboKRow {
-  static constexpr bool kScaled = false;
   static constexpr int kBits = turbo_bits(F), kBytes = D * kBits / 32, kWords = (kBytes + 3) / 4;
   static constexpr int kAlign = kBytes & -kBytes;  // of t * kBytes for every t
   uint32_t raw[kWords];
@@ -579,8 +578,6 @@ struct TurboKRow {
   }
   __device__ __forceinline__ float row_scale() const { return __half2float(__ushort_as_half(uint16_t(scale))); }
   __device__ __forceinline__ bool any_nan_scale(const HeadCodec&) const { return false; }  // NaN * score is NaN
-  __device__ __forceinline__ float multiplier(const HeadCodec&, int) const { return 1.0f; }
-  __device__ __forceinline__ float bias(int) const { return 0.0f; }
 };
 
 // A turbo value row's piece for PV: dims [dim0, dim0 + D/8) of the row (D * bits / 64 bytes; the
@@ -786,7 +783,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   } else {
     const uint16_t* q16 = static_cast<const uint16_t*>(p.q.data);
     if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
-    else stage_q([&](int64_t i) { return __uint_as_float(uint32_t(__ldg(q16 + i)) << 16); });
+    else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
   }
   __syncthreads();
   if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);

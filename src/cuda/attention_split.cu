@@ -55,8 +55,7 @@ __global__ void __launch_bounds__(kThreads) split_partials(SplitParams p) {
     l_s[threadIdx.x] = 0.0f;
   }
   __syncthreads();
-  if (kc.kind == FormatKind::turbo)
-    for (int r = 0; r < R; ++r) rotate_shared(q_s + r * D, int(D), kc.seed, false);
+  if (kc.kind == FormatKind::turbo) rotate_rows_shared(q_s, int(R), int(D), kc.seed, false);
 
   // This block's keys: its slice, narrowed to what any of its rows can see.
   int64_t lo = n * split / p.splits, hi = n * (split + 1) / p.splits;
