@@ -8,10 +8,12 @@
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
+#   stage "ncusrc" samples one kernel's stall reasons per SASS instruction (QSDPA_NCU_KERNEL, _FORMAT, _CONTEXT);
+#   stage "ncubal" measures how evenly the SMs are busy in the split kernel (mxfp4) and the merge's time;
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each;
-#   stage "ab" builds the tree a second time with QSDPA_AB_FLAGS added to the CUDA flags (an experiment's
-#   -D switch) and benches both builds in turn in this call (QSDPA_AB_ARGS: the bench's shape and formats,
-#   several sets separated by ';'),
+#   stage "ab" builds the tree again with QSDPA_AB_FLAGS as the CUDA flags (an experiment's -D switch;
+#   several variants separated by '|') and benches the builds in turn in this call (QSDPA_AB_ARGS: the
+#   bench's shape and formats, several sets separated by ';'),
 #   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -94,18 +96,43 @@ if has ncu && command -v ncu >/dev/null; then
     grep -E "issue_stalled|inst_executed_pipe" "$OUT/ncu-${k%%.*}.log" | awk '$NF + 0 >= 0.1' | sed -E 's/ +/ /g' | sort -k3 -nr | head -16
   done
 fi
+if has ncusrc && command -v ncu >/dev/null; then
+  # Where the warps of one kernel wait, per SASS instruction (sampled stall reasons), as CSV.
+  ncu --kernel-name-base mangled -k "regex:${QSDPA_NCU_KERNEL:-mma_partials.*FamE3ELS3_3E}" -s 6 -c 1 \
+    --section SourceCounters --section WarpStateStats -f -o "$OUT/ncu-src" \
+    ./build-gpu/tools/qsdpa bench --device cuda --formats "${QSDPA_NCU_FORMAT:-mxfp4}" --context "${QSDPA_NCU_CONTEXT:-131072}" \
+    --heads 32:8 --min-seconds 0 >"$OUT/ncu-src.log" 2>&1 || tail -5 "$OUT/ncu-src.log"
+  ncu -i "$OUT/ncu-src.ncu-rep" --page source --csv --print-source sass >"$OUT/ncu-source.csv" 2>"$OUT/ncu-source.err" \
+    || head -5 "$OUT/ncu-source.err"
+  ncu -i "$OUT/ncu-src.ncu-rep" --page details >"$OUT/ncu-src-details.txt" 2>&1
+  grep -E "Warp Cycles Per Issued|Duration" "$OUT/ncu-src-details.txt" | head -4
+fi
+if has ncubal && command -v ncu >/dev/null; then
+  # How evenly the SMs are busy over one call (the split kernel's tail) and the merge's duration, at
+  # boost clocks with warm caches (--clock-control none --cache-control none), as in a timed call.
+  for ctx in ${QSDPA_NCU_CONTEXTS:-32768 131072}; do
+    ncu --kernel-name-base mangled -k "regex:mma_partials.*FamE3ELS3_3E|merge_kernel" -s 12 -c 2 --clock-control none --cache-control none \
+      --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active \
+      ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$OUT/ncu-bal-$ctx.log" 2>&1
+    echo "== ncu balance, mxfp4 at $ctx"; grep -E "mma_partials|merge_kernel|duration|cycles_|warps_active" "$OUT/ncu-bal-$ctx.log" | sed -E 's/ +/ /g' | head -20
+  done
+fi
 if has ab; then
-  cmake -S . -B build-gpu-b -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-    "-DCMAKE_CUDA_FLAGS=${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
-    -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab" >"$OUT/configure-b.log" 2>&1 || { tail -30 "$OUT/configure-b.log"; exit 1; }
-  cmake --build build-gpu-b -j"$(nproc)" --target qsdpa_cli >"$OUT/build-b.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-b.log" | head -40; exit 1; }
-  grep -E "spill" "$OUT/build-b.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+  # QSDPA_AB_FLAGS: one or more variants' CUDA flags, separated by '|'; variant i builds in build-gpu-b<i>.
+  IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
+  for v in "${!ab_variants[@]}"; do
+    cmake -S . -B "build-gpu-b$v" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+      "-DCMAKE_CUDA_FLAGS=${ab_variants[$v]}" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
+      -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab$v" >"$OUT/configure-b$v.log" 2>&1 || { tail -30 "$OUT/configure-b$v.log"; exit 1; }
+    cmake --build "build-gpu-b$v" -j"$(nproc)" --target qsdpa_cli >"$OUT/build-b$v.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-b$v.log" | head -40; exit 1; }
+    grep -E "spill" "$OUT/build-b$v.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+  done
   # Several bench argument sets separated by ';' (e.g. one per Lq).
   IFS=';' read -ra ab_sets <<<"${QSDPA_AB_ARGS:-"--heads 32:8 --context 32768,131072 --formats f16,mxfp4,nvfp4,mxfp8,affine4"}"
   for round in 1 2; do  # A B A B: drift between the two shows in the repeat
-    for side in a b; do
-      bin=./build-gpu/tools/qsdpa; [ $side = b ] && bin=./build-gpu-b/tools/qsdpa
-      label="baseline"; [ $side = b ] && label="with $QSDPA_AB_FLAGS"
+    for side in a "${!ab_variants[@]}"; do
+      bin=./build-gpu/tools/qsdpa label="baseline"
+      [ "$side" != a ] && bin=./build-gpu-b$side/tools/qsdpa label="with ${ab_variants[$side]}"
       for i in "${!ab_sets[@]}"; do
         run="ab-$side$round-$i"
         # shellcheck disable=SC2086

@@ -3,7 +3,9 @@
 
 The hot loop is the innermost backward branch holding the most HMMA instructions. Counting it
 before and after a change tells whether the change cut what the kernel issues per 16-key step
-(the tensor-core kernel is bound by instruction issue, docs/gpu-tests.md).
+(the tensor-core kernel is bound by instruction issue, docs/gpu-tests.md). Since the loop holds
+alternatives (masked and unmasked steps, the softmax's rare slow path, the rescale), the count that
+matters is its common path: the shortest way through the body, printed as "common path".
 
   pip download --no-deps nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm   # unzip; put bin/ on PATH
   cuobjdump -sass build-cuda/CMakeFiles/qsdpa.dir/src/cuda/attention_mma_d128_r8.cu.o > d128.sass
@@ -36,7 +38,9 @@ def hot_loop(body):
     loops = []
     for i, (a, ins) in enumerate(body):
         m = re.search(r"BRA.*?0x([0-9a-f]+)", ins)
-        if m and int(m.group(1), 16) <= a and int(m.group(1), 16) in index:
+        # A loop's back edge is a predicated branch; unpredicated backward ones return from the
+        # divergence handlers placed after the function's body.
+        if m and ins.startswith("@") and int(m.group(1), 16) <= a and int(m.group(1), 16) in index:
             loops.append(body[index[int(m.group(1), 16)]:i + 1])
     hmma = lambda seg: sum("HMMA" in s for _, s in seg)
     loops = [l for l in loops if hmma(l)]
@@ -44,6 +48,26 @@ def hot_loop(body):
         return []
     most = max(hmma(l) for l in loops)
     return min((l for l in loops if hmma(l) == most), key=len)
+
+
+def common_path(seg):
+    """Instructions on the shortest path from the loop's first instruction to its back branch."""
+    index = {a: i for i, (a, _) in enumerate(seg)}
+    dist = [None] * len(seg)
+    dist[0] = 1
+    for i, (_, ins) in enumerate(seg):  # forward branches only inside the body: one pass suffices
+        if dist[i] is None:
+            continue
+        m = re.search(r"BRA.*?0x([0-9a-f]+)", ins)
+        targets = []
+        if m and int(m.group(1), 16) in index and index[int(m.group(1), 16)] > i:
+            targets.append(index[int(m.group(1), 16)])
+        if not (m and not ins.startswith("@")) and i + 1 < len(seg):
+            targets.append(i + 1)
+        for j in targets:
+            if dist[j] is None or dist[j] > dist[i] + 1:
+                dist[j] = dist[i] + 1
+    return dist[-1]
 
 
 def main():
@@ -55,7 +79,8 @@ def main():
         ops = collections.Counter(re.sub(r"^@!?U?P\w+ ", "", s).split()[0].split(".")[0] for _, s in seg)
         # Each 16-key step transposes P with 4 MOVM per row tile; a loop unrolled by hand holds several.
         steps = max(1, ops.get("MOVM", 0) // 4) if "--tiles" not in sys.argv else max(1, ops.get("MOVM", 0) // (4 * int(sys.argv[sys.argv.index("--tiles") + 1])))
-        print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step")
+        print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step; "
+              f"common path {common_path(seg)}")
         print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
         if "--dump" in sys.argv:
             for a, s in seg:

@@ -655,14 +655,17 @@ struct Tile {
     k[0].load(kh, min(j0 + g, last), t);
     k[1].load(kh, min(j0 + g + 8, last), t);
   }
-  __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i].load(vh, min(j0 + 2 * t + (i & 1) + 8 * (i >> 1), last), g * (D / 8));
+  // Turbo V's row scales of keys g, g+8, which the step's softmax takes (loaded after it, a step ahead).
+  __device__ __forceinline__ void load_vscale(const HeadCodec& vh, int j0, int last, int g) {
     if constexpr (is_turbo(VF)) {
 #pragma unroll
       for (int i = 0; i < 2; ++i)
         vscale[i] = __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(min(j0 + g + 8 * i, last)) * vh.scale_stride));
     }
+  }
+  __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i].load(vh, min(j0 + 2 * t + (i & 1) + 8 * (i >> 1), last), g * (D / 8));
   }
 };
 
@@ -699,6 +702,19 @@ constexpr int min_blocks() {
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
 }
+
+// The loop's software pipeline (see the loop) and the softmax's lazy reference point (see softmax
+// in the kernel); 0 turns either off (stage ab of gpu-check.sh compares builds). A/B on the H100
+// (session 7, B=1, Hq=32, Hkv=8, D=128): together they took 128K mxfp4 77 -> 72 us, nvfp4 80 -> 75,
+// affine4 119 -> 113, turbo3 120 -> 118, 32K and 4K mxfp4 -1 us; the 8-bit families (E4M3, affine
+// 8-bit; 3 blocks per SM, where the pipeline spills) lost 1-3 us with them and keep the plain loop.
+#ifndef QSDPA_PIPELINE
+#define QSDPA_PIPELINE 1
+#endif
+#ifndef QSDPA_LAZY_MAX
+#define QSDPA_LAZY_MAX 1
+#endif
+constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 
 template <int D, int NT, Fam KF, Fam VF>
 __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
@@ -749,8 +765,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
   // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
+  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && !eight_bit(KF) && !eight_bit(VF);  // see the loop
+  constexpr bool kLazyMax = QSDPA_LAZY_MAX && !eight_bit(KF) && !eight_bit(VF);              // see softmax
   Tile<D, KF, VF> cur;
-  if (kRolling && wlo < whi) cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+  if (kRolling && wlo < whi) {
+    cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+    cur.load_vscale(vh, wlo, whi - 1, g);
+  }
 
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads.
   const uint32_t vscale0 = is_turbo(VF) && wlo < whi
@@ -896,15 +917,21 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     vscale_span = min((e + 11u) << 10, 0x7C00u) - 1u - vscale_lo;
   }
 
-  // One step of 16 keys from the tile's codes. The compiled decoders load the next step's K codes
-  // into the tile as soon as this step's K codes are decoded, and its V codes once the V codes are
-  // (ptxas moves the unconditional loads up to there): the loads fly during the rest of the step,
-  // and one tile of registers serves (two tiles, or copies
-  // between them, left 4-bit families short of registers at 4 blocks per SM).
-  auto step = [&](int j0) {
-    if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t);
-    // S^T = K Q^T: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
-    float s[NT][4];
+  // The loop is software-pipelined: an iteration decodes and multiplies step i's keys (QK) and
+  // runs its softmax, and in the same straight-line code decodes step i - 1's values and adds
+  // their PV product with that step's P. The two halves do not depend on each other, so the
+  // scheduler fills the softmax's chain of shuffles, exp2 and transposes (~300 cycles a step) with
+  // the other half's decoding. The tile holds step i's K codes and step i - 1's V codes; each is
+  // reloaded (a step ahead) as soon as it is decoded (the loads are unconditional: the last step
+  // reloads the warp's last key; a branch kept the scheduler from moving them up to where the old
+  // codes die). One tile of registers serves: two tiles, or copies between them, left 4-bit
+  // families short of registers at 4 blocks per SM. f16 and the generic decoder, which load a
+  // step's codes in the step, run the parts in plain order.
+  uint32_t pb[NT][2][2];  // P of the step awaiting its PV: [n-tile][hi, lo][keys 0-7, 8-15]
+  float alphas[NT][2];    // the accumulators' rescale factors of the latest softmax
+
+  // S^T = K Q^T into s: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
+  auto qk = [&](float s[NT][4]) {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
@@ -964,15 +991,20 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (cur.k[1].any_nan_scale(kh))
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) s[nt][2] = s[nt][3] = __int_as_float(0x7FC00000);
-    // Unconditional (the last step reloads the warp's last key): a branch here kept the scheduler
-    // from moving the loads up to where the old codes die.
-    if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
+  };
 
-    // Online softmax (base 2) per row; P goes out as hi + lo f16, transposed into PV's B fragments.
-    uint32_t pb[NT][2][2];  // [n-tile][hi, lo][keys 0-7, 8-15]
-    float alphas[NT][2];
+  // Online softmax of the step at j0; `masked` (a bool, or a compile-time std::bool_constant):
+  // some row sees only part of its 16 keys.
+  // A row's reference point m_run moves only when one of its scores exceeds it by more than kSlack
+  // (log2 units), so the weights P = 2^(s - m_run) stay below 2^kSlack (the f16 terms of P, which
+  // carry mxfp4's 2^7 too, keep their precision up to 2^15; turbo V, whose P also carries the row
+  // scales, takes no slack). A step whose scores all stay under that bound, most steps once the
+  // first keys are seen, skips the warp's max reductions (3 shuffles a row) and the rescale;
+  // otherwise every row's m_run moves to its running max, as the plain online softmax has it.
+  // The result is the same either way up to f32 rounding: m_run only sets the scale of l and acc.
+  auto softmax = [&](int j0, const float s[NT][4], auto masked) {
+    constexpr float kSlack = kTurboV ? 0.0f : 8.0f;
     const int ja = j0 + g, jb = j0 + g + 8;
-    const bool whole = j0 >= all_lo && j0 + 16 <= all_hi;  // every row sees all 16 keys
     float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
                                      // and flagged: they lie outside the range)
     if constexpr (kTurboV) {
@@ -983,29 +1015,46 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         wscale[i] = fminf(__half2float(__ushort_as_half(uint16_t(sb))) * vnorm, 32768.0f);
       }
     }
+    float sc[NT][4];  // [n-tile][key g row 2t, row 2t+1, key g+8 row 2t, row 2t+1], log2 units
+    bool grow = false;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float sa = s[nt][c] * unscale[nt][c], sb = s[nt][c + 2] * unscale[nt][c];
+        if (bool(masked)) {
+          if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
+          if (!(jb < whi && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
+        }
+        sc[nt][c] = sa, sc[nt][c + 2] = sb;
+        grow |= fmaxf(sa, sb) > m_run[nt][c] + kSlack;
+      }
+    if (!kLazyMax || __any_sync(0xFFFFFFFFu, grow)) {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          float mx = fmaxf(sc[nt][c], sc[nt][c + 2]);
+          mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 4));
+          mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 8));
+          mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 16));
+          const float m_new = fmaxf(m_run[nt][c], mx);
+          alphas[nt][c] = fast_exp2(m_run[nt][c] - (m_new == -INFINITY ? 0.0f : m_new));
+          m_run[nt][c] = m_new;
+        }
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) alphas[nt][0] = alphas[nt][1] = 1.0f;
+    }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       float pr[4];
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        float sa = s[nt][c] * unscale[nt][c], sb = s[nt][c + 2] * unscale[nt][c];
-        if (!whole) {
-          if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
-          if (!(jb < whi && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
-        }
-        float mx = fmaxf(sa, sb);
-        mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 4));
-        mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 8));
-        mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 16));
-        const float m_new = fmaxf(m_run[nt][c], mx);
-        const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-        const float alpha = fast_exp2(m_run[nt][c] - m_use);
-        const float m_p = m_use - kPShift;
-        pr[c] = fast_exp2(sa - m_p);
-        pr[c + 2] = fast_exp2(sb - m_p);
-        l_run[nt][c] = l_run[nt][c] * alpha + pr[c] + pr[c + 2];
-        m_run[nt][c] = m_new;
-        alphas[nt][c] = alpha;
+        const float m_p = (m_run[nt][c] == -INFINITY ? 0.0f : m_run[nt][c]) - kPShift;
+        pr[c] = fast_exp2(sc[nt][c] - m_p);
+        pr[c + 2] = fast_exp2(sc[nt][c + 2] - m_p);
+        l_run[nt][c] = l_run[nt][c] * alphas[nt][c] + pr[c] + pr[c + 2];
         if constexpr (kTurboV) pr[c] *= wscale[0], pr[c + 2] *= wscale[1];
       }
 #pragma unroll
@@ -1016,7 +1065,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         pb[nt][1][kk] = transpose8x8(as_u32(__floats2half2_rn(pr[2 * kk] - back.x, pr[2 * kk + 1] - back.y)));
       }
     }
+  };
 
+  auto rescale = [&] {
     // The running max rarely moves after the first steps: rescale the accumulators only when some
     // row's did (a warp-uniform branch; multiplying by exactly 1 would change nothing).
     bool moved = false;
@@ -1042,8 +1093,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         }
       }
     }
+  };
 
-    // O^T += V^T P^T: lane holds dims of its V piece x keys 2t, 2t+1, 2t+8, 2t+9.
+  // O^T += V^T P^T (pb) from the tile's V codes.
+  auto pv = [&] {
     if constexpr (VF == Fam::e2m1 || VF == Fam::nv4) {
       // Two keys' code words interleaved by bytes decode straight into the A fragments' key pairs
       // (register = one dim of keys 2t, 2t+1 or 2t+8, 2t+9), with no transposing permutes after,
@@ -1188,10 +1241,49 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
         }
       }
     }
-    if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
   };
 
-  for (int j0 = wlo; j0 < whi; j0 += 16) step(j0);
+  // Whether every row of the block sees all 16 keys of the step at j0: its softmax skips the masks
+  // (each iteration is compiled twice, so that the choice is one branch at its top and the rest is
+  // straight-line code).
+  auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
+  if constexpr (kPipelined) {
+    auto iteration = [&](int j0, auto masked) {
+      float s[NT][4];
+      qk(s);
+      cur.load_k(kh, j0 + 16, whi - 1, g, t);
+      pv();  // step j0 - 16
+      cur.load_v(vh, j0, whi - 1, g, t);
+      softmax(j0, s, masked);
+      cur.load_vscale(vh, j0 + 16, whi - 1, g);
+      rescale();
+    };
+    if (wlo < whi) {
+      float s[NT][4];  // the first step: no PV before it, the accumulators are zero (no rescale)
+      qk(s);
+      cur.load_k(kh, wlo + 16, whi - 1, g, t);
+      if (whole(wlo)) softmax(wlo, s, std::false_type());
+      else softmax(wlo, s, std::true_type());
+      cur.load_vscale(vh, wlo + 16, whi - 1, g);
+      for (int j0 = wlo + 16; j0 < whi; j0 += 16) {
+        if (whole(j0)) iteration(j0, std::false_type());
+        else iteration(j0, std::true_type());
+      }
+      pv();
+    }
+  } else {
+    for (int j0 = wlo; j0 < whi; j0 += 16) {
+      if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t), cur.load_vscale(vh, j0, whi - 1, g);
+      float s[NT][4];
+      qk(s);
+      if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
+      softmax(j0, s, !whole(j0));
+      if (kRolling) cur.load_vscale(vh, j0 + 16, whi - 1, g);
+      rescale();
+      pv();
+      if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
+    }
+  }
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
