@@ -1330,26 +1330,31 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       }
   __syncthreads();
 
-  // Merge the 4 warps; the block's partial goes out with m in natural-log units.
+  // Merge the 4 warps; the block's partial goes out with m in natural-log units. Each row's warp
+  // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
+  // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
+  __shared__ float warp_weight[RP][kWarps + 1];  // [row][warp], then the row's m (natural log)
+  if (threadIdx.x < R) {
+    const int r = threadIdx.x;
+    float mw[kWarps], top = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
+      warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
+    warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
+  }
+  __syncthreads();
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
   for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
-    float mw[kWarps], top = -INFINITY;
+    float v = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) {
-      mw[w] = fl[(w * RP + r) * (D + 2) + D];
-      top = fmaxf(top, mw[w]);
+      const float weight = warp_weight[r][w];
+      if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
-    float v;
-    if (d == D) {
-      v = top == -INFINITY ? -INFINITY : top / kLog2e;
-    } else {
-      v = 0.0f;
-      if (top != -INFINITY)
-#pragma unroll
-        for (int w = 0; w < kWarps; ++w)
-          if (mw[w] != -INFINITY) v += fl[(w * RP + r) * (D + 2) + d] * exp2f(mw[w] - top);
-    }
+    if (d == D) v = warp_weight[r][kWarps];
     out[idx] = v;
   }
 }
