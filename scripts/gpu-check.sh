@@ -75,13 +75,13 @@ if has shapes; then
     python3 scripts/torch_sdpa.py "$json" --min-seconds 0.1 >"$OUT/torch-$name.log" 2>&1 || tail -5 "$OUT/torch-$name.log"
     python3 scripts/report.py bench "$json" | tail -n +3
   done <<EOF2
-lq4 32:8 --lq 4 --formats $fmts
-lq8 32:8 --lq 8 --formats $fmts
+lq4 32:8 --lq 4 --formats $fmts,turbo4,turbo3
+lq8 32:8 --lq 8 --formats $fmts,turbo4,turbo3
 lq32 32:8 --lq 32 --formats f16,affine4,mxfp4,mxfp8
-b8 32:8 --batch 8 --formats $fmts
-b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8
-d64 32:8 --dim 64 --formats $fmts
-d256 16:8 --dim 256 --formats $fmts
+b8 32:8 --batch 8 --formats $fmts,turbo4,turbo3
+b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8,turbo4
+d64 32:8 --dim 64 --formats $fmts,turbo4
+d256 16:8 --dim 256 --formats $fmts,turbo4,turbo3
 EOF2
 fi
 if has ncu && command -v ncu >/dev/null; then
