@@ -41,16 +41,20 @@
 // one f16 multiply, exp2 without its range fix-up, no mask work on steps every row sees whole;
 // affine4 V codes paired before scaling with the bias as one small mma, u4 with two fewer shifts).
 // Turbo (session 6): codebook lookups by byte permutes into f16 hi + lo terms, key rows split into
-// lane-contiguous quarters, the V row scale folded into P; 790 SASS instructions a step (turbo4).
+// lane-contiguous quarters, the V row scale folded into P. Session 7: the loop is software-pipelined
+// (step i's QK and softmax beside step i-1's PV) and the softmax's reference point moves only when a
+// score exceeds it by 2^8, for the 4-bit and turbo families; common path per 16-key step (D=128):
+// E2M1 463, nvfp4 482, affine4 635, turbo4 745, E4M3 462, f16 273.
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
-// bench/results/cuda-h100-2026-11-26-session6.md, commit 50cfd0d): f16 194 us (92% of the copy peak;
-// cuDNN fp16 184 us), mxfp8 111 (83%, 1.66x cuDNN), mxfp4 76 (63%, 2.41x), nvfp4 81 (62%, 2.27x),
-// affine4 118 (43%, 1.56x), affine8 137 (70%), turbo4 127 (36%, 1.44x; 3819 on the per-value
-// decoder in session 5), turbo3 121 (1.52x); MHA (Hkv=32): f16 96%, mxfp8 93%, mxfp4 75%.
-// N=1K: 9-12 us (cuDNN 7), N=4K: mxfp4 12 us (cuDNN 13): a call there is one block's latency with
-// one warp per scheduler, so the prologue's instruction count matters (29 64-bit divisions removed
-// in session 6: 4128 -> 2624 instructions). Lq=4 over Lq=1 at 32K: 1.08x (f16) to 1.46x (affine4);
-// Lq=8 (two row chunks): f16 1.29x, the rest 1.8-2.5x. docs/gpu-tests.md lists what comes next.
+// bench/results/cuda-h100-2026-11-26-session7.md, commit be50d62): f16 190 us (95% of the copy peak;
+// cuDNN fp16 183 us), mxfp8 111 (84%, 1.66x cuDNN), mxfp4 71 (67%, 2.57x), nvfp4 77 (66%, 2.37x),
+// affine4 112 (45%, 1.63x), affine8 142 (67%), turbo4 128 (37%, 1.44x), turbo3 119 (1.54x); MHA
+// (Hkv=32): f16 100%, mxfp8 94%, mxfp4 80% (2.91x). Of mxfp4's 73 us at 128K (session 7, before
+// the epilogue change) the loop took ~61 (~78% of the peak; without the E2M1 decode it ran only
+// 1.5 us faster) and 10-12 us went to the split kernel's prologue and epilogue in 528 blocks and
+// to the merge (~3.5 us): docs/gpu-tests.md. N=1K: 9-12 us (turbo 15; cuDNN 7), N=4K: mxfp4 11 us
+// (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.07x (f16) to 1.35x (affine4); Lq=8 (two row chunks): f16
+// 1.24x, the rest 1.8-2.3x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
