@@ -109,11 +109,10 @@ bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compil
 // extra partials cost more than they save (measured: f16 18 -> 20 us).
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
-  const int64_t W = inst.warps;
-  const int64_t one_step = (a.k.tokens + 16 * W - 1) / (16 * W);
+  const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
   if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
   const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
-  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * W - 1) / (32 * W))));
+  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }

@@ -73,6 +73,7 @@ namespace qsdpa::cuda::mma {
 
 
 constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
@@ -641,10 +642,10 @@ struct MmaParams : KernelArgs {
 };
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
-// stage q ([NT*8][D]) and at the end for the W warp partials ([W][NT*8][D+2]).
-template <int D, int NT, int W>
+// stage q ([NT*8][D]) and at the end for the 4 warp partials ([4][NT*8][D+2]).
+template <int D, int NT>
 constexpr size_t smem_bytes() {
-  return size_t(D / 16) * NT * 32 * 16 + size_t(W) * NT * 8 * (D + 2) * 4;
+  return size_t(D / 16) * NT * 32 * 16 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
 }
 
 // One step's K and V pieces of a lane: keys g, g+8 (K, octet t of each 32-dim block) and keys 2t,
@@ -719,26 +720,8 @@ constexpr int min_blocks() {
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 
-// Warps per block: 8 (two blocks per SM) for the families that fit four blocks of 4 warps (at most
-// 128 registers a thread), 4 for the rest. Each block builds q's fragments, merges its warps'
-// partials and writes one partial for the merge kernel: with 8-warp blocks an SM does that half as
-// often, and the merge reads half the partials (session 7: a call's fixed cost, 10-12 us, was
-// mostly the prologue and epilogue of 528 blocks and the merge). QSDPA_WIDE_BLOCKS=0: always 4.
-#ifndef QSDPA_WIDE_BLOCKS
-#define QSDPA_WIDE_BLOCKS 1
-#endif
 template <int D, int NT, Fam KF, Fam VF>
-constexpr int block_warps() {
-  return QSDPA_WIDE_BLOCKS && min_blocks<D, NT, KF, VF>() == 4 ? 8 : kWarps;
-}
-template <int D, int NT, Fam KF, Fam VF>
-constexpr int resident_blocks() {
-  return min_blocks<D, NT, KF, VF>() * kWarps / block_warps<D, NT, KF, VF>();
-}
-
-template <int D, int NT, Fam KF, Fam VF>
-__global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
-  constexpr int kW = block_warps<D, NT, KF, VF>(), kT = 32 * kW;  // warps, threads of the block
+__global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
@@ -779,7 +762,7 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   lo = max(lo, visible(0).lo);
   hi = min(hi, visible(Lq - 1).hi);
   const int span = hi > lo ? hi - lo : 0;
-  const int wlo = lo + int(int64_t(span) * warp / kW), whi = lo + int(int64_t(span) * (warp + 1) / kW);
+  const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -810,15 +793,15 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   }
   __syncthreads();
   auto stage_q = [&](auto load_one) {
-    constexpr int kPer = RP * D / kT;
+    constexpr int kPer = RP * D / kThreads;
     float v[kPer];
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
-      const int idx = threadIdx.x + k * kT, r = idx / D, d = idx % D;
+      const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
       v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
     }
 #pragma unroll
-    for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kT] = v[k] * qmul;
+    for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
   };
   if (p.q.dtype == DType::f32) {
     stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
@@ -833,7 +816,7 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
   __shared__ float row_unscale[RP], row_inv[RP];
-  for (int r = warp; r < RP; r += kW) {  // a warp per row: the prologue is part of every call's latency
+  for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
     float mx = 0.0f;
     for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
 #pragma unroll
@@ -847,7 +830,7 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
   __shared__ float qsum[kAffineK ? NB * RP : 1];
   if constexpr (kAffineK) {
-    for (int idx = warp; idx < NB * RP; idx += kW) {  // a warp per (block, row), lanes over dims
+    for (int idx = warp; idx < NB * RP; idx += kWarps) {  // a warp per (block, row), lanes over dims
       const int b = idx / RP, r = idx % RP;
       float sum = fl[r * D + 32 * b + lane];
 #pragma unroll
@@ -855,7 +838,7 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
       if (lane == 0) qsum[idx] = sum * row_inv[r];
     }
   }
-  for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
+  for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
     const float* q = fl + row * D;
@@ -1026,7 +1009,7 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   auto softmax = [&](int j0, const float s[NT][4], auto masked) {
     constexpr float kSlack = kTurboV ? 0.0f : 8.0f;
     const int ja = j0 + g, jb = j0 + g + 8;
-    [[maybe_unused]] float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
+    float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
                                      // and flagged: they lie outside the range)
     if constexpr (kTurboV) {
 #pragma unroll
@@ -1354,28 +1337,28 @@ __global__ void __launch_bounds__(32 * block_warps<D, NT, KF, VF>(), resident_bl
   // Merge the 4 warps; the block's partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
   // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
-  __shared__ float warp_weight[RP][kW + 1];  // [row][warp], then the row's m (natural log)
+  __shared__ float warp_weight[RP][kWarps + 1];  // [row][warp], then the row's m (natural log)
   if (threadIdx.x < R) {
     const int r = threadIdx.x;
-    float mw[kW], top = -INFINITY;
+    float mw[kWarps], top = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kW; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
+    for (int w = 0; w < kWarps; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
 #pragma unroll
-    for (int w = 0; w < kW; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
+    for (int w = 0; w < kWarps; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
       warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
-    warp_weight[r][kW] = top == -INFINITY ? -INFINITY : top / kLog2e;
+    warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
-  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
+  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kW; ++w) {
+    for (int w = 0; w < kWarps; ++w) {
       const float weight = warp_weight[r][w];
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
-    if (d == D) v = warp_weight[r][kW];
+    if (d == D) v = warp_weight[r][kWarps];
     out[idx] = v;
   }
 }
@@ -1384,11 +1367,10 @@ using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 
 template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
-  constexpr int W = block_warps<D, NT, KF, VF>();
-  constexpr size_t smem = smem_bytes<D, NT, W>();
+  constexpr size_t smem = smem_bytes<D, NT>();
   static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  mma_partials<D, NT, KF, VF><<<dim3(blocks * unsigned(p.row_chunks), Hkv, B), 32 * W, smem, stream>>>(p);
+  mma_partials<D, NT, KF, VF><<<dim3(blocks * unsigned(p.row_chunks), Hkv, B), kThreads, smem, stream>>>(p);
 }
 
 // Resident blocks per SM, asked once per instance (host only, no synchronization).
@@ -1396,8 +1378,7 @@ template <int D, int NT, Fam KF, Fam VF>
 int occupancy() {
   static const int blocks = [] {
     int n = 0;
-    constexpr int W = block_warps<D, NT, KF, VF>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF>, 32 * W, smem_bytes<D, NT, W>()) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF>, kThreads, smem_bytes<D, NT>()) !=
         cudaSuccess)
       n = 1;
     return std::max(n, 1);
@@ -1409,7 +1390,6 @@ struct Instance {
   Launch run;
   int (*resident)();
   bool compiled_pair;  // false: the pair runs on the generic decoders
-  int warps;           // per block (block_warps)
 };
 
 // The compiled (K, V) decoder pairs: same-format families plus issue 3's named mixed pairs
@@ -1419,8 +1399,7 @@ struct Instance {
 template <int D, int NT>
 Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
-  if (kf == Fam::K && vf == Fam::V)                                                                       \
-    return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>, true, block_warps<D, NT, Fam::K, Fam::V>()};
+  if (kf == Fam::K && vf == Fam::V) return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>, true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
@@ -1441,9 +1420,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
-            kf == Fam::generic && vf == Fam::generic, block_warps<D, NT, Fam::generic, Fam::generic>()};
+            kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, false, kWarps};
+    return {nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }
