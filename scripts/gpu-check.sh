@@ -5,7 +5,8 @@
 # (scripts/prepare-carry.sh) carried along. Writes logs and bench JSON to $OUT.
 # Usage there: QSDPA_COMMIT=<commit> bash scripts/gpu-check.sh   (the copy has no .git)
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
-#   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench;
+#   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench; QSDPA_TEST_REGEX
+#   narrows stage tests (default: every test whose name holds "Cuda");
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncusrc" samples one kernel's stall reasons per SASS instruction (QSDPA_NCU_KERNEL, _FORMAT, _CONTEXT);
@@ -38,7 +39,7 @@ grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | h
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
 cuda_rc=0
 if has tests; then
-  ctest --test-dir build-gpu -R 'Cuda' -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+  ctest --test-dir build-gpu -R "${QSDPA_TEST_REGEX:-Cuda}" -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
   tail -4 "$OUT/cuda-tests.log"
   grep -E "Failed|\*\*\*" "$OUT/cuda-tests.log" | head -20
 fi

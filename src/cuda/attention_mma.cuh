@@ -1009,7 +1009,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   auto softmax = [&](int j0, const float s[NT][4], auto masked) {
     constexpr float kSlack = kTurboV ? 0.0f : 8.0f;
     const int ja = j0 + g, jb = j0 + g + 8;
-    float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
+    [[maybe_unused]] float wscale[2] = {1.0f, 1.0f};  // turbo V: keys g, g+8's scales times vnorm (NaN and inf clamped,
                                      // and flagged: they lie outside the range)
     if constexpr (kTurboV) {
 #pragma unroll
