@@ -930,7 +930,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // reloads the warp's last key; a branch kept the scheduler from moving them up to where the old
   // codes die). One tile of registers serves: two tiles, or copies between them, left 4-bit
   // families short of registers at 4 blocks per SM. f16 and the generic decoder, which load a
-  // step's codes in the step, run the parts in plain order.
+  // step's codes in the step, and the 8-bit families (see kPipelined) run the parts in plain order.
   uint32_t pb[NT][2][2];  // P of the step awaiting its PV: [n-tile][hi, lo][keys 0-7, 8-15]
   float alphas[NT][2];    // the accumulators' rescale factors of the latest softmax
 
@@ -1247,9 +1247,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
   };
 
-  // Whether every row of the block sees all 16 keys of the step at j0: its softmax skips the masks
-  // (each iteration is compiled twice, so that the choice is one branch at its top and the rest is
-  // straight-line code).
+  // Whether every row of the block sees all 16 keys of the step at j0: its softmax skips the masks.
+  // The pipelined loop compiles each iteration twice, so that the choice is one branch at its top
+  // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
   if constexpr (kPipelined) {
     auto iteration = [&](int j0, auto masked) {
