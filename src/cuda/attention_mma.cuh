@@ -761,7 +761,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   int lo = split_i * n_per + min(split_i, n_rem), hi = lo + n_per + (split_i < n_rem ? 1 : 0);
   lo = max(lo, visible(0).lo);
   hi = min(hi, visible(Lq - 1).hi);
+#ifdef QSDPA_SKIP_LOOP  // timing experiments only (docs/gpu-tests.md, session 7): the block sees no key
+  const int span = 0;
+#else
   const int span = hi > lo ? hi - lo : 0;
+#endif
   const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
