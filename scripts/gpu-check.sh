@@ -111,11 +111,15 @@ fi
 if has ncubal && command -v ncu >/dev/null; then
   # How evenly the SMs are busy over one call (the split kernel's tail) and the merge's duration, at
   # boost clocks with warm caches (--clock-control none --cache-control none), as in a timed call.
+  # One kernel per ncu run: an alternation in -k's regex matched only the merge kernel (session 7).
   for ctx in ${QSDPA_NCU_CONTEXTS:-32768 131072}; do
-    ncu --kernel-name-base mangled -k "regex:mma_partials.*FamE3ELS3_3E|merge_kernel" -s 12 -c 2 --clock-control none --cache-control none \
-      --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active \
-      ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$OUT/ncu-bal-$ctx.log" 2>&1
-    echo "== ncu balance, mxfp4 at $ctx"; grep -E "mma_partials|merge_kernel|duration|cycles_|warps_active" "$OUT/ncu-bal-$ctx.log" | sed -E 's/ +/ /g' | head -20
+    for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
+      log="$OUT/ncu-bal-$ctx-${k%%.*}.log"
+      ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --clock-control none --cache-control none \
+        --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active \
+        ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$log" 2>&1
+      echo "== ncu balance, mxfp4 at $ctx: ${k%%.*}"; grep -E "duration|cycles_|warps_active" "$log" | sed -E 's/ +/ /g' | head -8
+    done
   done
 fi
 if has ab; then
