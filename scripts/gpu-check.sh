@@ -15,7 +15,8 @@
 #   stage "ab" builds the tree again with QSDPA_AB_FLAGS as the CUDA flags (an experiment's -D switch;
 #   several variants separated by '|') and benches the builds in turn in this call (QSDPA_AB_ARGS: the
 #   bench's shape and formats, several sets separated by ';'),
-#   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md).
+#   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md);
+#   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -122,10 +123,16 @@ if has ncubal && command -v ncu >/dev/null; then
     done
   done
 fi
-if has ab; then
-  # QSDPA_AB_FLAGS: one or more variants' CUDA flags, separated by '|'; variant i builds in build-gpu-b<i>.
-  IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
-  for v in "${!ab_variants[@]}"; do
+if has ab || has abenv; then
+  # Stage ab: QSDPA_AB_FLAGS, one or more variants' CUDA flags separated by '|'; variant i builds in
+  # build-gpu-b<i>. Stage abenv: QSDPA_AB_ENVS, variants as environment settings of the one build
+  # (e.g. "QSDPA_MAX_CLUSTER=1|QSDPA_MAX_CLUSTER=8"), no extra build.
+  if has abenv; then
+    IFS='|' read -ra ab_variants <<<"${QSDPA_AB_ENVS:?set QSDPA_AB_ENVS for stage abenv}"
+  else
+    IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
+  fi
+  has abenv || for v in "${!ab_variants[@]}"; do
     cmake -S . -B "build-gpu-b$v" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
       "-DCMAKE_CUDA_FLAGS=${ab_variants[$v]}" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
       -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab$v" >"$OUT/configure-b$v.log" 2>&1 || { tail -30 "$OUT/configure-b$v.log"; exit 1; }
@@ -136,12 +143,15 @@ if has ab; then
   IFS=';' read -ra ab_sets <<<"${QSDPA_AB_ARGS:-"--heads 32:8 --context 32768,131072 --formats f16,mxfp4,nvfp4,mxfp8,affine4"}"
   for round in 1 2; do  # A B A B: drift between the two shows in the repeat
     for side in a "${!ab_variants[@]}"; do
-      bin=./build-gpu/tools/qsdpa label="baseline"
-      [ "$side" != a ] && bin=./build-gpu-b$side/tools/qsdpa label="with ${ab_variants[$side]}"
+      bin=./build-gpu/tools/qsdpa label="baseline" env_set=()
+      if [ "$side" != a ]; then
+        label="with ${ab_variants[$side]}"
+        if has abenv; then read -ra env_set <<<"${ab_variants[$side]}"; else bin=./build-gpu-b$side/tools/qsdpa; fi
+      fi
       for i in "${!ab_sets[@]}"; do
         run="ab-$side$round-$i"
         # shellcheck disable=SC2086
-        $bin bench --device cuda ${ab_sets[$i]} --min-seconds 0.1 --json "$OUT/$run.json" >"$OUT/$run.log" 2>&1 \
+        env "${env_set[@]}" $bin bench --device cuda ${ab_sets[$i]} --min-seconds 0.1 --json "$OUT/$run.json" >"$OUT/$run.log" 2>&1 \
           || { tail -5 "$OUT/$run.log"; continue; }
         echo "== $label (round $round): ${ab_sets[$i]}"
         python3 scripts/report.py bench "$OUT/$run.json" | grep '^|' | cut -d'|' -f2-6 | tail -n +3

@@ -53,7 +53,7 @@ def hot_loop(body):
 def common_path(seg):
     """Instructions on the shortest path from the loop's first instruction to its back branch."""
     index = {a: i for i, (a, _) in enumerate(seg)}
-    dist = [None] * len(seg)
+    dist, prev = [None] * len(seg), [None] * len(seg)
     dist[0] = 1
     for i, (_, ins) in enumerate(seg):  # forward branches only inside the body: one pass suffices
         if dist[i] is None:
@@ -66,8 +66,12 @@ def common_path(seg):
             targets.append(i + 1)
         for j in targets:
             if dist[j] is None or dist[j] > dist[i] + 1:
-                dist[j] = dist[i] + 1
-    return dist[-1]
+                dist[j], prev[j] = dist[i] + 1, i
+    path, i = [], len(seg) - 1
+    while i is not None:
+        path.append(seg[i][1])
+        i = prev[i]
+    return dist[-1], path
 
 
 def main():
@@ -79,8 +83,10 @@ def main():
         ops = collections.Counter(re.sub(r"^@!?U?P\w+ ", "", s).split()[0].split(".")[0] for _, s in seg)
         # Each 16-key step transposes P with 4 MOVM per row tile; a loop unrolled by hand holds several.
         steps = max(1, ops.get("MOVM", 0) // 4) if "--tiles" not in sys.argv else max(1, ops.get("MOVM", 0) // (4 * int(sys.argv[sys.argv.index("--tiles") + 1])))
+        length, path = common_path(seg)
+        local = sum(("LDL" in s) or ("STL" in s) for s in path)  # spill traffic on the common path
         print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step; "
-              f"common path {common_path(seg)}")
+              f"common path {length} ({local} local loads/stores)")
         print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
         if "--dump" in sys.argv:
             for a, s in seg:
