@@ -1,5 +1,7 @@
 // Host side of the tensor-core split-key attention (kernel and design: attention_mma.cuh): which
 // calls it takes, which compiled instance runs them, and how many blocks split the keys.
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cuda/attention_mma.cuh"
@@ -139,7 +141,7 @@ struct Plan {
 };
 static Plan mma_plan(const AttentionArgs& a, const Instance& inst) {
   const int splits = mma_splits(a, inst);
-  if (row_chunks(a) != 1 || !sm90_or_newer()) return {splits, 1};
+  if (row_chunks(a) != 1 || !sm90_or_newer() || !QSDPA_CLUSTER_MERGE) return {splits, 1};
   const int64_t heads = a.q.shape[0] * a.k.heads;
   for (int c = std::min(splits, max_cluster()); c >= 2; --c) {
     const int64_t n = std::min<int64_t>(splits / c, inst.clusters(c) / heads);
@@ -149,7 +151,10 @@ static Plan mma_plan(const AttentionArgs& a, const Instance& inst) {
 }
 
 // Partials per row that the merge kernel takes: none when one cluster holds all splits.
-static int merged_partials(const Plan& plan) { return plan.splits / plan.cluster > 1 ? plan.splits / plan.cluster : 0; }
+static int merged_partials(const Plan& plan) {
+  if (!QSDPA_CLUSTER_MERGE) return plan.splits;  // every block's partial goes to the merge kernel
+  return plan.splits / plan.cluster > 1 ? plan.splits / plan.cluster : 0;
+}
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
   const int parts = merged_partials(mma_plan(a, pick(a)));
@@ -168,6 +173,15 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.row_chunks = row_chunks(a);
   const int parts = merged_partials(plan);
   p.work = parts ? partials_buffer(a, partials_bytes(a, parts)) : nullptr;
+  static const bool log_plan = std::getenv("QSDPA_LOG_PLAN") != nullptr;  // tuning runs: each new plan once
+  if (log_plan) {
+    static std::atomic<int64_t> last{-1};
+    const int64_t key = int64_t(plan.splits) << 32 | int64_t(plan.cluster) << 16 | p.row_chunks;
+    if (last.exchange(key) != key)
+      std::fprintf(stderr, "qsdpa: mma plan: N=%lld, %d splits, clusters of %d (%d resident), %d partials to merge\n",
+                   (long long)a.k.tokens, plan.splits, plan.cluster, plan.cluster > 1 ? inst.clusters(plan.cluster) : 0,
+                   parts);
+  }
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten

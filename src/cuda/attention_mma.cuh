@@ -722,6 +722,12 @@ constexpr int min_blocks() {
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 
+// The blocks' partials merge in the kernel, a thread-block cluster at a time (partials.cuh,
+// attention_mma.cu); 0 (A/B runs only) writes every block's partial for the merge kernel.
+#ifndef QSDPA_CLUSTER_MERGE
+#define QSDPA_CLUSTER_MERGE 1
+#endif
+
 // A block's place in the grid: its split, KV head and batch row, and its rows [row0, row0 + rows)
 // of the R. Read from the special registers with volatile moves, so that the epilogue's copy is
 // computed again rather than taken from the prologue's (and kept in registers through the loop).
@@ -1385,6 +1391,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   __syncthreads();
   // The block's partial, [R][D + 2], goes to warp 0's slots of fl (element idx is read and written
   // by one thread only); then the blocks of the cluster merge theirs (partials.cuh).
+#if !QSDPA_CLUSTER_MERGE  // A/B only: the block's partial straight to the workspace (session 7)
+  float* fl_out = p.work + (((at.b * p.k.heads + at.hk) * p.splits + at.split) * int64_t(p.rows) + at.row0) * (D + 2);
+#else
+  float* fl_out = fl;
+#endif
   for (int idx = threadIdx.x; idx < at.rows * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
@@ -1394,9 +1405,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
     if (d == D) v = warp_weight[r][kWarps];
-    fl[idx] = v;
+    fl_out[idx] = v;
   }
-  merge_in_cluster(p, fl, fl + RP * (D + 2), p.rows, at.row0, at.rows, D, p.splits, at.split, at.hk, at.b, p.work);
+  if (QSDPA_CLUSTER_MERGE) merge_in_cluster(p, fl, fl + RP * (D + 2), p.rows, at.row0, at.rows, D, p.splits, at.split, at.hk, at.b, p.work);
 }
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);

@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   constexpr int kHeld = 16;
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
-  const int64_t i = r / G, h = hk * G + r % G;
+  const int64_t h = hk * G + r % G;
   extern __shared__ float weight[];  // [splits]
   __shared__ float row[512];
   __shared__ float scratch[kMergeThreads / 32];
@@ -115,7 +115,9 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
     }
     __syncthreads();
   }
-  store_row(p, row, int(D), top, total, b, h, i);
+  __shared__ float lse;
+  if (threadIdx.x == 0) lse = row_lse(top, total);
+  store_rows(p, row, &lse, 1, int(D), b, hk, [&](int) { return r; });
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.

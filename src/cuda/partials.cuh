@@ -61,18 +61,31 @@ __device__ __forceinline__ float sink_of(const KernelArgs& p, int64_t h) { retur
 // sum / total, 0 for a row that saw no key (a NaN total, from a NaN score, stays NaN).
 __device__ __forceinline__ float normalised(float sum, float total) { return total != 0.0f ? sum / total : 0.0f; }
 
-// Writes one merged query row (b, h, i): row[D] (shared memory) holds its normalised values, top and
-// total the reference and denominator of its weights. Un-rotates turbo values, stores out and LSE.
-// Every thread of the block calls it; it begins and ends with a barrier, so callers may write row
-// just before and reuse it just after.
-__device__ inline void store_row(const KernelArgs& p, float* row, int D, float top, float total, int64_t b, int64_t h,
-                                 int64_t i) {
+// Writes merged query rows of (b, kv head hk): vals[k * D + d] (shared memory) holds the normalised
+// values of row row_at(k) of the R = G * Lq (k < count), lse[k] its log-sum-exp (natural log).
+// Un-rotates turbo values (all rows at once), stores out and LSE. Every thread of the block calls
+// it; it begins and ends with a barrier, so callers may write vals and lse just before and reuse
+// them just after.
+template <typename RowAt>
+__device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, int count, int D, int64_t b, int64_t hk,
+                           RowAt row_at) {
   __syncthreads();
-  if (p.vc.kind == FormatKind::turbo && total != 0.0f) rotate_shared(row, D, p.vc.seed, true);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
-  if (p.lse && threadIdx.x == 0) p.lse[(b * p.q.shape[1] + h) * p.q.shape[2] + i] = total != 0.0f ? top + logf(total) : -INFINITY;
+  if (p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
+  const int64_t Hq = p.q.shape[1], G = Hq / p.k.heads;
+  for (int idx = threadIdx.x; idx < count * D; idx += blockDim.x) {
+    const int64_t row = row_at(idx / D), d = idx % D;
+    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), vals[idx]);
+  }
+  if (p.lse)
+    for (int k = threadIdx.x; k < count; k += blockDim.x) {
+      const int64_t row = row_at(k);
+      p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = lse[k];
+    }
   __syncthreads();
 }
+
+// A row's log-sum-exp from its weights' reference and denominator.
+__device__ __forceinline__ float row_lse(float top, float total) { return total != 0.0f ? top + logf(total) : -INFINITY; }
 
 // The largest thread-block cluster the split kernels merge in (16: Hopper's non-portable limit).
 constexpr int kMaxCluster = 16;
@@ -81,10 +94,11 @@ constexpr int kMaxCluster = 16;
 // block). Each block of a cluster has written its partial of rows [row0, row0 + rows_here) of the
 // R = `rows` of its (b, kv head) to its shared memory, part[r * (D + 2) + ...] = acc[D], m (natural
 // log), l; the cluster's C blocks are consecutive splits of the same (b, kv head). Block rank c
-// merges rows c, c + C, ... over the C partials, read through distributed shared memory: if the
-// cluster holds all `splits`, into the output (through scratch, D floats of shared memory outside
-// part), else into the cluster's partial, slot split / C of splits / C in work, which the merge
-// kernel reads. Every thread of every block of the cluster calls it.
+// merges rows c, c + C, ... all at once (a warp per row finds the weights, then threads over rows
+// and dims sum) over the C partials, read through distributed shared memory: if the cluster holds
+// all `splits`, into the output, else into the cluster's partial, slot split / C of splits / C in
+// work, which the merge kernel reads. scratch: rows_here * (D + kMaxCluster + 2) floats of shared
+// memory outside part. Every thread of every block of the cluster calls it.
 // Not inlined: in the kernel's body its code perturbed the register allocation of the loop before
 // it (E2M1 spilled a step; session 8). p lives in the kernel's parameter space (__grid_constant__).
 static __device__ __noinline__ void merge_in_cluster(const KernelArgs& p, float* part, float* scratch, int rows,
@@ -102,38 +116,48 @@ static __device__ __noinline__ void merge_in_cluster(const KernelArgs& p, float*
 #endif
   const int G = int(p.q.shape[1] / p.k.heads), stride = D + 2;
   const bool final = splits == C;
-  __shared__ float weight[kMaxCluster], top_total[2];
-  for (int r = rank; r < rows_here; r += C) {  // uniform across the block
-    const int row = row0 + r;
-    const int64_t i = row / G, h = hk * G + row % G;
-    if (threadIdx.x < 32) {  // lane j: the weight of partial j
-      const int j = int(threadIdx.x);
-      const float sink = final ? sink_of(p, h) : -INFINITY;
-      const float* src = peer(j < C ? j : 0) + r * stride;
-      const float m = j < C ? src[D] : -INFINITY, l = j < C ? src[D + 1] : 0.0f;
-      float top = fmaxf(m, sink);
+  const int mine = rank < rows_here ? (rows_here - rank + C - 1) / C : 0;  // this block's rows: rank + k * C
+  float* vals = scratch;                        // [mine][D]
+  float* weight = vals + mine * D;              // [mine][kMaxCluster]
+  float* top_of = weight + mine * kMaxCluster;  // [mine]
+  float* total_of = top_of + mine;              // [mine]
+  const int warps = int(blockDim.x / 32), lane = int(threadIdx.x % 32);
+  for (int k = int(threadIdx.x / 32); k < mine; k += warps) {  // a warp per row, lane j: partial j
+    const int r = rank + k * C, row = row0 + r;
+    const float sink = final ? sink_of(p, hk * G + row % G) : -INFINITY;
+    const float* src = peer(lane < C ? lane : 0) + r * stride;
+    const float m = lane < C ? src[D] : -INFINITY, l = lane < C ? src[D + 1] : 0.0f;
+    float top = fmaxf(m, sink);
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
-      const float w = partial_weight(m, top);
-      float total = w * l;
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+    const float w = partial_weight(m, top);
+    float total = w * l;
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
-      if (j < C) weight[j] = w;
-      if (j == 0) top_total[0] = top, top_total[1] = total + partial_weight(sink, top);
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+    if (lane < C) weight[k * kMaxCluster + lane] = w;
+    if (lane == 0) top_of[k] = top, total_of[k] = total + partial_weight(sink, top);
+  }
+  __syncthreads();
+  auto slot = [&](int r) {  // the cluster's partial of row r in work
+    return work + (((b * p.k.heads + hk) * (splits / C) + split / C) * rows + row0 + r) * stride;
+  };
+  for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
+    const int k = idx / D, d = idx % D, r = rank + k * C;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kMaxCluster; ++j)
+      if (j < C) sum += weight[k * kMaxCluster + j] * peer(j)[r * stride + d];
+    if (final) vals[idx] = normalised(sum, total_of[k]);
+    else slot(r)[d] = sum;
+  }
+  if (final) {
+    for (int k = threadIdx.x; k < mine; k += blockDim.x) top_of[k] = row_lse(top_of[k], total_of[k]);
+    store_rows(p, vals, top_of, mine, D, b, hk, [&](int k) { return row0 + rank + k * C; });
+  } else {
+    for (int k = threadIdx.x; k < mine; k += blockDim.x) {
+      float* dst = slot(rank + k * C);
+      dst[D] = top_of[k], dst[D + 1] = total_of[k];
     }
-    __syncthreads();
-    const float top = top_total[0], total = top_total[1];
-    float* dst = final ? scratch : work + (((b * p.k.heads + hk) * (splits / C) + split / C) * rows + row) * stride;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kMaxCluster; ++j)
-        if (j < C) sum += weight[j] * peer(j)[r * stride + d];
-      dst[d] = final ? normalised(sum, total) : sum;
-    }
-    if (final) store_row(p, scratch, D, top, total, b, h, i);
-    else if (threadIdx.x == 0) dst[D] = top, dst[D + 1] = total;
-    __syncthreads();  // weight and top_total are rewritten by the next row
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   cluster.sync();  // no block leaves while its peers may still read its shared memory
