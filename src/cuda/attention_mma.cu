@@ -119,12 +119,12 @@ static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
-// The largest cluster the split kernel merges in: kMaxCluster, or QSDPA_MAX_CLUSTER (1 turns the
-// in-kernel merge of several blocks off; a tuning switch for A/B runs, read once).
+// The largest cluster the split kernel merges in: kMaxCluster, or QSDPA_MAX_CLUSTER, a tuning
+// switch for A/B runs, read once (1: no clusters; 0: no merge in the kernel at all).
 static int max_cluster() {
   static const int value = [] {
     const char* v = std::getenv("QSDPA_MAX_CLUSTER");
-    return v ? std::clamp(std::atoi(v), 1, kMaxCluster) : kMaxCluster;
+    return v ? std::clamp(std::atoi(v), 0, kMaxCluster) : kMaxCluster;
   }();
   return value;
 }
@@ -141,7 +141,8 @@ struct Plan {
 };
 static Plan mma_plan(const AttentionArgs& a, const Instance& inst) {
   const int splits = mma_splits(a, inst);
-  if (row_chunks(a) != 1 || !sm90_or_newer() || !QSDPA_CLUSTER_MERGE) return {splits, 1};
+  if (max_cluster() == 0) return {splits, 0};
+  if (row_chunks(a) != 1 || !sm90_or_newer()) return {splits, 1};
   const int64_t heads = a.q.shape[0] * a.k.heads;
   for (int c = std::min(splits, max_cluster()); c >= 2; --c) {
     const int64_t n = std::min<int64_t>(splits / c, inst.clusters(c) / heads);
@@ -152,7 +153,7 @@ static Plan mma_plan(const AttentionArgs& a, const Instance& inst) {
 
 // Partials per row that the merge kernel takes: none when one cluster holds all splits.
 static int merged_partials(const Plan& plan) {
-  if (!QSDPA_CLUSTER_MERGE) return plan.splits;  // every block's partial goes to the merge kernel
+  if (plan.cluster == 0) return plan.splits;  // every block's partial goes to the merge kernel
   return plan.splits / plan.cluster > 1 ? plan.splits / plan.cluster : 0;
 }
 

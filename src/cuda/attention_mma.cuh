@@ -638,7 +638,8 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head), a multiple of cluster
-  int cluster;     // blocks per thread-block cluster (consecutive splits merged in the kernel), 1: none
+  int cluster;     // blocks per thread-block cluster (consecutive splits merged in the kernel), 1: none;
+                   // 0 (A/B runs only): no merge in the kernel, every block's partial to the merge kernel
   int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
   float* work;     // splits / cluster partials per row when that is more than one (else unused)
 };
@@ -721,12 +722,6 @@ constexpr int min_blocks() {
 #define QSDPA_LAZY_MAX 1
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
-
-// The blocks' partials merge in the kernel, a thread-block cluster at a time (partials.cuh,
-// attention_mma.cu); 0 (A/B runs only) writes every block's partial for the merge kernel.
-#ifndef QSDPA_CLUSTER_MERGE
-#define QSDPA_CLUSTER_MERGE 1
-#endif
 
 // A block's place in the grid: its split, KV head and batch row, and its rows [row0, row0 + rows)
 // of the R. Read from the special registers with volatile moves, so that the epilogue's copy is
@@ -1391,11 +1386,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   __syncthreads();
   // The block's partial, [R][D + 2], goes to warp 0's slots of fl (element idx is read and written
   // by one thread only); then the blocks of the cluster merge theirs (partials.cuh).
-#if !QSDPA_CLUSTER_MERGE  // A/B only: the block's partial straight to the workspace (session 7)
-  float* fl_out = p.work + (((at.b * p.k.heads + at.hk) * p.splits + at.split) * int64_t(p.rows) + at.row0) * (D + 2);
-#else
-  float* fl_out = fl;
-#endif
+  // (cluster 0, A/B runs only: the block's partial straight to the workspace, as in session 7.)
+  float* fl_out =
+      p.cluster == 0 ? p.work + (((at.b * p.k.heads + at.hk) * p.splits + at.split) * int64_t(p.rows) + at.row0) * (D + 2) : fl;
   for (int idx = threadIdx.x; idx < at.rows * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
@@ -1407,7 +1400,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (d == D) v = warp_weight[r][kWarps];
     fl_out[idx] = v;
   }
-  if (QSDPA_CLUSTER_MERGE) merge_in_cluster(p, fl, fl + RP * (D + 2), p.rows, at.row0, at.rows, D, p.splits, at.split, at.hk, at.b, p.work);
+  if (p.cluster != 0) merge_in_cluster(p, fl, fl + RP * (D + 2), p.rows, at.row0, at.rows, D, p.splits, at.split, at.hk, at.b, p.work);
 }
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);

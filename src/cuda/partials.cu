@@ -15,6 +15,7 @@
 #include "cuda/partials.cuh"
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -219,7 +220,8 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  if (sm90_or_newer()) {
+  static const bool no_pdl = std::getenv("QSDPA_NO_PDL") != nullptr;  // A/B runs only
+  if (sm90_or_newer() && !no_pdl) {
     config.attrs = attr;
     config.numAttrs = 1;
   }
