@@ -126,7 +126,7 @@ fi
 if has ab || has abenv; then
   # Stage ab: QSDPA_AB_FLAGS, one or more variants' CUDA flags separated by '|'; variant i builds in
   # build-gpu-b<i>. Stage abenv: QSDPA_AB_ENVS, variants as environment settings of the one build
-  # (e.g. "QSDPA_MAX_CLUSTER=1|QSDPA_MAX_CLUSTER=8"), no extra build.
+  # ("NAME=value|NAME=other value"), no extra build: for switches the library reads at run time.
   if has abenv; then
     IFS='|' read -ra ab_variants <<<"${QSDPA_AB_ENVS:?set QSDPA_AB_ENVS for stage abenv}"
   else

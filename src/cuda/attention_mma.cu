@@ -1,9 +1,5 @@
 // Host side of the tensor-core split-key attention (kernel and design: attention_mma.cuh): which
 // calls it takes, which compiled instance runs them, and how many blocks split the keys.
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
-
 #include "cuda/attention_mma.cuh"
 #include "cuda/device.hpp"
 
@@ -119,48 +115,7 @@ static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
-// The largest cluster the split kernel merges in: kMaxCluster, or QSDPA_MAX_CLUSTER, a tuning
-// switch for A/B runs, read once (1: no clusters; 0: no merge in the kernel at all).
-static int max_cluster() {
-  static const int value = [] {
-    const char* v = std::getenv("QSDPA_MAX_CLUSTER");
-    return v ? std::clamp(std::atoi(v), 0, kMaxCluster) : kMaxCluster;
-  }();
-  return value;
-}
-
-// Splits and cluster size. On sm_90 the splits of one (b, kv head) run as thread-block clusters of
-// up to 16 blocks that merge their partials through distributed shared memory (partials.cuh): one
-// cluster per (b, kv head) writes the output itself, with no merge kernel (N <= 2K at B=1, GQA 4;
-// MHA; B >= 8), more leave splits / cluster partials per row to the merge kernel instead of splits.
-// The largest cluster whose resident clusters still hold 15/16 of the wave's splits is taken
-// (66 -> 64 splits at B=1, Hkv=8: 4 partials per row instead of 66). Row chunks keep one block per
-// cluster (a cluster's blocks must share rows).
-struct Plan {
-  int splits, cluster;
-};
-static Plan mma_plan(const AttentionArgs& a, const Instance& inst) {
-  const int splits = mma_splits(a, inst);
-  if (max_cluster() == 0) return {splits, 0};
-  if (row_chunks(a) != 1 || !sm90_or_newer()) return {splits, 1};
-  const int64_t heads = a.q.shape[0] * a.k.heads;
-  for (int c = std::min(splits, max_cluster()); c >= 2; --c) {
-    const int64_t n = std::min<int64_t>(splits / c, inst.clusters(c) / heads);
-    if (n >= 1 && 16 * n * c >= 15 * int64_t(splits)) return {int(n * c), c};
-  }
-  return {splits, 1};
-}
-
-// Partials per row that the merge kernel takes: none when one cluster holds all splits.
-static int merged_partials(const Plan& plan) {
-  if (plan.cluster == 0) return plan.splits;  // every block's partial goes to the merge kernel
-  return plan.splits / plan.cluster > 1 ? plan.splits / plan.cluster : 0;
-}
-
-size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
-  const int parts = merged_partials(mma_plan(a, pick(a)));
-  return parts ? partials_bytes(a, parts) : 0;
-}
+size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }
 
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
   const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], Hkv = a.k.heads;
@@ -168,25 +123,13 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
   const Instance inst = pick(a);
-  const Plan plan = mma_plan(a, inst);
-  p.splits = plan.splits;
-  p.cluster = plan.cluster;
+  p.splits = mma_splits(a, inst);
   p.row_chunks = row_chunks(a);
-  const int parts = merged_partials(plan);
-  p.work = parts ? partials_buffer(a, partials_bytes(a, parts)) : nullptr;
-  static const bool log_plan = std::getenv("QSDPA_LOG_PLAN") != nullptr;  // tuning runs: each new plan once
-  if (log_plan) {
-    static std::atomic<int64_t> last{-1};
-    const int64_t key = int64_t(plan.splits) << 32 | int64_t(plan.cluster) << 16 | p.row_chunks;
-    if (last.exchange(key) != key)
-      std::fprintf(stderr, "qsdpa: mma plan: N=%lld, %d splits, clusters of %d (%d resident), %d partials to merge\n",
-                   (long long)a.k.tokens, plan.splits, plan.cluster, plan.cluster > 1 ? inst.clusters(plan.cluster) : 0,
-                   parts);
-  }
+  p.work = partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten
-  if (parts) merge_partials(p, p.rows, parts, p.work, stream);
+  merge_partials(p, p.rows, p.splits, p.work, stream);
 #endif
 }
 

@@ -60,7 +60,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <type_traits>
@@ -637,11 +636,9 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
-  int splits;      // key splits per (b, kv head), a multiple of cluster
-  int cluster;     // blocks per thread-block cluster (consecutive splits merged in the kernel), 1: none;
-                   // 0 (A/B runs only): no merge in the kernel, every block's partial to the merge kernel
+  int splits;      // key splits per (b, kv head) = partials per row
   int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
-  float* work;     // splits / cluster partials per row when that is more than one (else unused)
+  float* work;
 };
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
@@ -723,29 +720,8 @@ constexpr int min_blocks() {
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 
-// A block's place in the grid: its split, KV head and batch row, and its rows [row0, row0 + rows)
-// of the R. Read from the special registers with volatile moves, so that the epilogue's copy is
-// computed again rather than taken from the prologue's (and kept in registers through the loop).
-struct BlockCoords {
-  int split, hk, b, row0, rows;
-};
-template <int RP>
-__device__ __forceinline__ BlockCoords block_coords(const MmaParams& p) {
-  uint32_t x, y, z;
-  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
-  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(y));
-  asm volatile("mov.u32 %0, %%ctaid.z;" : "=r"(z));
-  BlockCoords c;
-  c.split = int(x) / p.row_chunks;
-  c.hk = int(y);
-  c.b = int(z);
-  c.row0 = int(x) % p.row_chunks * RP;
-  c.rows = min(p.rows - c.row0, RP);
-  return c;
-}
-
 template <int D, int NT, Fam KF, Fam VF>
-__global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(const __grid_constant__ MmaParams p) {
+__global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
@@ -759,14 +735,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 
   // Row chunks of one split are adjacent block indices, so they stream the same keys at about the
   // same time and all but the first read them from L2.
+  const int64_t split = blockIdx.x / p.row_chunks, hk = blockIdx.y, b = blockIdx.z;
+  const int row0 = int(blockIdx.x % p.row_chunks) * RP;  // this block's first row of the R
   // Row, head and key arithmetic in 32 bits (the host checks the sizes): 64-bit divisions are calls
   // of ~100 instructions, and 29 of them sat in the prologue, which at short contexts runs with one
   // warp per scheduler and makes most of a call's latency.
-  const BlockCoords here = block_coords<RP>(p);
-  const int64_t split = here.split, hk = here.hk, b = here.b;
-  const int row0 = here.row0;  // this block's first row of the R
-  const int R = here.rows;     // rows of this block (global row = row0 + local row)
   const int Lq = int(p.q.shape[2]), G = int(p.q.shape[1]) / int(p.k.heads);
+  const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   allow_dependent_launch();  // the merge kernel may launch now; it waits for this grid to finish
   fmt::RowCodec kc, vc;
@@ -1321,12 +1296,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 
-  // The block's coordinates and V's head factor, computed again: kept from the prologue, they held
-  // registers through the loop (one value more spilled E2M1's loop, session 8).
-  const BlockCoords at = block_coords<RP>(p);
-  fmt::RowCodec kc_end, vc_end;
-  head_codecs(p, at.hk, p.k_levels, p.v_levels, &kc_end, &vc_end);
-
   // Warp partials to shared memory (fl is free again): [warp][row][D + 2] with m (base 2) and l.
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
@@ -1341,7 +1310,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   __syncthreads();
   // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
   const float punscale = exp2f(-kPShift);
-  const float vmul = head_factor<VF>(vc_end) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
+  const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
   float* wp = fl + warp * RP * (D + 2);
 #pragma unroll
   for (int u = 0; u < KS; ++u) {
@@ -1373,7 +1342,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
   // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
   __shared__ float warp_weight[RP][kWarps + 1];  // [row][warp], then the row's m (natural log)
-  if (threadIdx.x < at.rows) {
+  if (threadIdx.x < R) {
     const int r = threadIdx.x;
     float mw[kWarps], top = -INFINITY;
 #pragma unroll
@@ -1384,12 +1353,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
-  // The block's partial, [R][D + 2], goes to warp 0's slots of fl (element idx is read and written
-  // by one thread only); then the blocks of the cluster merge theirs (partials.cuh).
-  // (cluster 0, A/B runs only: the block's partial straight to the workspace, as in session 7.)
-  float* fl_out =
-      p.cluster == 0 ? p.work + (((at.b * p.k.heads + at.hk) * p.splits + at.split) * int64_t(p.rows) + at.row0) * (D + 2) : fl;
-  for (int idx = threadIdx.x; idx < at.rows * (D + 2); idx += kThreads) {
+  float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
+  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
 #pragma unroll
@@ -1398,9 +1363,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
     if (d == D) v = warp_weight[r][kWarps];
-    fl_out[idx] = v;
+    out[idx] = v;
   }
-  if (p.cluster != 0) merge_in_cluster(p, fl, fl + RP * (D + 2), p.rows, at.row0, at.rows, D, p.splits, at.split, at.hk, at.b, p.work);
 }
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
@@ -1409,20 +1373,8 @@ template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
   static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(blocks * unsigned(p.row_chunks), unsigned(p.k.heads), unsigned(p.q.shape[0]));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  if (p.cluster > 1) {
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = unsigned(p.cluster);
-    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-    config.attrs = attr;
-    config.numAttrs = 1;
-  }
-  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF>, p));
+  const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
+  mma_partials<D, NT, KF, VF><<<dim3(blocks * unsigned(p.row_chunks), Hkv, B), kThreads, smem, stream>>>(p);
 }
 
 // Resident blocks per SM, asked once per instance (host only, no synchronization).
@@ -1438,44 +1390,10 @@ int occupancy() {
   return blocks;
 }
 
-// Clusters of c blocks (2..kMaxCluster) resident at once on the whole GPU, asked once per instance
-// and size (host only, no synchronization); 0 where the device has none of that size.
-template <int D, int NT, Fam KF, Fam VF>
-int resident_clusters(int c) {
-  static std::atomic<int> cached[kMaxCluster + 1] = {};  // n + 1; 0: not asked yet
-  if (c < 2 || c > kMaxCluster) return 0;
-  int known = cached[c].load(std::memory_order_relaxed);
-  if (known == 0) {
-    const auto kernel = mma_partials<D, NT, KF, VF>;
-    int n = 0;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(unsigned(c));
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = smem_bytes<D, NT>();
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = unsigned(c);
-    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-    config.attrs = attr;
-    config.numAttrs = 1;
-    if ((c <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) &&
-        cudaOccupancyMaxActiveClusters(&n, kernel, &config) == cudaSuccess) {
-      n = std::max(n, 0);
-    } else {
-      n = 0;
-      (void)cudaGetLastError();  // a refused size is an answer, not an error of the next launch
-    }
-    known = n + 1;
-    cached[c].store(known, std::memory_order_relaxed);
-  }
-  return known - 1;
-}
-
 struct Instance {
   Launch run;
   int (*resident)();
-  int (*clusters)(int);  // resident_clusters
-  bool compiled_pair;    // false: the pair runs on the generic decoders
+  bool compiled_pair;  // false: the pair runs on the generic decoders
 };
 
 // The compiled (K, V) decoder pairs: same-format families plus issue 3's named mixed pairs
@@ -1485,9 +1403,7 @@ struct Instance {
 template <int D, int NT>
 Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
-  if (kf == Fam::K && vf == Fam::V)                                                                          \
-    return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
-            &resident_clusters<D, NT, Fam::K, Fam::V>, true};
+  if (kf == Fam::K && vf == Fam::V) return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>, true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
@@ -1508,9 +1424,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
-            &resident_clusters<D, NT, Fam::generic, Fam::generic>, kf == Fam::generic && vf == Fam::generic};
+            kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, nullptr, false};
+    return {nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }
