@@ -696,6 +696,12 @@ constexpr bool rolls() {
 #ifndef QSDPA_TURBO_BLOCKS
 #define QSDPA_TURBO_BLOCKS 3
 #endif
+#ifndef QSDPA_E4M3_FOUR
+#define QSDPA_E4M3_FOUR 0
+#endif
+#ifndef QSDPA_E4M3_PIPE
+#define QSDPA_E4M3_PIPE 0
+#endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
@@ -704,6 +710,7 @@ constexpr int min_blocks() {
     return 1;
   }
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
+  if (QSDPA_E4M3_FOUR && KF == Fam::e4m3 && VF == Fam::e4m3) return 4;
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
 }
 
@@ -773,8 +780,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
   // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
-  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && !eight_bit(KF) && !eight_bit(VF);  // see the loop
-  constexpr bool kLazyMax = QSDPA_LAZY_MAX && !eight_bit(KF) && !eight_bit(VF);              // see softmax
+  constexpr bool kE4m3Pipe = QSDPA_E4M3_PIPE && KF == Fam::e4m3 && VF == Fam::e4m3;
+  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && ((!eight_bit(KF) && !eight_bit(VF)) || kE4m3Pipe);  // see the loop
+  constexpr bool kLazyMax = QSDPA_LAZY_MAX && ((!eight_bit(KF) && !eight_bit(VF)) || kE4m3Pipe);             // see softmax
   Tile<D, KF, VF> cur;
   if (kRolling && wlo < whi) {
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
