@@ -696,12 +696,6 @@ constexpr bool rolls() {
 #ifndef QSDPA_TURBO_BLOCKS
 #define QSDPA_TURBO_BLOCKS 3
 #endif
-#ifndef QSDPA_E4M3_FOUR
-#define QSDPA_E4M3_FOUR 0
-#endif
-#ifndef QSDPA_E4M3_PIPE
-#define QSDPA_E4M3_PIPE 0
-#endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
@@ -710,7 +704,6 @@ constexpr int min_blocks() {
     return 1;
   }
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
-  if (QSDPA_E4M3_FOUR && KF == Fam::e4m3 && VF == Fam::e4m3) return 4;
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
 }
 
@@ -718,7 +711,7 @@ constexpr int min_blocks() {
 // in the kernel); 0 turns either off (stage ab of gpu-check.sh compares builds). A/B on the H100
 // (session 7, B=1, Hq=32, Hkv=8, D=128): together they took 128K mxfp4 77 -> 72 us, nvfp4 80 -> 75,
 // affine4 119 -> 113, turbo3 120 -> 118, 32K and 4K mxfp4 -1 us; the 8-bit families (E4M3, affine
-// 8-bit; 3 blocks per SM, where the pipeline spills) lost 1-3 us with them and keep the plain loop.
+// 8-bit; 3 blocks per SM, where the pipeline spilled) lost 1-3 us with them then (see pipelined_pair).
 #ifndef QSDPA_PIPELINE
 #define QSDPA_PIPELINE 1
 #endif
@@ -726,6 +719,14 @@ constexpr int min_blocks() {
 #define QSDPA_LAZY_MAX 1
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
+// The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
+// (at 3 blocks per SM they spilled; session 7). E4M3:E4M3 (mxfp8, fp8) took them in session 8: A/B
+// on the H100 (B=1, Hq=32, D=128, mxfp8) 128K 110.7 -> 109.2 us with Hkv=8 (83.4 -> 84.6% of the
+// copy peak), Hkv=32 395 -> 390 us (93.4 -> 94.5%), 32K 37.8 -> 37.0 and 110.0 -> 108.4 us; common
+// path per step 462 -> 442, no spills. Four blocks per SM with them ran slower (116 us, 79%).
+constexpr bool pipelined_pair(Fam k, Fam v) {
+  return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
+}
 
 template <int D, int NT, Fam KF, Fam VF>
 __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
@@ -780,9 +781,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
   // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
-  constexpr bool kE4m3Pipe = QSDPA_E4M3_PIPE && KF == Fam::e4m3 && VF == Fam::e4m3;
-  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && ((!eight_bit(KF) && !eight_bit(VF)) || kE4m3Pipe);  // see the loop
-  constexpr bool kLazyMax = QSDPA_LAZY_MAX && ((!eight_bit(KF) && !eight_bit(VF)) || kE4m3Pipe);             // see softmax
+  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && pipelined_pair(KF, VF);  // see the loop
+  constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
   Tile<D, KF, VF> cur;
   if (kRolling && wlo < whi) {
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
@@ -942,7 +942,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // reloads the warp's last key; a branch kept the scheduler from moving them up to where the old
   // codes die). One tile of registers serves: two tiles, or copies between them, left 4-bit
   // families short of registers at 4 blocks per SM. f16 and the generic decoder, which load a
-  // step's codes in the step, and the 8-bit families (see kPipelined) run the parts in plain order.
+  // step's codes in the step, and the pairs pipelined_pair leaves out run the parts in plain order.
   uint32_t pb[NT][2][2];  // P of the step awaiting its PV: [n-tile][hi, lo][keys 0-7, 8-15]
   float alphas[NT][2];    // the accumulators' rescale factors of the latest softmax
 
