@@ -43,18 +43,21 @@
 // Turbo (session 6): codebook lookups by byte permutes into f16 hi + lo terms, key rows split into
 // lane-contiguous quarters, the V row scale folded into P. Session 7: the loop is software-pipelined
 // (step i's QK and softmax beside step i-1's PV) and the softmax's reference point moves only when a
-// score exceeds it by 2^8, for the 4-bit and turbo families; common path per 16-key step (D=128):
-// E2M1 463, nvfp4 482, affine4 635, turbo4 745, E4M3 462, f16 273.
+// score exceeds it by 2^8, for the 4-bit and turbo families (session 8: E4M3:E4M3 too); common path
+// per 16-key step (D=128): E2M1 463, nvfp4 482, affine4 635, turbo4 745, E4M3 442, f16 273.
+// Session 8 also tried merging the splits' partials inside the kernel, thread-block clusters meeting
+// in distributed shared memory: slower (each cluster barrier is a GPU-wide memory barrier;
+// docs/gpu-tests.md).
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
-// bench/results/cuda-h100-2026-11-26-session7.md, commit be50d62): f16 190 us (95% of the copy peak;
-// cuDNN fp16 183 us), mxfp8 111 (84%, 1.66x cuDNN), mxfp4 71 (67%, 2.57x), nvfp4 77 (66%, 2.37x),
-// affine4 112 (45%, 1.63x), affine8 142 (67%), turbo4 128 (37%, 1.44x), turbo3 119 (1.54x); MHA
-// (Hkv=32): f16 100%, mxfp8 94%, mxfp4 80% (2.91x). Of mxfp4's 73 us at 128K (session 7, before
+// bench/results/cuda-h100-2026-11-26-session8.md, commit a430edb): f16 190 us (95% of the copy peak;
+// cuDNN fp16 183 us), mxfp8 109 (86%, 1.69x cuDNN), mxfp4 71 (68%, 2.59x), nvfp4 78 (65%, 2.36x),
+// affine4 112 (45%, 1.63x), affine8 142 (67%), turbo4 128 (36%, 1.44x), turbo3 118 (1.55x); MHA
+// (Hkv=32): f16 100%, mxfp8 95%, mxfp4 80% (2.93x). Of mxfp4's 73 us at 128K (session 7, before
 // the epilogue change) the loop took ~61 (~78% of the peak; without the E2M1 decode it ran only
 // 1.5 us faster) and 10-12 us went to the split kernel's prologue and epilogue in 528 blocks and
 // to the merge (~3.5 us): docs/gpu-tests.md. N=1K: 9-12 us (turbo 15; cuDNN 7), N=4K: mxfp4 11 us
-// (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.07x (f16) to 1.35x (affine4); Lq=8 (two row chunks): f16
-// 1.24x, the rest 1.8-2.3x.
+// (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two row chunks): f16
+// 1.23x, mxfp8 1.61x, the rest 1.9-2.3x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
