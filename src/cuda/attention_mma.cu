@@ -1,5 +1,8 @@
 // Host side of the tensor-core split-key attention (kernel and design: attention_mma.cuh): which
 // calls it takes, which compiled instance runs them, and how many blocks split the keys.
+#include <algorithm>
+#include <cstdlib>
+
 #include "cuda/attention_mma.cuh"
 #include "cuda/device.hpp"
 
@@ -115,7 +118,30 @@ static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
-size_t attention_mma_workspace_bytes(const AttentionArgs& a) { return partials_bytes(a, mma_splits(a, pick(a))); }
+// The largest cluster the in-kernel merge takes: kMaxCluster, or QSDPA_MAX_CLUSTER (read once; a
+// switch for A/B runs: 1 turns clusters off).
+static int max_cluster() {
+  static const int value = [] {
+    const char* v = std::getenv("QSDPA_MAX_CLUSTER");
+    return v ? std::clamp(std::atoi(v), 1, kMaxCluster) : kMaxCluster;
+  }();
+  return value;
+}
+
+// On sm_90, when all splits of a (b, kv head) fit one thread-block cluster (2 to 16 blocks; short
+// contexts: N <= 2K at B=1, GQA 4; larger batches) and every cluster is resident at once, the
+// splits merge inside the kernel (attention_mma.cuh) and there is no merge kernel; otherwise the
+// partials go to the workspace for it. Row chunks keep the merge kernel.
+static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) {
+  if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
+  return inst.clusters(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+}
+
+size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
+  const Instance inst = pick(a);
+  const int splits = mma_splits(a, inst);
+  return cluster_of(a, inst, splits) > 1 ? 0 : partials_bytes(a, splits);
+}
 
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
   const int64_t Hq = a.q.shape[1], Lq = a.q.shape[2], Hkv = a.k.heads;
@@ -124,12 +150,13 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.rows = int(Hq / Hkv * Lq);
   const Instance inst = pick(a);
   p.splits = mma_splits(a, inst);
+  p.cluster = cluster_of(a, inst, p.splits);
   p.row_chunks = row_chunks(a);
-  p.work = partials_buffer(a, partials_bytes(a, p.splits));
+  p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten
-  merge_partials(p, p.rows, p.splits, p.work, stream);
+  if (p.cluster == 1) merge_partials(p, p.rows, p.splits, p.work, stream);
 #endif
 }
 

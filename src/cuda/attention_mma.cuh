@@ -63,6 +63,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <type_traits>
@@ -129,6 +130,66 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   uint32_t y;
   asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
   return y;
+}
+
+// ---- thread-block clusters (sm_90; never reached elsewhere: the host launches no cluster there) ----
+// The split kernel's in-cluster merge pushes partials into the owning block's shared memory with
+// st.async, which completes on an mbarrier there: no cluster-scope release, which ptxas turns into
+// a GPU-wide memory barrier (MEMBAR.ALL.GPU) plus an L1 invalidation (session 8).
+
+__device__ __forceinline__ uint32_t shared_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+
+// The address of the same shared-memory location in cluster block `rank`.
+__device__ __forceinline__ uint32_t in_block(uint32_t addr, uint32_t rank) {
+  uint32_t out = addr;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(addr), "r"(rank));
+#endif
+  return out;
+}
+
+// Initialises this block's mbarrier for one arrival (this call) and `bytes` of st.async data, and
+// orders the initialisation before the peers' use of it (with the cluster barrier that follows).
+__device__ __forceinline__ void expect_bytes(uint64_t* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_addr(bar)) : "memory");
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_addr(bar)), "r"(bytes) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait;" ::: "memory");
+#endif
+}
+// Stores v at cluster address `dst`, completing 4 bytes of the transaction on the mbarrier `bar`
+// (a cluster address in the same block).
+__device__ __forceinline__ void store_async(uint32_t dst, float v, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(dst),
+               "r"(__float_as_uint(v)), "r"(bar)
+               : "memory");
+#endif
+}
+// Waits until this block's mbarrier completes its first phase (every expected byte arrived). A wait
+// that never ends (a byte count that cannot match) traps instead of hanging the GPU.
+__device__ __forceinline__ void wait_for_bytes(uint64_t* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  for (uint32_t tries = 0;; ++tries) {
+    uint32_t done;
+    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0; selp.u32 %0, 1, 0, p; }"
+                 : "=r"(done)
+                 : "r"(shared_addr(bar))
+                 : "memory");
+    if (done) return;
+    if (tries > (1u << 26)) __trap();
+  }
+#endif
 }
 
 // ---- exact f16 terms of decoded values ----
@@ -640,6 +701,8 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head) = partials per row
+  int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
+                   // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
   int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
   float* work;
 };
@@ -649,6 +712,16 @@ struct MmaParams : KernelArgs {
 template <int D, int NT>
 constexpr size_t smem_bytes() {
   return size_t(D / 16) * NT * 32 * 16 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
+}
+// Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
+// from every split of the cluster, [C][slot rows][D + 2] with C * slot rows <= RP + C - 1.
+template <int D, int NT>
+constexpr bool clusters_fit() {
+  return D * NT <= 128;
+}
+template <int D, int NT>
+constexpr size_t receive_bytes() {
+  return clusters_fit<D, NT>() ? size_t(NT * 8 + kMaxCluster - 1) * (D + 2) * 4 : 0;
 }
 
 // One step's K and V pieces of a lane: keys g, g+8 (K, octet t of each 32-dim block) and keys 2t,
@@ -762,6 +835,17 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   kh.k_lane<KF, D>(t);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
+
+  // The in-cluster merge (see the epilogue): this block's mbarrier is set up now to count the bytes
+  // of the partials it will receive, long before any peer sends them (the cluster barrier's wait,
+  // which orders the two, is in the epilogue).
+  constexpr bool kClusters = clusters_fit<D, NT>();
+  __shared__ uint64_t received;
+  if (kClusters && p.cluster > 1) {
+    const int C = p.cluster, rank = int(blockIdx.x) % C;
+    if (threadIdx.x == 0) expect_bytes(&received, uint32_t(C * (rank < R ? (R - rank + C - 1) / C : 0) * (D + 2) * 4));
+    cluster_arrive_relaxed();
+  }
 
   // The block's keys, narrowed to what any row can see; then this warp's quarter. Splits of n keys
   // take n / splits keys each, the first n % splits one more.
@@ -1364,7 +1448,15 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
+  // The block's partial goes to the workspace for the merge kernel, or, in a cluster (one per
+  // (b, kv head), holding all its splits), to the blocks that own its rows (row r: cluster block
+  // r % C), into their receive areas with st.async; each owner merges its rows once all C partials
+  // have arrived. No cluster-wide barrier after it: a block's own shared memory is read by no peer.
+  const bool clustered = kClusters && p.cluster > 1;
+  const int C = p.cluster, rank = int(blockIdx.x) % C, slot_rows = (R + C - 1) / C;
+  float* recv = fl + kWarps * RP * (D + 2);
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
+  if (clustered) cluster_wait();  // every block's mbarrier is initialised
   for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
@@ -1374,8 +1466,19 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
     if (d == D) v = warp_weight[r][kWarps];
-    out[idx] = v;
+    if (clustered) {
+      const uint32_t owner = uint32_t(r % C);
+      store_async(in_block(shared_addr(recv + (rank * slot_rows + r / C) * (D + 2) + d), owner), v,
+                  in_block(shared_addr(&received), owner));
+    } else {
+      out[idx] = v;
+    }
   }
+  const int mine = rank < R ? (R - rank + C - 1) / C : 0;  // rows this block owns
+  if (!clustered || mine == 0) return;
+  wait_for_bytes(&received);
+  __syncthreads();  // fl is scratch now
+  merge_received_rows(p, recv, fl, C, slot_rows, rank, mine, D, b, hk);
 }
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
@@ -1383,9 +1486,22 @@ using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
-  static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
-  const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
-  mma_partials<D, NT, KF, VF><<<dim3(blocks * unsigned(p.row_chunks), Hkv, B), kThreads, smem, stream>>>(p);
+  static_assert(smem + receive_bytes<D, NT>() <= 48 * 1024, "the kernel uses default shared memory limits");
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(blocks * unsigned(p.row_chunks), unsigned(p.k.heads), unsigned(p.q.shape[0]));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  if (p.cluster > 1) {
+    config.dynamicSmemBytes += receive_bytes<D, NT>();
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = unsigned(p.cluster);
+    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
+    config.attrs = attr;
+    config.numAttrs = 1;
+  }
+  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF>, p));
 }
 
 // Resident blocks per SM, asked once per instance (host only, no synchronization).
@@ -1401,10 +1517,44 @@ int occupancy() {
   return blocks;
 }
 
+// Clusters of c blocks (2..kMaxCluster) resident at once on the whole GPU, asked once per instance
+// and size (host only, no synchronization); 0 where the device has none of that size.
+template <int D, int NT, Fam KF, Fam VF>
+int resident_clusters(int c) {
+  static std::atomic<int> cached[kMaxCluster + 1] = {};  // n + 1; 0: not asked yet
+  if (c < 2 || c > kMaxCluster) return 0;
+  int known = cached[c].load(std::memory_order_relaxed);
+  if (known == 0) {
+    const auto kernel = mma_partials<D, NT, KF, VF>;
+    int n = 0;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(unsigned(c));
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = smem_bytes<D, NT>() + receive_bytes<D, NT>();
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = unsigned(c);
+    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
+    config.attrs = attr;
+    config.numAttrs = 1;
+    if ((c <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) &&
+        cudaOccupancyMaxActiveClusters(&n, kernel, &config) == cudaSuccess) {
+      n = std::max(n, 0);
+    } else {
+      n = 0;
+      (void)cudaGetLastError();  // a refused size is an answer, not an error of the next launch
+    }
+    known = n + 1;
+    cached[c].store(known, std::memory_order_relaxed);
+  }
+  return known - 1;
+}
+
 struct Instance {
   Launch run;
   int (*resident)();
-  bool compiled_pair;  // false: the pair runs on the generic decoders
+  int (*clusters)(int);  // resident_clusters; null where the receive area does not fit (D * NT > 128)
+  bool compiled_pair;    // false: the pair runs on the generic decoders
 };
 
 // The compiled (K, V) decoder pairs: same-format families plus issue 3's named mixed pairs
@@ -1414,7 +1564,9 @@ struct Instance {
 template <int D, int NT>
 Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
-  if (kf == Fam::K && vf == Fam::V) return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>, true};
+  if (kf == Fam::K && vf == Fam::V)                                                                          \
+    return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V> : nullptr, true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
@@ -1435,9 +1587,10 @@ Instance pick_pair(Fam kf, Fam vf) {
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic> : nullptr,
             kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, false};
+    return {nullptr, nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }

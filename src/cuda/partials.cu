@@ -49,8 +49,8 @@ __device__ float block_reduce(float v, float* scratch) {
 __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kHeld = 16;
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
-  const int64_t Lq = p.q.shape[2], D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
-  const int64_t i = r / G, h = hk * G + r % G;
+  const int64_t D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
+  const int64_t h = hk * G + r % G;
   extern __shared__ float weight[];  // [splits]
   __shared__ float row[512];
   __shared__ float scratch[kMergeThreads / 32];
@@ -74,22 +74,21 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   float top = my_m;
   for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
   top = block_reduce<true>(top, scratch);
-  const float sink = p.sinks ? p.sinks[h] : -INFINITY;
+  const float sink = sink_of(p, h);
   top = fmaxf(top, sink);
-  auto weigh = [&](float ms) { return (top == -INFINITY || ms == -INFINITY) ? 0.0f : expf(ms - top); };
   float part = 0.0f;
   if (mine) {
-    const float e = weigh(my_m);
+    const float e = partial_weight(my_m, top);
     weight[threadIdx.x] = e;
     part = e * my_l;
   }
   for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) {
-    const float e = weigh(w[s * stride + D]);
+    const float e = partial_weight(w[s * stride + D], top);
     weight[s] = e;
     part += e * w[s * stride + D + 1];
   }
   float total = block_reduce<false>(part, scratch);  // also orders the weight writes before their reads
-  if (p.sinks && top != -INFINITY) total += expf(sink - top);
+  total += partial_weight(sink, top);
   __shared__ float slice_sum[kMergeThreads];
   for (int64_t d0 = 0; d0 < D; d0 += kMergeThreads) {
     const int64_t d = d0 + threadIdx.x % dims_per_pass;
@@ -112,14 +111,13 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
     if (slice == 0 && d < D) {
       float sum = 0.0f;
       for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * dims_per_pass];
-      row[d] = total != 0.0f ? sum / total : 0.0f;  // a NaN total (a NaN score) gives NaN, not 0
+      row[d] = normalised(sum, total);
     }
     __syncthreads();
   }
-  if (p.vc.kind == FormatKind::turbo && total != 0.0f) rotate_shared(row, int(D), p.vc.seed, true);
-  for (int64_t d = threadIdx.x; d < D; d += kMergeThreads)
-    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, h, i, d), row[d]);
-  if (p.lse && threadIdx.x == 0) p.lse[(b * Hq + h) * Lq + i] = total != 0.0f ? top + logf(total) : -INFINITY;
+  __shared__ float lse;
+  if (threadIdx.x == 0) lse = row_lse(top, total);
+  store_rows(p, row, &lse, 1, int(D), b, hk, [&](int) { return r; });
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
@@ -206,9 +204,7 @@ float* partials_buffer(const AttentionArgs& a, size_t bytes) {
   return static_cast<float*>(a.workspace);
 }
 
-static bool dependent_launch_supported() {
-  return cached_attribute<cudaDevAttrComputeCapabilityMajor>(1) >= 9;
-}
+bool sm90_or_newer() { return cached_attribute<cudaDevAttrComputeCapabilityMajor>(1) >= 9; }
 
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
@@ -223,7 +219,7 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  if (dependent_launch_supported()) {
+  if (sm90_or_newer()) {
     config.attrs = attr;
     config.numAttrs = 1;
   }

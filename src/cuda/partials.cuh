@@ -20,6 +20,9 @@ float* partials_workspace(size_t bytes);
 // Streaming multiprocessors of the current device (132 if the query fails), for sizing split grids.
 int sm_count();
 
+// Whether the current device is sm_90 or newer: programmatic dependent launch, thread-block clusters.
+bool sm90_or_newer();
+
 // Bytes of the partials for `splits` slices per (b, kv head).
 size_t partials_bytes(const AttentionArgs& a, int splits);
 
@@ -39,6 +42,91 @@ __device__ __forceinline__ void wait_for_prior_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+}
+
+// ---- the merge rule, shared by the merge kernel and the split kernel's in-cluster merge ----
+// Partials carry m in natural-log units; a row's merged value is sum_s w_s acc_s / sum_s w_s l_s
+// with w_s = exp(m_s - top), top the largest m_s and the sink's logit, which adds its own weight to
+// the denominator once.
+
+// The weight of a partial (or of the sink) whose maximum is m, against the reference top.
+__device__ __forceinline__ float partial_weight(float m, float top) {
+  return (top == -INFINITY || m == -INFINITY) ? 0.0f : expf(m - top);
+}
+
+// The sink logit of query head h, -inf without sinks.
+__device__ __forceinline__ float sink_of(const KernelArgs& p, int64_t h) { return p.sinks ? p.sinks[h] : -INFINITY; }
+
+// sum / total, 0 for a row that saw no key (a NaN total, from a NaN score, stays NaN).
+__device__ __forceinline__ float normalised(float sum, float total) { return total != 0.0f ? sum / total : 0.0f; }
+
+// Writes merged query rows of (b, kv head hk): vals[k * D + d] (shared memory) holds the normalised
+// values of row row_at(k) of the R = G * Lq (k < count), lse[k] its log-sum-exp (natural log).
+// Un-rotates turbo values (all rows at once), stores out and LSE. Every thread of the block calls
+// it; it begins and ends with a barrier, so callers may write vals and lse just before and reuse
+// them just after.
+template <typename RowAt>
+__device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, int count, int D, int64_t b, int64_t hk,
+                           RowAt row_at) {
+  __syncthreads();
+  if (p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
+  const int64_t Hq = p.q.shape[1], G = Hq / p.k.heads;
+  for (int idx = threadIdx.x; idx < count * D; idx += blockDim.x) {
+    const int64_t row = row_at(idx / D), d = idx % D;
+    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), vals[idx]);
+  }
+  if (p.lse)
+    for (int k = threadIdx.x; k < count; k += blockDim.x) {
+      const int64_t row = row_at(k);
+      p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = lse[k];
+    }
+  __syncthreads();
+}
+
+// A row's log-sum-exp from its weights' reference and denominator.
+__device__ __forceinline__ float row_lse(float top, float total) { return total != 0.0f ? top + logf(total) : -INFINITY; }
+
+// The largest thread-block cluster the split kernel merges in (16: Hopper's non-portable limit).
+constexpr int kMaxCluster = 16;
+
+// The in-cluster merge of the split kernel (attention_mma.cuh), once every partial of this block's
+// rows has arrived in its shared memory: recv[(j * slot_rows + k) * (D + 2) + ...] = acc[D], m
+// (natural log), l of split j < C for the block's k-th row, row rank + k * C of the R (k < mine).
+// Writes those rows of the output (and LSE), adding the sink once; scratch: mine * (D + C + 2)
+// floats of shared memory outside recv. Every thread of the block calls it.
+__device__ inline void merge_received_rows(const KernelArgs& p, const float* recv, float* scratch, int C, int slot_rows,
+                                           int rank, int mine, int D, int64_t b, int64_t hk) {
+  const int G = int(p.q.shape[1] / p.k.heads), stride = D + 2;
+  float* vals = scratch;                  // [mine][D]
+  float* weight = vals + mine * D;        // [mine][C]
+  float* top_of = weight + mine * C;      // [mine]
+  float* total_of = top_of + mine;        // [mine]
+  const int warps = int(blockDim.x / 32), lane = int(threadIdx.x % 32);
+  for (int k = int(threadIdx.x / 32); k < mine; k += warps) {  // a warp per row, lane j: split j
+    const int r = rank + k * C;
+    const float sink = sink_of(p, hk * G + r % G);
+    const float* src = recv + ((lane < C ? lane : 0) * slot_rows + k) * stride;
+    const float m = lane < C ? src[D] : -INFINITY, l = lane < C ? src[D + 1] : 0.0f;
+    float top = fmaxf(m, sink);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+    const float w = partial_weight(m, top);
+    float total = w * l;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+    if (lane < C) weight[k * C + lane] = w;
+    if (lane == 0) top_of[k] = top, total_of[k] = total + partial_weight(sink, top);
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
+    const int k = idx / D, d = idx % D;
+    float sum = 0.0f;
+    for (int j = 0; j < C; ++j) sum += weight[k * C + j] * recv[(j * slot_rows + k) * stride + d];
+    vals[idx] = normalised(sum, total_of[k]);
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < mine; k += blockDim.x) top_of[k] = row_lse(top_of[k], total_of[k]);
+  store_rows(p, vals, top_of, mine, D, b, hk, [&](int k) { return rank + k * C; });
 }
 
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
