@@ -715,9 +715,12 @@ constexpr size_t smem_bytes() {
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][D + 2] with C * slot rows <= RP + C - 1.
+#ifndef QSDPA_CLUSTER_MERGE  // 0: compiled without the in-cluster merge (A/B runs)
+#define QSDPA_CLUSTER_MERGE 1
+#endif
 template <int D, int NT>
 constexpr bool clusters_fit() {
-  return D * NT <= 128;
+  return QSDPA_CLUSTER_MERGE && D * NT <= 128;
 }
 template <int D, int NT>
 constexpr size_t receive_bytes() {
