@@ -7,7 +7,11 @@
 // block; each warp streams its own quarter of the block's slice of keys, 16 keys per step, with its
 // own online softmax, so warps never wait for each other; at the end the 4 warp partials merge in
 // shared memory and the block writes one partial (partials.cuh), merged across blocks by a second
-// small kernel.
+// small kernel. Short contexts on sm_90 (all splits of a (b, kv head) in one thread-block cluster
+// of <= 16 blocks: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes its partial rows with
+// st.async into the shared memory of the cluster block that owns them, which merges and writes the
+// output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second kernel per instance
+// (Cluster = true): in the same kernel its code moved the loop's register allocation.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
@@ -701,10 +705,10 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head) = partials per row
-  int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
-                   // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
   int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
   float* work;
+  int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
+                   // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
 };
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
@@ -715,12 +719,9 @@ constexpr size_t smem_bytes() {
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][D + 2] with C * slot rows <= RP + C - 1.
-#ifndef QSDPA_CLUSTER_MERGE  // 0: compiled without the in-cluster merge (A/B runs)
-#define QSDPA_CLUSTER_MERGE 1
-#endif
 template <int D, int NT>
 constexpr bool clusters_fit() {
-  return QSDPA_CLUSTER_MERGE && D * NT <= 128;
+  return D * NT <= 128;
 }
 template <int D, int NT>
 constexpr size_t receive_bytes() {
@@ -807,8 +808,11 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
 
-template <int D, int NT, Fam KF, Fam VF>
+template <int D, int NT, Fam KF, Fam VF, bool Cluster>
 __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
+  // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
+  // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
+  // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
@@ -842,7 +846,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // The in-cluster merge (see the epilogue): this block's mbarrier is set up now to count the bytes
   // of the partials it will receive, long before any peer sends them (the cluster barrier's wait,
   // which orders the two, is in the epilogue).
-  constexpr bool kClusters = clusters_fit<D, NT>();
+  constexpr bool kClusters = Cluster && clusters_fit<D, NT>();
   __shared__ uint64_t received;
   if (kClusters && p.cluster > 1) {
     const int C = p.cluster, rank = int(blockIdx.x) % C;
@@ -1504,7 +1508,13 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
     config.attrs = attr;
     config.numAttrs = 1;
   }
-  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF>, p));
+  if constexpr (clusters_fit<D, NT>()) {
+    if (p.cluster > 1) {
+      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, true>, p));
+      return;
+    }
+  }
+  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, false>, p));
 }
 
 // Resident blocks per SM, asked once per instance (host only, no synchronization).
@@ -1512,7 +1522,7 @@ template <int D, int NT, Fam KF, Fam VF>
 int occupancy() {
   static const int blocks = [] {
     int n = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF>, kThreads, smem_bytes<D, NT>()) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF, false>, kThreads, smem_bytes<D, NT>()) !=
         cudaSuccess)
       n = 1;
     return std::max(n, 1);
@@ -1528,7 +1538,7 @@ int resident_clusters(int c) {
   if (c < 2 || c > kMaxCluster) return 0;
   int known = cached[c].load(std::memory_order_relaxed);
   if (known == 0) {
-    const auto kernel = mma_partials<D, NT, KF, VF>;
+    const auto kernel = mma_partials<D, NT, KF, VF, true>;
     int n = 0;
     cudaLaunchConfig_t config = {};
     config.gridDim = dim3(unsigned(c));
