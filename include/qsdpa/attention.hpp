@@ -41,7 +41,8 @@ struct AttentionArgs {
   size_t workspace_bytes = 0;
 };
 
-// Device bytes the call would use as workspace (0 on the CPU and for the generic CUDA kernel).
+// Device bytes the call would use as workspace (0 on the CPU, for the generic CUDA kernel, and for
+// short contexts on sm_90 that merge their splits inside the kernel; a caller may then pass none).
 size_t attention_workspace_bytes(const AttentionArgs& args);
 
 // Appending new tokens to preallocated caches (fused quantize; issue 3): k_new and v_new
