@@ -49,9 +49,9 @@
 // (step i's QK and softmax beside step i-1's PV) and the softmax's reference point moves only when a
 // score exceeds it by 2^8, for the 4-bit and turbo families (session 8: E4M3:E4M3 too); common path
 // per 16-key step (D=128): E2M1 463, nvfp4 482, affine4 635, turbo4 745, E4M3 442, f16 273.
-// Session 8 also tried merging the splits' partials inside the kernel, thread-block clusters meeting
-// in distributed shared memory: slower (each cluster barrier is a GPU-wide memory barrier;
-// docs/gpu-tests.md).
+// (Session 8's first in-cluster merge, cluster barriers and distributed shared memory reads at every
+// context length, was slower than the merge kernel: each cluster barrier compiles to a GPU-wide
+// memory barrier; docs/gpu-tests.md. The one kept uses st.async and only for short contexts.)
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
 // bench/results/cuda-h100-2026-11-26-session8.md, commit a430edb): f16 190 us (95% of the copy peak;
 // cuDNN fp16 183 us), mxfp8 109 (86%, 1.69x cuDNN), mxfp4 71 (68%, 2.59x), nvfp4 78 (65%, 2.36x),
