@@ -16,7 +16,8 @@
 #   several variants separated by '|') and benches the builds in turn in this call (QSDPA_AB_ARGS: the
 #   bench's shape and formats, several sets separated by ';'),
 #   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md);
-#   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between).
+#   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
+#   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -121,6 +122,25 @@ if has ncubal && command -v ncu >/dev/null; then
         ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$log" 2>&1
       echo "== ncu balance, mxfp4 at $ctx: ${k%%.*}"; grep -E "duration|cycles_|warps_active" "$log" | sed -E 's/ +/ /g' | head -8
     done
+  done
+fi
+if has phases; then
+  # Where a call's time goes inside its blocks (src/cuda/phase_times.cuh): a build with
+  # -DQSDPA_PHASE_TIMES, then one bench process per "format:context" word of QSDPA_PHASE_RUNS (heads
+  # 32:8), each printing at exit when the blocks of its last call reached each mark.
+  cmake -S . -B build-gpu-phase -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+    "-DCMAKE_CUDA_FLAGS=-DQSDPA_PHASE_TIMES" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
+    -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+phases" >"$OUT/configure-phase.log" 2>&1 || { tail -30 "$OUT/configure-phase.log"; exit 1; }
+  cmake --build build-gpu-phase -j"$(nproc)" --target qsdpa_cli >"$OUT/build-phase.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
+  for run in ${QSDPA_PHASE_RUNS:-mxfp4:1024 mxfp4:4096 mxfp4:32768 mxfp4:131072 f16:1024 turbo3:1024 affine4:4096}; do
+    fmt=${run%%:*} ctx=${run##*:}
+    for bin in build-gpu build-gpu-phase; do  # the plain build's time beside the probed one's
+      ./$bin/tools/qsdpa bench --device cuda --formats "$fmt" --context "$ctx" --heads 32:8 --min-seconds 0.1 \
+        >"$OUT/phase-$fmt-$ctx-$bin.log" 2>&1 || tail -5 "$OUT/phase-$fmt-$ctx-$bin.log"
+    done
+    echo "== phases: $fmt at $ctx (time: plain build, probed build)"
+    grep -hE "^ *$fmt +[0-9]" "$OUT/phase-$fmt-$ctx-build-gpu.log" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log" | head -2
+    grep -A9 "phase times" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log"
   done
 fi
 if has ab || has abenv; then

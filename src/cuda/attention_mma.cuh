@@ -75,6 +75,7 @@
 #include "cuda/attention_common.cuh"
 #include "cuda/check.cuh"
 #include "cuda/partials.cuh"
+#include "cuda/phase_times.cuh"
 #include "formats/f16_bits.hpp"
 
 namespace qsdpa::cuda::mma {
@@ -826,6 +827,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 
   // Row chunks of one split are adjacent block indices, so they stream the same keys at about the
   // same time and all but the first read them from L2.
+  QSDPA_PHASE(0);  // phase_times.cuh: experiments only
   const int64_t split = blockIdx.x / p.row_chunks, hk = blockIdx.y, b = blockIdx.z;
   const int row0 = int(blockIdx.x % p.row_chunks) * RP;  // this block's first row of the R
   // Row, head and key arithmetic in 32 bits (the host checks the sizes): 64-bit divisions are calls
@@ -917,6 +919,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
   }
   __syncthreads();
+  QSDPA_PHASE(1);
   if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
@@ -1038,6 +1041,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // families short of registers at 4 blocks per SM. f16 and the generic decoder, which load a
   // step's codes in the step, and the pairs pipelined_pair leaves out run the parts in plain order.
   uint32_t pb[NT][2][2];  // P of the step awaiting its PV: [n-tile][hi, lo][keys 0-7, 8-15]
+  QSDPA_PHASE(2);
   float alphas[NT][2];    // the accumulators' rescale factors of the latest softmax
 
   // S^T = K Q^T into s: lane holds keys g, g+8 x rows 2t, 2t+1 of each n-tile.
@@ -1394,6 +1398,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
     }
   }
+  QSDPA_PHASE(3);
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
@@ -1455,6 +1460,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
+  QSDPA_PHASE(4);
   // The block's partial goes to the workspace for the merge kernel, or, in a cluster (one per
   // (b, kv head), holding all its splits), to the blocks that own its rows (row r: cluster block
   // r % C), into their receive areas with st.async; each owner merges its rows once all C partials
@@ -1481,11 +1487,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       out[idx] = v;
     }
   }
+  QSDPA_PHASE(5);
   const int mine = rank < R ? (R - rank + C - 1) / C : 0;  // rows this block owns
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   __syncthreads();  // fl is scratch now
   merge_received_rows(p, recv, fl, C, slot_rows, rank, mine, D, b, hk);
+  QSDPA_PHASE(6);
 }
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
@@ -1494,6 +1502,7 @@ template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
   static_assert(smem + receive_bytes<D, NT>() <= 48 * 1024, "the kernel uses default shared memory limits");
+  QSDPA_PHASE_HOST("the split kernel");
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks * unsigned(p.row_chunks), unsigned(p.k.heads), unsigned(p.q.shape[0]));
   config.blockDim = dim3(kThreads);

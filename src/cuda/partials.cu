@@ -20,6 +20,7 @@
 
 #include "cuda/check.cuh"
 #include "cuda/device.hpp"
+#include "cuda/phase_times.cuh"
 
 namespace qsdpa::cuda {
 namespace {
@@ -59,7 +60,10 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   // Thread = (dim, slice of the splits); slices summed through shared memory at the end.
   const int slices = D >= kMergeThreads ? 1 : kMergeThreads / int(D);
   const int dims_per_pass = kMergeThreads / slices, slice = threadIdx.x / dims_per_pass;
+  // phase_times.cuh (experiments only): the bench's unfused f32 calls, which also merge, are left out.
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
   float held[kHeld];
   {
     const int64_t d = threadIdx.x % dims_per_pass;
@@ -118,6 +122,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int 
   __shared__ float lse;
   if (threadIdx.x == 0) lse = row_lse(top, total);
   store_rows(p, row, &lse, 1, int(D), b, hk, [&](int) { return r; });
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
@@ -223,6 +228,7 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     config.attrs = attr;
     config.numAttrs = 1;
   }
+  QSDPA_PHASE_HOST("the merge kernel");
   QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel, p, rows, splits, work));
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,0 +1,88 @@
+// Where a call's time goes inside its blocks: an experiment's probe, compiled only with
+// -DQSDPA_PHASE_TIMES (stage "phases" of scripts/gpu-check.sh), never in a release build.
+//
+// Thread 0 of every block records the GPU's global timer (ns, comparable across SMs) and its SM's
+// cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
+// latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
+// first block's start) and how long after their own start. Each translation unit keeps its own
+// arrays (internal linkage), so each kernel file prints its own table.
+#pragma once
+
+#ifdef QSDPA_PHASE_TIMES
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace qsdpa::cuda::phase {
+namespace {
+
+constexpr int kMaxBlocks = 8192, kMarks = 8;
+__device__ unsigned long long g_ns[kMaxBlocks][kMarks];
+__device__ long long g_clk[kMaxBlocks][kMarks];
+__device__ unsigned g_grid;  // blocks of the latest launch
+
+__device__ __forceinline__ void mark(int i) {
+  if (threadIdx.x != 0) return;
+  const unsigned id = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  if (id >= kMaxBlocks) return;
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  g_ns[id][i] = ns;
+  g_clk[id][i] = clock64();
+  if (i == 0 && id == 0) g_grid = gridDim.x * gridDim.y * gridDim.z;
+}
+
+const char* g_label = "";
+
+void dump() {
+  unsigned grid = 0;
+  if (cudaMemcpyFromSymbol(&grid, g_grid, sizeof grid) != cudaSuccess || grid == 0) return;
+  grid = std::min<unsigned>(grid, kMaxBlocks);
+  std::vector<unsigned long long> ns(size_t(kMaxBlocks) * kMarks);
+  std::vector<long long> clk(size_t(kMaxBlocks) * kMarks);
+  if (cudaMemcpyFromSymbol(ns.data(), g_ns, ns.size() * sizeof(ns[0])) != cudaSuccess ||
+      cudaMemcpyFromSymbol(clk.data(), g_clk, clk.size() * sizeof(clk[0])) != cudaSuccess)
+    return;
+  unsigned long long t0 = ~0ull;
+  for (unsigned b = 0; b < grid; ++b) t0 = std::min(t0, ns[b * kMarks]);
+  std::fprintf(stderr, "phase times of %s: %u blocks, first start at %llu ns\n", g_label, grid, t0);
+  std::fprintf(stderr, "  mark  blocks  reached (us from first start: min p10 p50 p90 max)  since own start (cycles: p50 p90 max)\n");
+  for (int m = 0; m < kMarks; ++m) {
+    std::vector<double> at;
+    std::vector<long long> since;
+    for (unsigned b = 0; b < grid; ++b) {
+      const unsigned long long t = ns[b * kMarks + m];
+      if (t < t0 || ns[b * kMarks] == 0) continue;  // not reached in the latest launch
+      at.push_back(double(t - t0) * 1e-3);
+      since.push_back(clk[b * kMarks + m] - clk[b * kMarks]);
+    }
+    if (at.empty()) continue;
+    std::sort(at.begin(), at.end());
+    std::sort(since.begin(), since.end());
+    auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };
+    std::fprintf(stderr, "  %4d  %6zu  %6.2f %6.2f %6.2f %6.2f %6.2f            %8lld %8lld %8lld\n", m, at.size(), q(at, 0.0),
+                 q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), q(since, 0.5), q(since, 0.9), q(since, 1.0));
+  }
+}
+
+// Called by the host before each launch; prints at exit (once per translation unit).
+void at_exit_print(const char* label) {
+  static const bool registered = [] { return std::atexit(dump) == 0; }();
+  (void)registered;
+  g_label = label;
+}
+
+}  // namespace
+}  // namespace qsdpa::cuda::phase
+
+#define QSDPA_PHASE(i) ::qsdpa::cuda::phase::mark(i)
+#define QSDPA_PHASE_IF(cond, i) ((cond) ? ::qsdpa::cuda::phase::mark(i) : (void)0)
+#define QSDPA_PHASE_HOST(label) ::qsdpa::cuda::phase::at_exit_print(label)
+#else
+#define QSDPA_PHASE(i) ((void)0)
+#define QSDPA_PHASE_IF(cond, i) ((void)0)
+#define QSDPA_PHASE_HOST(label) ((void)0)
+#endif
