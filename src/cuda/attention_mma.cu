@@ -137,29 +137,10 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) 
   return inst.clusters(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
 }
 
-// Whether the warps take their keys in chunks from a counter per (b, kv head) (the kernel's dynamic
-// schedule) instead of fixed ranges: where each warp's fixed range would be at least kChunkedFrom
-// keys (N >= 32K at B=1, GQA 4), one row chunk (row chunks stream the same keys together, for L2)
-// and no cluster. QSDPA_CHUNKED (read once; a switch for A/B runs): 0 never, 1 wherever allowed.
-constexpr int64_t kChunkedFrom = 64;
-static bool chunked_schedule(const AttentionArgs& a, int splits, int cluster) {
-  static const int forced = [] {
-    const char* v = std::getenv("QSDPA_CHUNKED");
-    return v ? std::atoi(v) : -1;
-  }();
-  if (cluster > 1 || row_chunks(a) != 1 || forced == 0) return false;
-  return forced == 1 || a.k.tokens >= kChunkedFrom * kWarps * splits;
-}
-
-// The workspace: the partials, then (chunked schedule) a counter per (b, kv head), 16-byte aligned.
-static size_t counters_offset(const AttentionArgs& a, int splits) { return (partials_bytes(a, splits) + 15) / 16 * 16; }
-static size_t counters_bytes(const AttentionArgs& a) { return size_t(a.q.shape[0] * a.k.heads) * sizeof(unsigned); }
-
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
   const Instance inst = pick(a);
-  const int splits = mma_splits(a, inst), cluster = cluster_of(a, inst, splits);
-  if (cluster > 1) return 0;
-  return chunked_schedule(a, splits, cluster) ? counters_offset(a, splits) + counters_bytes(a) : partials_bytes(a, splits);
+  const int splits = mma_splits(a, inst);
+  return cluster_of(a, inst, splits) > 1 ? 0 : partials_bytes(a, splits);
 }
 
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
@@ -171,17 +152,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.splits = mma_splits(a, inst);
   p.cluster = cluster_of(a, inst, p.splits);
   p.row_chunks = row_chunks(a);
-  p.chunked = chunked_schedule(a, p.splits, p.cluster);
-  p.chunk_counter = nullptr;
-  p.work = nullptr;
-  if (p.chunked) {
-    const size_t offset = counters_offset(a, p.splits);
-    p.work = partials_buffer(a, offset + counters_bytes(a));
-    p.chunk_counter = reinterpret_cast<unsigned*>(reinterpret_cast<uint8_t*>(p.work) + offset);
-    QSDPA_CUDA_CHECK(cudaMemsetAsync(p.chunk_counter, 0, counters_bytes(a), stream));
-  } else if (p.cluster == 1) {
-    p.work = partials_buffer(a, partials_bytes(a, p.splits));
-  }
+  p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten

@@ -82,11 +82,6 @@ namespace qsdpa::cuda::mma {
 
 
 constexpr int kWarps = 4;
-#ifndef QSDPA_CHUNK_KEYS
-#define QSDPA_CHUNK_KEYS 32
-#endif
-constexpr int kChunkKeys = QSDPA_CHUNK_KEYS;  // the dynamic schedule's chunk (see the kernel)
-static_assert(kChunkKeys >= 16 && (kChunkKeys & (kChunkKeys - 1)) == 0, "chunks are a power-of-two multiple of a step");
 constexpr int kThreads = 32 * kWarps;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
@@ -133,13 +128,6 @@ __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
-}
-
-// *p += 1 (relaxed, device scope), returning the old value.
-__device__ __forceinline__ uint32_t fetch_add_one(unsigned* p) {
-  uint32_t old;
-  asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(p) : "memory");
-  return old;
 }
 
 // Transposes an 8x8 matrix of 16-bit values held one row-pair per lane (the mma fragment layout).
@@ -722,8 +710,6 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
-  bool chunked;    // warps take chunks of kChunkKeys keys from chunk_counter (see the kernel)
-  unsigned* chunk_counter;  // [B][Hkv] chunks taken, beyond each warp's first; zero at the launch
 };
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
@@ -884,41 +870,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 #else
   const int span = hi > lo ? hi - lo : 0;
 #endif
-  int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
-  // Or, with p.chunked (long contexts, one row chunk, no cluster: the host's choice), the warp takes
-  // chunks of kChunkKeys keys of the (b, kv head)'s visible range as it goes: chunk c holds keys
-  // [c, c + 1) * kChunkKeys; the warp's first is given by its index, each next one comes from the
-  // head's counter (zeroed by the host before the launch), asked a chunk ahead so that the atomic's
-  // latency stays hidden. Then the blocks end together however unevenly the SMs stream: with fixed
-  // ranges the last block of a 128K call ended ~12% after the median one (phase probe, session 9).
-  // A step never straddles two chunks; keys outside the visible range are masked as in any step
-  // (below head_lo by every row's visible range, from head_hi = kend on by the step's mask). The
-  // chunk size is a compile-time power of two so that the common step's test is a bit test: a
-  // loop-carried chunk end cost the loop ~14 instructions a step in spills and moves (SASS).
-  const bool chunked = !Cluster && p.chunked;
-  const int head_lo = max(visible(0).lo, 0), head_hi = min(visible(Lq - 1).hi, n32);
-  const int first_chunk = head_lo / kChunkKeys, end_chunk = (head_hi + kChunkKeys - 1) / kChunkKeys;
-  const int warps_per_head = p.splits * kWarps;
-  if (chunked) {
-    const int c = first_chunk + split_i * kWarps + warp;
-    wlo = c < end_chunk && head_lo < head_hi ? c * kChunkKeys : 0;
-    whi = c < end_chunk && head_lo < head_hi ? min(wlo + kChunkKeys, head_hi) : 0;
-  }
-  const int kend = chunked ? head_hi : whi;  // the unconditional loads clamp below it
-  uint32_t ticket = 0;  // lane 0: the answer of the atomic in flight (next chunk - first_chunk - warps_per_head)
-  auto ask = [&] {
-    if (lane == 0) ticket = fetch_add_one(p.chunk_counter + (b * p.k.heads + hk));
-  };
-  if (chunked && wlo < whi) ask();
-  // The first key of the step after the one at j0: the next 16 keys, or at the end of a chunk the
-  // first of the warp's next chunk, or, where none is left, kend (the loops stop there).
-  auto next_step = [&](int j0) {
-    if (!chunked || ((j0 + 16) & (kChunkKeys - 1)) != 0) return j0 + 16;
-    const uint32_t taken = __shfl_sync(0xFFFFFFFFu, ticket, 0);
-    if (taken >= uint32_t(max(end_chunk - first_chunk - warps_per_head, 0))) return kend;
-    ask();
-    return (first_chunk + warps_per_head + int(taken)) * kChunkKeys;
-  };
+  const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -929,8 +881,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
   Tile<D, KF, VF> cur;
   if (kRolling && wlo < whi) {
-    cur.load_k(kh, wlo, kend - 1, g, t), cur.load_v(vh, wlo, kend - 1, g, t);
-    cur.load_vscale(vh, wlo, kend - 1, g);
+    cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
+    cur.load_vscale(vh, wlo, whi - 1, g);
   }
 
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads.
@@ -1057,7 +1009,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     for (int c = 0; c < 2; ++c)
       if (nt * 8 + 2 * t + c < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
   all_lo = __reduce_max_sync(0xFFFFFFFFu, all_lo);
-  all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), kend);
+  all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
   // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out of l.
   constexpr float kPShift = VF == Fam::e2m1 ? 7.0f : 0.0f;
   uint32_t vexp_lo = 0xFFFFFFFFu, vexp_hi = 0u;  // mxfp4 V: per-half min / max of the scale bytes
@@ -1185,8 +1137,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       for (int c = 0; c < 2; ++c) {
         float sa = s[nt][c] * unscale[nt][c], sb = s[nt][c + 2] * unscale[nt][c];
         if (bool(masked)) {
-          if (!(ja < kend && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
-          if (!(jb < kend && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
+          if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
+          if (!(jb < whi && jb >= vis_lo[nt][c] && jb < vis_hi[nt][c])) sb = -INFINITY;
         }
         sc[nt][c] = sa, sc[nt][c + 2] = sb;
         grow |= fmaxf(sa, sb) > m_run[nt][c] + kSlack;
@@ -1405,51 +1357,45 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
   };
 
-  // Whether every row of the block sees all 16 keys of the step at j0: its softmax skips the masks
-  // (chunks end at multiples of 16 keys from the range's start, but the last: the masks need kend
-  // only). The pipelined loop compiles each iteration twice, so that the choice is one branch at its
-  // top and the rest is straight-line code; the plain loop asks inside the softmax.
+  // Whether every row of the block sees all 16 keys of the step at j0: its softmax skips the masks.
+  // The pipelined loop compiles each iteration twice, so that the choice is one branch at its top
+  // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
   if constexpr (kPipelined) {
-    auto iteration = [&](int j0, int j_next, auto masked) {
+    auto iteration = [&](int j0, auto masked) {
       float s[NT][4];
       qk(s);
-      cur.load_k(kh, j_next, kend - 1, g, t);
-      pv();  // the previous step
-      cur.load_v(vh, j0, kend - 1, g, t);
+      cur.load_k(kh, j0 + 16, whi - 1, g, t);
+      pv();  // step j0 - 16
+      cur.load_v(vh, j0, whi - 1, g, t);
       softmax(j0, s, masked);
-      cur.load_vscale(vh, j_next, kend - 1, g);
+      cur.load_vscale(vh, j0 + 16, whi - 1, g);
       rescale();
     };
     if (wlo < whi) {
-      int j0 = next_step(wlo);
       float s[NT][4];  // the first step: no PV before it, the accumulators are zero (no rescale)
       qk(s);
-      cur.load_k(kh, j0, kend - 1, g, t);
+      cur.load_k(kh, wlo + 16, whi - 1, g, t);
       if (whole(wlo)) softmax(wlo, s, std::false_type());
       else softmax(wlo, s, std::true_type());
-      cur.load_vscale(vh, j0, kend - 1, g);
-      while (j0 < kend) {
-        const int j_next = next_step(j0);
-        if (whole(j0)) iteration(j0, j_next, std::false_type());
-        else iteration(j0, j_next, std::true_type());
-        j0 = j_next;
+      cur.load_vscale(vh, wlo + 16, whi - 1, g);
+      for (int j0 = wlo + 16; j0 < whi; j0 += 16) {
+        if (whole(j0)) iteration(j0, std::false_type());
+        else iteration(j0, std::true_type());
       }
       pv();
     }
   } else {
-    for (int j0 = wlo; wlo < whi && j0 < kend;) {  // (a chunked warp without a first chunk has wlo = whi = 0)
-      const int j_next = next_step(j0);
-      if (!kRolling) cur.load_k(kh, j0, kend - 1, g, t), cur.load_v(vh, j0, kend - 1, g, t), cur.load_vscale(vh, j0, kend - 1, g);
+    for (int j0 = wlo; j0 < whi; j0 += 16) {
+      if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t), cur.load_vscale(vh, j0, whi - 1, g);
       float s[NT][4];
       qk(s);
-      if (kRolling) cur.load_k(kh, j_next, kend - 1, g, t);
+      if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
       softmax(j0, s, !whole(j0));
-      if (kRolling) cur.load_vscale(vh, j_next, kend - 1, g);
+      if (kRolling) cur.load_vscale(vh, j0 + 16, whi - 1, g);
       rescale();
       pv();
-      if (kRolling) cur.load_v(vh, j_next, kend - 1, g, t);
-      j0 = j_next;
+      if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
     }
   }
   QSDPA_PHASE(3);
