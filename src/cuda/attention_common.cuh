@@ -87,14 +87,16 @@ __device__ inline int64_t sequence_length(const KernelArgs& p, int64_t b) {
 // (log2(n) + 2 of them) do not multiply with the rows.
 __device__ inline void rotate_rows_shared(float* v, int rows, int n, uint64_t seed, bool inverse) {
   if (!inverse)
-    for (int i = threadIdx.x; i < rows * n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i % n);
+    for (int i = threadIdx.x; i < rows * n; i += blockDim.x) v[i] *= fmt::turbo_sign(seed, i & (n - 1));
   __syncthreads();
-  const int half = n / 2;
-  for (int len = 1; len < n; len <<= 1) {
+  // n is a power of two: the butterflies' indices with shifts and masks (integer divisions by the
+  // run-time n and len were ~20 instructions each, three per butterfly, in every block's prologue).
+  const int half = n / 2, log_half = __ffs(half) - 1;
+  for (int len = 1, log_len = 0; len < n; len <<= 1, ++log_len) {
     for (int p = threadIdx.x; p < rows * half; p += blockDim.x) {
-      const int r = p / half, q = p % half;
+      const int r = p >> log_half, q = p & (half - 1);
       float* row = v + r * n;
-      const int j = (q / len) * 2 * len + q % len;
+      const int j = ((q >> log_len) << (log_len + 1)) + (q & (len - 1));
       const float a = row[j], b = row[j + len];
       row[j] = a + b;
       row[j + len] = a - b;
@@ -103,7 +105,7 @@ __device__ inline void rotate_rows_shared(float* v, int rows, int n, uint64_t se
   }
   const float norm = rsqrtf(float(n));
   for (int i = threadIdx.x; i < rows * n; i += blockDim.x)
-    v[i] *= inverse ? norm * fmt::turbo_sign(seed, i % n) : norm;
+    v[i] *= inverse ? norm * fmt::turbo_sign(seed, i & (n - 1)) : norm;
   __syncthreads();
 }
 __device__ inline void rotate_shared(float* v, int n, uint64_t seed, bool inverse) {

@@ -124,6 +124,29 @@ QSDPA_HD void turbo4_code_msbs(uint32_t x, uint32_t msb[2]) {
   msb[1] = byte_perm(y, x, 0x7362u);  // codes 4 5 6 7
 }
 
+// f32 -> f16 round to nearest even, and f16 -> f32, as scalar.hpp's f32_to_f16 and f16_to_f32 on
+// every finite value; on the GPU one conversion instruction each. (turbo_luts runs in every block's
+// prologue: with the scalar rules' branches its 32 roundings were ~1200 SASS instructions, most of
+// turbo's extra prologue at 1K, phase probe, session 9.)
+QSDPA_HD uint16_t f32_to_f16_rn(float f) {
+#if defined(__CUDA_ARCH__)
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#else
+  return f32_to_f16(f);
+#endif
+}
+QSDPA_HD float f16_to_f32_exact(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#else
+  return f16_to_f32(h);
+#endif
+}
+
 // The byte planes of turbo's levels (f32, ascending) as f16: `hi` the rounded level, `lo` the rest
 // (level - hi, rounded; hi + lo holds the level to about 2^-22). 4-bit codebooks keep their 8
 // positive levels (see turbo4_index); 2-bit ones repeat their 4 levels.
@@ -131,8 +154,8 @@ QSDPA_HD void turbo_luts(const float* levels, int bits, F16Lut* hi, F16Lut* lo) 
   uint16_t h[8], l[8];
   for (int i = 0; i < 8; ++i) {
     const float v = bits == 4 ? levels[8 + i] : levels[bits == 3 ? i : i % 4];
-    h[i] = f32_to_f16(v);
-    l[i] = f32_to_f16(v - f16_to_f32(h[i]));
+    h[i] = f32_to_f16_rn(v);
+    l[i] = f32_to_f16_rn(v - f16_to_f32_exact(h[i]));
   }
   *hi = f16_lut(h);
   *lo = f16_lut(l);
