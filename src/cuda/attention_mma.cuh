@@ -920,7 +920,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   }
   __syncthreads();
   QSDPA_PHASE(1);
-  if (is_turbo(KF)) rotate_rows_shared(fl, R, D, kc.seed, false);  // (turbo keys only ever take the turbo families)
+  // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
+  if ((is_turbo(KF) || KF == Fam::generic) && kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
