@@ -47,7 +47,7 @@ __device__ float block_reduce(float v, float* scratch) {
 // latency (it reads a few percent of what the split kernel streamed), so every load of the first
 // pass is issued at once, before the reductions: the partials' m and l, and kHeld values of each
 // thread's (dim, slice of the splits).
-__global__ void __launch_bounds__(kMergeThreads) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
+__global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kHeld = 16;
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int64_t D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;

@@ -19,9 +19,10 @@ QSDPA_HD uint64_t splitmix64(uint64_t x) {
 
 // Sign s_i of the rotation for `seed`: bit (i mod 64) of splitmix64(seed * 2^16 + i/64) set means -1.
 // Independent of D, so a row of D values uses the first D signs.
+// turbo_sign_word gives the 64 signs of i in [64w, 64w + 64) at once (bit i mod 64).
+QSDPA_HD uint64_t turbo_sign_word(uint64_t seed, int64_t w) { return splitmix64((seed << 16) + uint64_t(w)); }
 QSDPA_HD float turbo_sign(uint64_t seed, int64_t i) {
-  const uint64_t word = splitmix64((seed << 16) + uint64_t(i >> 6));
-  return ((word >> (i & 63)) & 1u) ? -1.0f : 1.0f;
+  return ((turbo_sign_word(seed, i >> 6) >> (i & 63)) & 1u) ? -1.0f : 1.0f;
 }
 
 // In-place fast Walsh-Hadamard transform (unnormalised Sylvester order), n a power of two.
