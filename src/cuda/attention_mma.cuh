@@ -48,20 +48,22 @@
 // lane-contiguous quarters, the V row scale folded into P. Session 7: the loop is software-pipelined
 // (step i's QK and softmax beside step i-1's PV) and the softmax's reference point moves only when a
 // score exceeds it by 2^8, for the 4-bit and turbo families (session 8: E4M3:E4M3 too); common path
-// per 16-key step (D=128): E2M1 463, nvfp4 482, affine4 635, turbo4 745, E4M3 442, f16 273.
+// per 16-key step (D=128): E2M1 461, nvfp4 478, affine4 644, turbo4 747, E4M3 442, f16 273.
 // (Session 8's first in-cluster merge, cluster barriers and distributed shared memory reads at every
 // context length, was slower than the merge kernel: each cluster barrier compiles to a GPU-wide
 // memory barrier; docs/gpu-tests.md. The one kept uses st.async and only for short contexts.)
 // Measured on the H100 (CUDA-graph timing, B=1, Hq=32, Hkv=8, D=128, N=128K;
-// bench/results/cuda-h100-2026-11-26-session8.md, commit a430edb): f16 190 us (95% of the copy peak;
-// cuDNN fp16 183 us), mxfp8 109 (86%, 1.69x cuDNN), mxfp4 71 (68%, 2.59x), nvfp4 78 (65%, 2.36x),
-// affine4 112 (45%, 1.63x), affine8 142 (67%), turbo4 128 (36%, 1.44x), turbo3 118 (1.55x); MHA
-// (Hkv=32): f16 100%, mxfp8 95%, mxfp4 80% (2.93x). Of mxfp4's 73 us at 128K (session 7, before
-// the epilogue change) the loop took ~61 (~78% of the peak; without the E2M1 decode it ran only
-// 1.5 us faster) and 10-12 us went to the split kernel's prologue and epilogue in 528 blocks and
-// to the merge (~3.5 us): docs/gpu-tests.md. N=1K: 9-12 us (turbo 15; cuDNN 7), N=4K: mxfp4 11 us
-// (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two row chunks): f16
-// 1.23x, mxfp8 1.61x, the rest 1.9-2.3x.
+// bench/results/cuda-h100-2026-11-26-session9.md, commit 938983e): f16 190 us (94% of the copy peak;
+// cuDNN fp16 185 us), mxfp8 110 (84%; 86% in session 8's run: the same kernel; 1.69x cuDNN), mxfp4
+// 72 (66%, 2.58x), nvfp4 78 (65%, 2.38x), affine4 112 (45%, 1.65x), affine8 143 (67%), turbo4 124
+// (37%, 1.50x), turbo3 115 (1.61x); MHA (Hkv=32): f16 100%, mxfp8 94%, mxfp4 80% (2.94x). Inside a
+// 128K mxfp4 call (session 9's timer probe, phase_times.cuh): the blocks' prologue ~5 us, the loop
+// ~51 us (~78% of the peak), the blocks ending over a 15 us spread, then the merge (~3 us). Warps
+// taking 32-key chunks from a counter instead of fixed ranges evened the ends but cost the 4-bit
+// and turbo loops more than it saved (mxfp4 74 -> 76 us; docs/gpu-tests.md): not kept. N=1K:
+// 8.5-11.7 us (cuDNN 7.6), of which a block spends ~3 us in its prologue and ~3.5 merging;
+// N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two
+// row chunks): f16 1.23x, mxfp8 1.61x, the rest 1.9-2.3x (session 8).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -47,6 +47,8 @@ __device__ float block_reduce(float v, float* scratch) {
 // latency (it reads a few percent of what the split kernel streamed), so every load of the first
 // pass is issued at once, before the reductions: the partials' m and l, and kHeld values of each
 // thread's (dim, slice of the splits).
+// One block per SM is all its grids need (B * Hkv * rows blocks); the bound lets ptxas keep 92
+// registers (it had capped the kernel at 64 and spilled once the turbo rotation went warp-per-row).
 __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kHeld = 16;
   const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
