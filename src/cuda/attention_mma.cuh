@@ -776,9 +776,6 @@ constexpr bool rolls() {
 #ifndef QSDPA_WIDE_TILE_BLOCKS
 #define QSDPA_WIDE_TILE_BLOCKS 1
 #endif
-#ifndef QSDPA_Q_FIRST
-#define QSDPA_Q_FIRST 0
-#endif
 #ifndef QSDPA_TURBO_BLOCKS
 #define QSDPA_TURBO_BLOCKS 3
 #endif
@@ -884,26 +881,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   constexpr bool kRolling = rolls<D, KF, VF>();
   constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && pipelined_pair(KF, VF);  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
-#if QSDPA_Q_FIRST
-  // q's loads go out first (experiment): at 32K-128K the first tiles of 528 blocks (~4 MB) went out
-  // before them, and q's staging waited behind that traffic (phase probe, session 9).
-  const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
-  __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
-  if (threadIdx.x < R) {
-    const int row = row0 + int(threadIdx.x);
-    q_row[threadIdx.x] = p.q.offset(b, hk * G + row % G, row / G, 0);
-  }
-  __syncthreads();
-  constexpr int kQPer = RP * D / kThreads;
-  uint32_t q_raw[kQPer];  // q's values as loaded (f32 bits, or f16 / bf16 bits), converted below
-#pragma unroll
-  for (int k = 0; k < kQPer; ++k) {
-    const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
-    const int64_t i = r < R ? q_row[r] + d * p.q.strides[3] : 0;
-    if (p.q.dtype == DType::f32) q_raw[k] = r < R ? __float_as_uint(__ldg(static_cast<const float*>(p.q.data) + i)) : 0u;
-    else q_raw[k] = r < R ? uint32_t(__ldg(static_cast<const uint16_t*>(p.q.data) + i)) : 0u;
-  }
-#endif
   Tile<D, KF, VF> cur;
   if (kRolling && wlo < whi) {
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
@@ -918,15 +895,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it. A thread's
   // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
   // another, RP * D / 128 round trips to memory in every block's prologue.
-#if QSDPA_Q_FIRST
-#pragma unroll
-  for (int k = 0; k < kQPer; ++k) {
-    const float v = p.q.dtype == DType::f32   ? __uint_as_float(q_raw[k])
-                    : p.q.dtype == DType::f16 ? __half2float(__ushort_as_half(uint16_t(q_raw[k])))
-                                              : fmt::bf16_to_f32(uint16_t(q_raw[k]));
-    fl[threadIdx.x + k * kThreads] = v * qmul;
-  }
-#else
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
   __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
   if (threadIdx.x < R) {
@@ -952,7 +920,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
     else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
   }
-#endif
   __syncthreads();
   QSDPA_PHASE(1);
   // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
