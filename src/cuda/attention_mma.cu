@@ -151,6 +151,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   const Instance inst = pick(a);
   p.splits = mma_splits(a, inst);
   p.cluster = cluster_of(a, inst, p.splits);
+  p.cluster_magic = p.cluster > 1 ? 0xFFFFFFFFu / uint32_t(p.cluster) + 1u : 0u;
   p.row_chunks = row_chunks(a);
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);

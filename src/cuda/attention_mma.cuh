@@ -712,7 +712,13 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
+  uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
 };
+
+// r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
+// division by a run-time C is ~20 instructions, and the 1K epilogue's pushes did two per element
+// (~0.5 us of a block's one warp per scheduler; phase probe, session 9).
+__device__ __forceinline__ int div_cluster(int r, uint32_t magic) { return int(__umulhi(uint32_t(r), magic)); }
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
 // stage q ([NT*8][D]) and at the end for the 4 warp partials ([4][NT*8][D+2]).
@@ -853,8 +859,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   constexpr bool kClusters = Cluster && clusters_fit<D, NT>();
   __shared__ uint64_t received;
   if (kClusters && p.cluster > 1) {
-    const int C = p.cluster, rank = int(blockIdx.x) % C;
-    if (threadIdx.x == 0) expect_bytes(&received, uint32_t(C * (rank < R ? (R - rank + C - 1) / C : 0) * (D + 2) * 4));
+    const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
+    if (threadIdx.x == 0)
+      expect_bytes(&received, uint32_t(C * (rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0) * (D + 2) * 4));
     cluster_arrive_relaxed();
   }
 
@@ -1469,7 +1476,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // r % C), into their receive areas with st.async; each owner merges its rows once all C partials
   // have arrived. No cluster-wide barrier after it: a block's own shared memory is read by no peer.
   const bool clustered = kClusters && p.cluster > 1;
-  const int C = p.cluster, rank = int(blockIdx.x) % C, slot_rows = (R + C - 1) / C;
+  const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
+  const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
   float* recv = fl + kWarps * RP * (D + 2);
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
   if (clustered) cluster_wait();  // every block's mbarrier is initialised
@@ -1483,15 +1491,16 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
     if (d == D) v = warp_weight[r][kWarps];
     if (clustered) {
-      const uint32_t owner = uint32_t(r % C);
-      store_async(in_block(shared_addr(recv + (rank * slot_rows + r / C) * (D + 2) + d), owner), v,
+      const int slot = div_cluster(r, p.cluster_magic);
+      const uint32_t owner = uint32_t(r - slot * C);
+      store_async(in_block(shared_addr(recv + (rank * slot_rows + slot) * (D + 2) + d), owner), v,
                   in_block(shared_addr(&received), owner));
     } else {
       out[idx] = v;
     }
   }
   QSDPA_PHASE(5);
-  const int mine = rank < R ? (R - rank + C - 1) / C : 0;  // rows this block owns
+  const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;  // rows this block owns
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   __syncthreads();  // fl is scratch now

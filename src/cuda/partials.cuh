@@ -70,14 +70,17 @@ __device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, i
                            RowAt row_at) {
   __syncthreads();
   if (p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
-  const int64_t Hq = p.q.shape[1], G = Hq / p.k.heads;
+  // Row arithmetic in 32 bits (rows < G * Lq <= 2^31; the host checks): 64-bit divisions per element
+  // were most of this store's instructions.
+  const int64_t Hq = p.q.shape[1];
+  const int G = int(Hq / p.k.heads);
   for (int idx = threadIdx.x; idx < count * D; idx += blockDim.x) {
-    const int64_t row = row_at(idx / D), d = idx % D;
+    const int row = int(row_at(idx / D)), d = idx % D;
     detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), vals[idx]);
   }
   if (p.lse)
     for (int k = threadIdx.x; k < count; k += blockDim.x) {
-      const int64_t row = row_at(k);
+      const int row = int(row_at(k));
       p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = lse[k];
     }
   __syncthreads();
