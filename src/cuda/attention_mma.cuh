@@ -61,8 +61,8 @@
 // ~51 us (~78% of the peak), the blocks ending over a 15 us spread, then the merge (~3 us). Warps
 // taking 32-key chunks from a counter instead of fixed ranges evened the ends but cost the 4-bit
 // and turbo loops more than it saved (mxfp4 74 -> 76 us; docs/gpu-tests.md): not kept. N=1K:
-// 8.5-11.7 us (cuDNN 7.6), of which a block spends ~3 us in its prologue and ~3.5 merging;
-// N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two
+// 8.0-11.3 us since 04f8f51 (cuDNN 7.5), of which a block spends ~3 us in its prologue and ~3 merging;
+// N=2K: mxfp4 9.1 us (cuDNN 9.1); N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two
 // row chunks): f16 1.23x, mxfp8 1.61x, the rest 1.9-2.3x (session 8).
 #pragma once
 #include <cuda_fp16.h>
