@@ -61,9 +61,9 @@
 // ~51 us (~78% of the peak), the blocks ending over a 15 us spread, then the merge (~3 us). Warps
 // taking 32-key chunks from a counter instead of fixed ranges evened the ends but cost the 4-bit
 // and turbo loops more than it saved (mxfp4 74 -> 76 us; docs/gpu-tests.md): not kept. N=1K:
-// 8.0-11.3 us since 04f8f51 (cuDNN 7.5), of which a block spends ~3 us in its prologue and ~3 merging;
-// N=2K: mxfp4 9.1 us (cuDNN 9.1); N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K: 1.06x (f16) to 1.34x (affine4); Lq=8 (two
-// row chunks): f16 1.23x, mxfp8 1.61x, the rest 1.9-2.3x (session 8).
+// 8.0-11.3 us since 04f8f51 (cuDNN 7.5), of which a block spends ~3 us in its prologue and ~3
+// merging; N=2K: mxfp4 9.1 us (cuDNN 9.1); N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K:
+// 1.07x (f16) to 1.36x (affine4); Lq=8 (two row chunks): f16 1.25x, mxfp8 1.67x, the rest 1.9-2.3x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1500,7 +1500,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
   }
   QSDPA_PHASE(5);
-  const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;  // rows this block owns
+  // Rows this block owns: the prologue's count too (a shared helper changed this kernel's register
+  // allocation, session 9, with no device time left to test it).
+  const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   __syncthreads();  // fl is scratch now
