@@ -1,17 +1,21 @@
-// The merge of split-key partials (see partials.cuh): one block of 512 threads per
-// (query row, kv head, b); it reads splits * (D + 2) floats, a few percent of the cache bytes the
-// split kernels stream at decode sizes, so it is bound by load latency, not bandwidth: the threads
-// split the sum over splits into slices with 4 loads in flight each. Measured on the H100 (B=1,
-// Hq=32, Hkv=8, D=128, 66 splits): 26 us with 128 threads and one loop per dim (ncu), before this;
-// with it, ncu (base clocks) shows 9 us at 128K and 6.9 us at 1K (8 splits), mostly launch and
-// latency. Since session 4 the merge is a programmatic dependent launch (sm_90): it starts while
-// the split kernel runs and waits for it, taking its launch off the critical path (1K: 13-15 ->
-// 11-12 us per call, with more blocks at short contexts, attention_mma.cu). Session 5 issues all of
-// a thread's first loads at once, before the reductions: 9.5 -> 7.7 us (ncu, 128K, 32 blocks).
-// Session 6 tried one 128-thread block per (row, 32 dims), 4x the blocks: no faster in the graph
-// (f16 128K 137 -> 135 us, mxfp4 79 -> 80 on the H200) and slower for turbo's whole rows, so this
-// kernel stayed. ncu's numbers above come with cold caches (ncu flushes them between replays); in a
-// call the partials are in L2 and the merge costs far less than they suggest.
+// The merge of split-key partials (see partials.cuh): one block of 512 threads per (query row, kv
+// head, b), launched early as a programmatic dependent launch (sm_90: it waits in
+// wait_for_prior_grid for the split kernel's end, its own launch off the critical path; session 4).
+// It reads splits * (D + 2) floats, a few percent of the cache bytes the split kernels streamed, so
+// it is bound by latency, not bandwidth.
+// Work split (session 10): warp w takes splits w, w + 16, ... of the row (lane l: dims l, l + 32,
+// ...), all loads of a batch of up to 8 splits in flight at once, and combines them in registers
+// with a running maximum; one barrier; then each warp combines the 16 warp results for its dims
+// (lane i < 16 holds warp i's weight; shuffles, no second barrier) and the block stores the row.
+// History: 128 threads with one loop per dim took 26 us at 128K (ncu, cold caches); a block-wide
+// version (all first loads at once, then block reductions of m and l and slices of splits summed
+// through shared memory: four dependent phases) took 7.7 us under ncu, ~3.1-3.4 us in a graph from
+// the wait's end (session 10's probe, B=1, Hq=32, Hkv=8, D=128: 4K, 32K, 128K). This one was
+// 0.1-0.3 us faster per call for every format and context in an A/B on the H100 (mxfp4, new against
+// old: 4K 401 against 394 GB/s, 32K 1313 against 1298, 128K 2006 against 1993; docs/gpu-tests.md).
+// The probe shows where the rest goes: ~1.8 us from the wait to the warps' sums (one round of
+// loads from L2, right after the split grid's writes), ~0.8 us to combine and ~0.7 us to store,
+// ~3.4 us as before. Session 6 tried one 128-thread block per (row, 32 dims): no faster.
 #include "cuda/partials.cuh"
 
 #include <atomic>
@@ -27,103 +31,81 @@ namespace {
 
 constexpr int kMergeThreads = 512;
 
-// Block-wide reduction of one float per thread (max or sum); every thread gets the result.
-template <bool Max>
-__device__ float block_reduce(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float other = __shfl_xor_sync(0xFFFFFFFFu, v, o);
-    v = Max ? fmaxf(v, other) : v + other;
-  }
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  v = scratch[0];
-  for (int w = 1; w < kMergeThreads / 32; ++w) v = Max ? fmaxf(v, scratch[w]) : v + scratch[w];
-  __syncthreads();
-  return v;
-}
-
-// Weights exp(m_s - top) of every split go to shared memory once; then each thread sums its dims
-// over the splits with loads that are coalesced across threads. The kernel is bound by load
-// latency (it reads a few percent of what the split kernel streamed), so every load of the first
-// pass is issued at once, before the reductions: the partials' m and l, and kHeld values of each
-// thread's (dim, slice of the splits).
-// One block per SM is all its grids need (B * Hkv * rows blocks); the bound lets ptxas keep 92
-// registers (it had capped the kernel at 64 and spilled once the turbo rotation went warp-per-row).
+// The merge of one row (see the file comment); Chunks: dims per lane, D <= 32 * Chunks.
+template <int Chunks>
 __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
-  constexpr int kHeld = 16;
-  const int64_t r = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
-  const int64_t D = p.q.shape[3], Hq = p.q.shape[1], G = Hq / p.k.heads;
-  const int64_t h = hk * G + r % G;
-  extern __shared__ float weight[];  // [splits]
-  __shared__ float row[512];
-  __shared__ float scratch[kMergeThreads / 32];
+  constexpr int kWarpsPerBlock = kMergeThreads / 32, kBatch = Chunks <= 4 ? 8 : Chunks <= 8 ? 4 : 2;
+  const int r = int(blockIdx.x), hk = int(blockIdx.y), b = int(blockIdx.z);
+  const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads);
+  const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
   const int64_t stride = int64_t(rows) * (D + 2);
-  const float* w = work + (b * p.k.heads + hk) * splits * stride + r * (D + 2);
-  // Thread = (dim, slice of the splits); slices summed through shared memory at the end.
-  const int slices = D >= kMergeThreads ? 1 : kMergeThreads / int(D);
-  const int dims_per_pass = kMergeThreads / slices, slice = threadIdx.x / dims_per_pass;
-  // phase_times.cuh (experiments only): the bench's unfused f32 calls, which also merge, are left out.
+  const float* w = work + (int64_t(b) * p.k.heads + hk) * splits * stride + int64_t(r) * (D + 2);
+  const float sink = sink_of(p, int64_t(hk) * G + r % G);  // an input: read before the wait
+  __shared__ float wtop[kWarpsPerBlock], wl[kWarpsPerBlock], wacc[kWarpsPerBlock][32 * Chunks];
+  __shared__ float row[32 * Chunks];
+  __shared__ float lse;
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
-  float held[kHeld];
-  {
-    const int64_t d = threadIdx.x % dims_per_pass;
+  float top = -INFINITY, l = 0.0f, acc[Chunks];
 #pragma unroll
-    for (int k = 0; k < kHeld; ++k) {
-      const int s = slice + k * slices;
-      held[k] = s < splits && d < D ? w[s * stride + d] : 0.0f;
-    }
-  }
-  const bool mine = int(threadIdx.x) < splits;
-  const float my_m = mine ? w[threadIdx.x * stride + D] : -INFINITY, my_l = mine ? w[threadIdx.x * stride + D + 1] : 0.0f;
-  float top = my_m;
-  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) top = fmaxf(top, w[s * stride + D]);
-  top = block_reduce<true>(top, scratch);
-  const float sink = sink_of(p, h);
-  top = fmaxf(top, sink);
-  float part = 0.0f;
-  if (mine) {
-    const float e = partial_weight(my_m, top);
-    weight[threadIdx.x] = e;
-    part = e * my_l;
-  }
-  for (int s = threadIdx.x + kMergeThreads; s < splits; s += kMergeThreads) {
-    const float e = partial_weight(w[s * stride + D], top);
-    weight[s] = e;
-    part += e * w[s * stride + D + 1];
-  }
-  float total = block_reduce<false>(part, scratch);  // also orders the weight writes before their reads
-  total += partial_weight(sink, top);
-  __shared__ float slice_sum[kMergeThreads];
-  for (int64_t d0 = 0; d0 < D; d0 += kMergeThreads) {
-    const int64_t d = d0 + threadIdx.x % dims_per_pass;
-    float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (total != 0.0f && d < D) {
-      int s = slice;
-      if (d0 == 0) {
+  for (int c = 0; c < Chunks; ++c) acc[c] = 0.0f;
+  for (int s0 = warp; s0 < splits; s0 += kBatch * kWarpsPerBlock) {
+    float m[kBatch], ls[kBatch], v[kBatch][Chunks];
 #pragma unroll
-        for (int k = 0; k < kHeld; ++k)
-          if (slice + k * slices < splits) o[k % 4] += weight[slice + k * slices] * held[k];
-        s += kHeld * slices;
-      }
-      for (; s + 3 * slices < splits; s += 4 * slices)
+    for (int i = 0; i < kBatch; ++i) {
+      const int s = s0 + i * kWarpsPerBlock;
+      const float* src = w + int64_t(s < splits ? s : 0) * stride;
+      m[i] = s < splits ? src[D] : -INFINITY;
+      ls[i] = s < splits ? src[D + 1] : 0.0f;
 #pragma unroll
-        for (int u = 0; u < 4; ++u) o[u] += weight[s + u * slices] * w[(s + u * slices) * stride + d];
-      for (; s < splits; s += slices) o[0] += weight[s] * w[s * stride + d];
+      for (int c = 0; c < Chunks; ++c) v[i][c] = s < splits && lane + 32 * c < D ? src[lane + 32 * c] : 0.0f;
     }
-    slice_sum[threadIdx.x] = (o[0] + o[1]) + (o[2] + o[3]);
-    __syncthreads();
-    if (slice == 0 && d < D) {
-      float sum = 0.0f;
-      for (int k = 0; k < slices; ++k) sum += slice_sum[threadIdx.x + k * dims_per_pass];
-      row[d] = normalised(sum, total);
+    float next = top;
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) next = fmaxf(next, m[i]);
+    const float keep = partial_weight(top, next);  // the running sums' factor (0 while they are empty)
+    l *= keep;
+#pragma unroll
+    for (int c = 0; c < Chunks; ++c) acc[c] *= keep;
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      const float e = partial_weight(m[i], next);
+      l += e * ls[i];
+#pragma unroll
+      for (int c = 0; c < Chunks; ++c) acc[c] += e * v[i][c];
     }
-    __syncthreads();
+    top = next;
   }
-  __shared__ float lse;
-  if (threadIdx.x == 0) lse = row_lse(top, total);
-  store_rows(p, row, &lse, 1, int(D), b, hk, [&](int) { return r; });
+  if (lane == 0) wtop[warp] = top, wl[warp] = l;
+#pragma unroll
+  for (int c = 0; c < Chunks; ++c) wacc[warp][lane + 32 * c] = acc[c];
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 3);
+  __syncthreads();
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
+  // Every warp: lane i < 16 holds warp i's weight against the row's reference (the largest warp
+  // maximum and the sink), and the sums follow by shuffles.
+  const float mine = lane < kWarpsPerBlock ? wtop[lane] : -INFINITY;
+  float row_top = fmaxf(mine, sink);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) row_top = fmaxf(row_top, __shfl_xor_sync(0xFFFFFFFFu, row_top, o));
+  const float weight = lane < kWarpsPerBlock ? partial_weight(mine, row_top) : 0.0f;
+  float total = lane < kWarpsPerBlock ? weight * wl[lane] : 0.0f;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+  total += partial_weight(sink, row_top);
+  float weights[kWarpsPerBlock];  // shuffled by all lanes, before the loop that not all of them enter
+#pragma unroll
+  for (int i = 0; i < kWarpsPerBlock; ++i) weights[i] = __shfl_sync(0xFFFFFFFFu, weight, i);
+  for (int d = int(threadIdx.x); d < D; d += kMergeThreads) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarpsPerBlock; ++i) sum += weights[i] * wacc[i][d];
+    row[d] = normalised(sum, total);
+  }
+  if (threadIdx.x == 0) lse = row_lse(row_top, total);
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
+  store_rows(p, row, &lse, 1, D, b, hk, [&](int) { return r; });
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
@@ -218,7 +200,6 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(rows), Hkv, B);
   config.blockDim = dim3(kMergeThreads);
-  config.dynamicSmemBytes = size_t(splits) * sizeof(float);
   config.stream = stream;
   // Programmatic dependent launch (sm_90): the merge is launched while the split kernel runs and
   // waits in wait_for_prior_grid, so its launch latency leaves the critical path (a few us, most
@@ -231,7 +212,11 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     config.numAttrs = 1;
   }
   QSDPA_PHASE_HOST("the merge kernel");
-  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel, p, rows, splits, work));
+  const int64_t D = p.q.shape[3];  // <= 512 (the split kernels' limit)
+  if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work));
+  else if (D <= 128) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<4>, p, rows, splits, work));
+  else if (D <= 256) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<8>, p, rows, splits, work));
+  else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<16>, p, rows, splits, work));
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 

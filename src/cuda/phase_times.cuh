@@ -23,6 +23,7 @@ constexpr int kMaxBlocks = 8192, kMarks = 8;
 __device__ unsigned long long g_ns[kMaxBlocks][kMarks];
 __device__ long long g_clk[kMaxBlocks][kMarks];
 __device__ unsigned g_grid;  // blocks of the latest launch
+__device__ unsigned g_sm[kMaxBlocks];  // the SM each block ran on
 
 __device__ __forceinline__ void mark(int i) {
   if (threadIdx.x != 0) return;
@@ -32,6 +33,11 @@ __device__ __forceinline__ void mark(int i) {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
   g_ns[id][i] = ns;
   g_clk[id][i] = clock64();
+  if (i == 0) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    g_sm[id] = sm;
+  }
   if (i == 0 && id == 0) g_grid = gridDim.x * gridDim.y * gridDim.z;
 }
 
@@ -65,6 +71,30 @@ void dump() {
     auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };
     std::fprintf(stderr, "  %4d  %6zu  %6.2f %6.2f %6.2f %6.2f %6.2f            %8lld %8lld %8lld\n", m, at.size(), q(at, 0.0),
                  q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), q(since, 0.5), q(since, 0.9), q(since, 1.0));
+  }
+  // Per SM: when its last block reached a mark. A spread as wide as the blocks' says the SMs, not
+  // the blocks beside each other on one SM, finish unevenly (what more waves of blocks would even).
+  std::vector<unsigned> sm(kMaxBlocks);
+  if (cudaMemcpyFromSymbol(sm.data(), g_sm, sm.size() * sizeof(sm[0])) != cudaSuccess) return;
+  for (int m : {3, 5}) {
+    std::vector<double> last(1024, -1.0);
+    std::vector<int> blocks(1024, 0);
+    for (unsigned b = 0; b < grid; ++b) {
+      const unsigned long long t = ns[b * kMarks + m];
+      if (t < t0 || ns[b * kMarks] == 0 || sm[b] >= 1024) continue;
+      last[sm[b]] = std::max(last[sm[b]], double(t - t0) * 1e-3);
+      ++blocks[sm[b]];
+    }
+    std::vector<double> at;
+    std::vector<int> counts;
+    for (size_t i = 0; i < last.size(); ++i)
+      if (last[i] >= 0.0) at.push_back(last[i]), counts.push_back(blocks[i]);
+    if (at.empty()) continue;
+    std::sort(at.begin(), at.end());
+    std::sort(counts.begin(), counts.end());
+    auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };
+    std::fprintf(stderr, "  per SM, last block at mark %d: %zu SMs, %6.2f %6.2f %6.2f %6.2f %6.2f us; blocks per SM %d..%d\n", m,
+                 at.size(), q(at, 0.0), q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), counts.front(), counts.back());
   }
 }
 
