@@ -64,6 +64,10 @@
 // 8.0-11.3 us since 04f8f51 (cuDNN 7.5), of which a block spends ~3 us in its prologue and ~3
 // merging; N=2K: mxfp4 9.1 us (cuDNN 9.1); N=4K: mxfp4 12 us (cuDNN 13). Lq=4 over Lq=1 at 32K:
 // 1.07x (f16) to 1.36x (affine4); Lq=8 (two row chunks): f16 1.25x, mxfp8 1.67x, the rest 1.9-2.3x.
+// Session 10 (3e182d1, bench/results/cuda-h100-2026-11-26-session10.md): the same within 1 us (f16
+// 189, mxfp4 71, nvfp4 77, mxfp8 110, turbo3 113 at 128K; 4K mxfp4 11.5, cuDNN 12.9). Per SM the
+// last block ends within ~5 us of the other SMs' at 128K (the blocks' spread is inside each SM),
+// and two or three waves of shorter blocks cost ~7 us a wave (docs/gpu-tests.md).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
