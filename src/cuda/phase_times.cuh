@@ -4,7 +4,8 @@
 // Thread 0 of every block records the GPU's global timer (ns, comparable across SMs) and its SM's
 // cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
 // latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
-// first block's start) and how long after their own start. Each translation unit keeps its own
+// first block's start) and how long after their own start; and, per SM, when its last block
+// reached marks 3 and 5 (in the split kernel: its loop's end, its partial stored). Each translation unit keeps its own
 // arrays (internal linkage), so each kernel file prints its own table.
 #pragma once
 
@@ -54,6 +55,7 @@ void dump() {
     return;
   unsigned long long t0 = ~0ull;
   for (unsigned b = 0; b < grid; ++b) t0 = std::min(t0, ns[b * kMarks]);
+  auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };  // quantile
   std::fprintf(stderr, "phase times of %s: %u blocks, first start at %llu ns\n", g_label, grid, t0);
   std::fprintf(stderr, "  mark  blocks  reached (us from first start: min p10 p50 p90 max)  since own start (cycles: p50 p90 max)\n");
   for (int m = 0; m < kMarks; ++m) {
@@ -68,7 +70,6 @@ void dump() {
     if (at.empty()) continue;
     std::sort(at.begin(), at.end());
     std::sort(since.begin(), since.end());
-    auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };
     std::fprintf(stderr, "  %4d  %6zu  %6.2f %6.2f %6.2f %6.2f %6.2f            %8lld %8lld %8lld\n", m, at.size(), q(at, 0.0),
                  q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), q(since, 0.5), q(since, 0.9), q(since, 1.0));
   }
@@ -92,7 +93,6 @@ void dump() {
     if (at.empty()) continue;
     std::sort(at.begin(), at.end());
     std::sort(counts.begin(), counts.end());
-    auto q = [](const auto& v, double f) { return v[size_t(f * double(v.size() - 1) + 0.5)]; };
     std::fprintf(stderr, "  per SM, last block at mark %d: %zu SMs, %6.2f %6.2f %6.2f %6.2f %6.2f us; blocks per SM %d..%d\n", m,
                  at.size(), q(at, 0.0), q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), counts.front(), counts.back());
   }
