@@ -5,8 +5,8 @@
 // cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
 // latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
 // first block's start) and how long after their own start; and, per SM, when its last block
-// reached marks 3 and 5 (in the split kernel: its loop's end, its partial stored). Each translation unit keeps its own
-// arrays (internal linkage), so each kernel file prints its own table.
+// reached marks 3 and 5 (in the split kernel: its loop's end, its partial stored). Each
+// translation unit keeps its own arrays (internal linkage), so each kernel file prints its own table.
 #pragma once
 
 #ifdef QSDPA_PHASE_TIMES
