@@ -9,7 +9,7 @@ matters is its common path: the shortest way through the body, printed as "commo
 
   pip download --no-deps nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm   # unzip; put bin/ on PATH
   cuobjdump -sass build-cuda/CMakeFiles/qsdpa.dir/src/cuda/attention_mma_d128_r8.cu.o > d128.sass
-  python3 scripts/sass_loop.py d128.sass FamE3ELS3_3EEEv [--dump] [--tiles NT]  # E2M1:E2M1 (mxfp4)
+  python3 scripts/sass_loop.py d128.sass FamE3ELS3_3EEEv [--dump] [--tiles NT] [--prologue]  # E2M1:E2M1 (mxfp4)
 
 Family numbers in the mangled names: 0 f16, 1 u4, 2 u8, 3 e2m1, 4 e4m3, 5 generic, 6 nv4 (nvfp4).
 """
@@ -88,6 +88,13 @@ def main():
         print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step; "
               f"common path {length} ({local} local loads/stores)")
         print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
+        if "--prologue" in sys.argv and seg:
+            # Everything before the loop's first instruction, alternatives included (q's dtypes, the
+            # cluster setup): an upper bound of what a block issues before its first step.
+            before = [ins for a, ins in body if a < seg[0][0]]
+            count = lambda op: sum(op in ins for ins in before)
+            print(f"  prologue: {len(before)} instructions before the loop, {count('BAR.SYNC')} barriers, "
+                  f"{count('LDG')} global loads, {count('LDS')} shared loads")
         if "--dump" in sys.argv:
             for a, s in seg:
                 print(f"  {a:x} {s}")
