@@ -111,10 +111,10 @@ bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compil
 // with half the steps finish sooner (1K: 13-15 -> 11-12 us); with several blocks per SM (4K) the
 // extra partials cost more than they save (measured: f16 18 -> 20 us). Session 10 (H100, A/B):
 // two or three waves of shorter blocks, for SMs that finish early to take more, were slower by
-// ~7 us a wave at 32K and 128K (mxfp4 27 -> 34 -> 42 us at 32K): the SMs already end within ~2 us
+// ~7 us a wave at 32K and 128K (mxfp4 27 -> 34 -> 42 us at 32K): the SMs already end within ~5 us
 // of each other, and every block pays its prologue and epilogue; capping 4K-8K at 16 splits, so
-// that they merge in a cluster instead of the merge kernel, was level for f16, mxfp4 and mxfp8 at
-// 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K).
+// that they merge in a cluster instead of the merge kernel, was within 3% for f16, mxfp4, nvfp4
+// and mxfp8 at 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K).
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
   const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
