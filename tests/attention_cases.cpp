@@ -62,7 +62,7 @@ std::string test_name(const std::string& format) {
 std::string AttentionCase::describe() const {
   std::ostringstream s;
   s << "D=" << dim << " gqa=" << gqa << " Lq=" << lq << " N=" << n << " mask=" << mask_name(mask)
-    << " sinks=" << sinks << " ragged=" << ragged << " q=" << to_string(q_dtype) << (q_bshd ? " (BSHD)" : "")
+    << " sinks=" << sinks << " ragged=" << ragged << " q=" << to_string(q_dtype) << (q_bshd ? " (BSHD)" : "") << (q_gapped ? " (D stride 2)" : "")
     << " seed=" << seed;
   return s.str();
 }
@@ -139,7 +139,7 @@ std::vector<AttentionCase> pairwise_cases(const std::vector<int64_t>& dims, uint
   // q in its dtype and layout; the reference gets the same values as f32.
   const auto qx = random_normal(size_t(B * Hq * Lq * D), c.seed + 3);
   const int qsize = dtype_size(c.q_dtype);
-  std::vector<uint8_t> qbuf(qx.size() * size_t(qsize));
+  std::vector<uint8_t> qbuf(qx.size() * size_t(qsize) * (c.q_gapped ? 2 : 1));
   std::vector<float> q_ref(qx.size());
   AttentionArgs a;
   a.q = contiguous_view(qbuf.data(), c.q_dtype, B, Hq, Lq, D);
@@ -149,6 +149,8 @@ std::vector<AttentionCase> pairwise_cases(const std::vector<int64_t>& dims, uint
     a.q.strides[2] = Hq * D;
     a.q.strides[0] = Lq * Hq * D;
   }
+  if (c.q_gapped)
+    for (int i = 0; i < 4; ++i) a.q.strides[i] *= 2;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < Hq; ++h)
       for (int64_t i = 0; i < Lq; ++i)

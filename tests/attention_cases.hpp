@@ -19,6 +19,7 @@ struct AttentionCase {
   bool sinks = false, ragged = false;
   DType q_dtype = DType::f32;
   bool q_bshd = false;  // q given as [B, Lq, Hq, D] through strides
+  bool q_gapped = false;  // q's values two elements apart (stride 2 along D): no 16-byte octets to load
   uint64_t seed = 0;
   std::string describe() const;
 };

@@ -64,7 +64,8 @@ TEST_P(CudaAttention, SplitKernelShapes) {
 // Shapes the tensor-core kernel takes (no array mask, G*Lq <= 256), for every format: each
 // head dim and row-tile count, more rows than one block holds (row chunks), GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
 // step, not a multiple of 16, longer than one block's slice), causal, window, sinks, ragged lengths,
-// q in f32/f16/bf16 and BSHD strides.
+// q in f32/f16/bf16, BSHD strides and values two elements apart (the prologue's value-by-value
+// staging; the others load q a 16-byte octet at a time).
 TEST_P(CudaAttention, TensorCoreShapes) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const auto [kf, vf] = tools::parse_pair(GetParam());
@@ -96,7 +97,7 @@ TEST_P(CudaAttention, TensorCoreShapes) {
   for (const Shape& sh : shapes) {
     test::AttentionCase c;
     c.dim = sh.dim, c.gqa = sh.gqa, c.lq = sh.lq, c.n = sh.n, c.mask = sh.mask, c.sinks = sh.sinks;
-    c.ragged = sh.ragged, c.q_dtype = sh.q, c.q_bshd = (seed % 3 == 0), c.seed = seed++;
+    c.ragged = sh.ragged, c.q_dtype = sh.q, c.q_bshd = (seed % 3 == 0), c.q_gapped = (seed % 3 == 1), c.seed = seed++;
     if (std::find(dims.begin(), dims.end(), c.dim) == dims.end()) continue;
     EXPECT_TRUE(test::check_case(kf, vf, c, attention_on_gpu));
   }

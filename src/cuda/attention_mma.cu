@@ -158,6 +158,11 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.cluster = cluster_of(a, inst, p.splits);
   p.cluster_magic = p.cluster > 1 ? 0xFFFFFFFFu / uint32_t(p.cluster) + 1u : 0u;
   p.row_chunks = row_chunks(a);
+  // q in 16-byte octets (the prologue's fast staging): d contiguous, every row's start and the data
+  // 16-byte aligned.
+  const int64_t q_align = a.q.dtype == DType::f32 ? 4 : 8;
+  p.q_octets = a.q.strides[3] == 1 && a.q.strides[0] % q_align == 0 && a.q.strides[1] % q_align == 0 &&
+               a.q.strides[2] % q_align == 0 && reinterpret_cast<uintptr_t>(a.q.data) % 16 == 0;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

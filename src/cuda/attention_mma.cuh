@@ -717,6 +717,7 @@ struct MmaParams : KernelArgs {
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
+  bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -907,48 +908,103 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
   // another, RP * D / 128 round trips to memory in every block's prologue.
   const float qmul = p.scale * kLog2e * head_factor<KF>(kc);
-  __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
-  if (threadIdx.x < R) {
-    const int row = row0 + int(threadIdx.x);
-    q_row[threadIdx.x] = p.q.offset(b, hk * G + row % G, row / G, 0);
-  }
-  __syncthreads();
-  auto stage_q = [&](auto load_one) {
-    constexpr int kPer = RP * D / kThreads;
-    float v[kPer];
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) {
-      const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
-      v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
-    }
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
-  };
-  if (p.q.dtype == DType::f32) {
-    stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
-  } else {
-    const uint16_t* q16 = static_cast<const uint16_t*>(p.q.data);
-    if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
-    else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
-  }
-  __syncthreads();
-  QSDPA_PHASE(1);
-  // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
-  if ((is_turbo(KF) || KF == Fam::generic) && kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
   __shared__ float row_unscale[RP], row_inv[RP];
-  for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
-    float mx = 0.0f;
-    for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+  auto row_powers = [&](int r, float mx) {
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
-    if (lane == 0) row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
+    row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
+  };
+  // Keys the prologue rotates (turbo, or the generic decoder's turbo keys) take the row maxima after
+  // the rotation; the others take them while q is staged.
+  constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
+  if constexpr (!kRotatesQ) {
+    // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
+    // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
+    // among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
+    // barrier for the rows' offsets, it took ~180 instructions a thread and then a row-max pass over
+    // shared memory (~130), in a prologue that four blocks per SM run at once (~5 us at 32K-128K).
+    constexpr int kOctets = RP * D / 8, kPer = (kOctets + kThreads - 1) / kThreads, kRowOctets = D / 8;
+    static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int c = int(threadIdx.x) + k * kThreads, r = c / kRowOctets, d0 = (c % kRowOctets) * 8;
+      float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      if (c < kOctets && r < R) {
+        const int row = row0 + r;
+        const int64_t off = p.q.offset(b, hk * G + row % G, row / G, d0);
+        if (!p.q_octets) {  // any strides and alignment: value by value
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v[j] = detail::load_float(p.q.data, p.q.dtype, off + j * p.q.strides[3]);
+        } else if (p.q.dtype == DType::f32) {
+          const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(p.q.data) + off);
+          const float4 x = __ldg(src), y = __ldg(src + 1);
+          v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+        } else {
+          const uint4 w = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.q.data) + off));
+          const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const uint16_t h = uint16_t(words[j / 2] >> (16 * (j % 2)));
+            v[j] = p.q.dtype == DType::f16 ? __half2float(__ushort_as_half(h)) : fmt::bf16_to_f32(h);
+          }
+        }
+      }
+      float mx = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] *= qmul, mx = fmaxf(mx, fabsf(v[j]));
+      if (c < kOctets) {
+        float4* dst = reinterpret_cast<float4*>(fl + r * D + d0);
+        dst[0] = make_float4(v[0], v[1], v[2], v[3]);
+        dst[1] = make_float4(v[4], v[5], v[6], v[7]);
+      }
+      // Whole warps are in or out of c < kOctets (a multiple of 32): every lane shuffles.
+#pragma unroll
+      for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+      if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
+    }
+    __syncthreads();
+    QSDPA_PHASE(1);
+  } else {
+    __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
+    if (threadIdx.x < R) {
+      const int row = row0 + int(threadIdx.x);
+      q_row[threadIdx.x] = p.q.offset(b, hk * G + row % G, row / G, 0);
+    }
+    __syncthreads();
+    auto stage_q = [&](auto load_one) {
+      constexpr int kPer = RP * D / kThreads;
+      float v[kPer];
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
+        v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
+      }
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
+    };
+    if (p.q.dtype == DType::f32) {
+      stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
+    } else {
+      const uint16_t* q16 = static_cast<const uint16_t*>(p.q.data);
+      if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
+      else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
+    }
+    __syncthreads();
+    QSDPA_PHASE(1);
+    // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
+    if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
+    for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
+      float mx = 0.0f;
+      for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+      if (lane == 0) row_powers(r, mx);
+    }
+    __syncthreads();
   }
-  __syncthreads();
   // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
   constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
   __shared__ float qsum[kAffineK ? NB * RP : 1];
