@@ -920,10 +920,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // Keys the prologue rotates (turbo, or the generic decoder's turbo keys) take the row maxima after
   // the rotation; the others take them while q is staged.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
-#ifndef QSDPA_Q_OCTETS  // 0: the element-by-element staging for every family (stage ab's baseline)
-#define QSDPA_Q_OCTETS 1
-#endif
-  if constexpr (!kRotatesQ && QSDPA_Q_OCTETS) {
+  if constexpr (!kRotatesQ) {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
     // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
     // among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
