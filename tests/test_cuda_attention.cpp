@@ -265,6 +265,54 @@ TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
   }
 }
 
+// On sm_90 the split kernel may start before the kernel ahead of it in the stream ends
+// (programmatic dependent launch) and must not read q until that kernel has finished: here each
+// call's q is the previous call's output, poisoned with NaN before the chain, and three chained
+// calls without a synchronization must write the bytes of the same chain synchronized after each
+// call (with and without the merge kernel).
+TEST(CudaAttentionChained, ReadsTheOutputOfTheCallBefore) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  for (const int64_t N : {int64_t(5000), int64_t(1000), int64_t(40000)}) {
+    const int64_t B = 1, Hq = 32, Hkv = 8, D = 128, calls = 3;
+    const auto kx = test::random_normal(size_t(B * Hkv * N * D), 41), vx = test::random_normal(size_t(B * Hkv * N * D), 42);
+    auto q = test::random_normal(size_t(B * Hq * D), 43);
+    const QuantizedTensor k = quantize(kx.data(), {B, Hkv, N, D}, parse_format("mxfp4"));
+    const QuantizedTensor v = quantize(vx.data(), {B, Hkv, N, D}, parse_format("mxfp4"));
+    std::vector<float> out(q.size());
+    AttentionArgs a;
+    a.q = contiguous_view(q.data(), DType::f32, B, Hq, 1, D);
+    a.out = contiguous_view(out.data(), DType::f32, B, Hq, 1, D);
+    a.k = k.view();
+    a.v = v.view();
+    a.scale = 0.125f;
+    DeviceArgs d(a);
+    const size_t bytes = q.size() * 4;
+    float* outs = nullptr;  // the outputs of the chain's calls, each the next call's q
+    QSDPA_CUDA_CHECK(cudaMalloc(&outs, bytes * calls));
+    cudaStream_t stream;
+    QSDPA_CUDA_CHECK(cudaStreamCreate(&stream));
+    std::vector<float> synced(q.size() * calls), chained(q.size() * calls);
+    for (const bool sync : {true, false}) {
+      QSDPA_CUDA_CHECK(cudaMemsetAsync(outs, 0xFF, bytes * calls, stream));
+      for (int64_t c = 0; c < calls; ++c) {
+        AttentionArgs da = d.args();
+        da.stream = stream;
+        if (c > 0) da.q.data = outs + (c - 1) * q.size();
+        da.out.data = outs + c * q.size();
+        attention(da);
+        if (sync) QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
+      }
+      QSDPA_CUDA_CHECK(cudaMemcpyAsync((sync ? synced : chained).data(), outs, bytes * calls, cudaMemcpyDeviceToHost, stream));
+      QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+    EXPECT_TRUE(std::all_of(synced.begin(), synced.end(), [](float x) { return std::isfinite(x); })) << "N=" << N;
+    EXPECT_EQ(0, std::memcmp(synced.data(), chained.data(), synced.size() * 4)) << "N=" << N;
+    EXPECT_EQ(d.finish(), 0) << "N=" << N;
+    cudaStreamDestroy(stream);
+    cudaFree(outs);
+  }
+}
+
 TEST(CudaAttentionStatus, KvLensBeyondCapacityIsReportedOnTheDevice) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const int64_t D = 64, N = 10;

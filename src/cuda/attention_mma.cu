@@ -123,13 +123,17 @@ static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
-// The largest cluster the in-kernel merge takes: kMaxCluster, or QSDPA_MAX_CLUSTER (read once; a
-// switch for A/B runs: 1 turns clusters off).
+// An integer switch for A/B runs (stage abenv of gpu-check.sh): the environment's value clamped to
+// [lo, hi], or fallback.
+static int env_switch(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  return v ? std::clamp(std::atoi(v), lo, hi) : fallback;
+}
+
+// The largest cluster the in-kernel merge takes: kMaxCluster, or QSDPA_MAX_CLUSTER (read once;
+// 1 turns clusters off).
 static int max_cluster() {
-  static const int value = [] {
-    const char* v = std::getenv("QSDPA_MAX_CLUSTER");
-    return v ? std::clamp(std::atoi(v), 1, kMaxCluster) : kMaxCluster;
-  }();
+  static const int value = env_switch("QSDPA_MAX_CLUSTER", kMaxCluster, 1, kMaxCluster);
   return value;
 }
 
@@ -163,6 +167,12 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   const int64_t q_align = a.q.dtype == DType::f32 ? 4 : 8;
   p.q_octets = a.q.strides[3] == 1 && a.q.strides[0] % q_align == 0 && a.q.strides[1] % q_align == 0 &&
                a.q.strides[2] % q_align == 0 && reinterpret_cast<uintptr_t>(a.q.data) % 16 == 0;
+  // The split kernel starts while the kernel before it ends (programmatic dependent launch, sm_90)
+  // and asks L2 for each warp's first keys before it waits for that kernel (the prologue).
+  static const bool programmatic = env_switch("QSDPA_SPLIT_PDL", 1, 0, 1) == 1;
+  static const int prefetch_keys = env_switch("QSDPA_PREFETCH_KEYS", 32, 0, 1 << 20);
+  p.programmatic = programmatic && sm90_or_newer();
+  p.prefetch_keys = p.programmatic ? prefetch_keys : 0;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

@@ -709,6 +709,24 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   return h;
 }
 
+// The prologue's prefetch before wait_for_prior_grid: asks L2 for the codes of keys [j0, j1) of a
+// head (key j0 + i by lane i, i + 32, ...) without reading them. Codes only: the scales' and
+// biases' rows too moved the E2M1 loop's register allocation (461 -> 468 instructions a step with
+// spills); they are ~6% of mxfp4's bytes. The generic decoder's rows are not asked for.
+__device__ __forceinline__ void prefetch_l2(const void* address) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(address));
+}
+template <Fam F, int D>
+__device__ __forceinline__ void prefetch_codes(const uint8_t* codes, int64_t code_stride, int j0, int j1) {
+  constexpr int kRowBytes = D / 8 * octet_bytes<F>();
+  if constexpr (kRowBytes > 0) {
+    for (int j = j0 + int(threadIdx.x % 32); j < j1; j += 32) {
+#pragma unroll
+      for (int offset = 0; offset < kRowBytes; offset += 128) prefetch_l2(codes + j * code_stride + offset);
+    }
+  }
+}
+
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head) = partials per row
@@ -718,6 +736,8 @@ struct MmaParams : KernelArgs {
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
+  int prefetch_keys = 0;  // keys a warp asks L2 for before wait_for_prior_grid (see the prologue)
+  bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -849,7 +869,23 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   const int Lq = int(p.q.shape[2]), G = int(p.q.shape[1]) / int(p.k.heads);
   const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  allow_dependent_launch();  // the merge kernel may launch now; it waits for this grid to finish
+  // The merge kernel, which follows only the ordinary kernel, may launch now; it waits for this grid.
+  if constexpr (!Cluster) allow_dependent_launch();
+
+  // Programmatic dependent launch (the host's launch, sm_90): this grid may start while the kernel
+  // before it in the stream is still running. Until wait_for_prior_grid the block reads nothing
+  // that kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing; it only
+  // asks L2 for its warps' first keys (a prefetch reads no value), where their range is known
+  // without kv_lens.
+  if (p.prefetch_keys > 0 && !p.kv_lens) {  // the split's keys as below, before any mask narrows them
+    const int n32 = int(p.k.tokens), n_per = n32 / p.splits, n_rem = n32 % p.splits, split_i = int(split);
+    const int lo = split_i * n_per + min(split_i, n_rem), span = n_per + (split_i < n_rem ? 1 : 0);
+    const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
+    const int w_end = min(whi, wlo + p.prefetch_keys);
+    prefetch_codes<KF, D>(p.k.code_row(b, hk, 0), p.k.code_strides[2], wlo, w_end);
+    prefetch_codes<VF, D>(p.v.code_row(b, hk, 0), p.v.code_strides[2], wlo, w_end);
+  }
+  wait_for_prior_grid();
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
@@ -1582,14 +1618,19 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
+  config.attrs = attr;
   if (p.cluster > 1) {
     config.dynamicSmemBytes += receive_bytes<D, NT>();
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = unsigned(p.cluster);
-    attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-    config.attrs = attr;
-    config.numAttrs = 1;
+    attr[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
+    attr[config.numAttrs].val.clusterDim.x = unsigned(p.cluster);
+    attr[config.numAttrs].val.clusterDim.y = attr[config.numAttrs].val.clusterDim.z = 1;
+    ++config.numAttrs;
+  }
+  if (p.programmatic) {
+    attr[config.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[config.numAttrs].val.programmaticStreamSerializationAllowed = 1;
+    ++config.numAttrs;
   }
   if constexpr (clusters_fit<D, NT>()) {
     if (p.cluster > 1) {
