@@ -47,7 +47,7 @@ if has tests; then
 fi
 if has sanitizer && command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*' \
+    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*:*CudaAttentionChained*' \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
     --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4' >"$OUT/racecheck.log" 2>&1

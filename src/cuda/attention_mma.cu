@@ -167,12 +167,10 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   const int64_t q_align = a.q.dtype == DType::f32 ? 4 : 8;
   p.q_octets = a.q.strides[3] == 1 && a.q.strides[0] % q_align == 0 && a.q.strides[1] % q_align == 0 &&
                a.q.strides[2] % q_align == 0 && reinterpret_cast<uintptr_t>(a.q.data) % 16 == 0;
-  // The split kernel starts while the kernel before it ends (programmatic dependent launch, sm_90)
-  // and asks L2 for each warp's first keys before it waits for that kernel (the prologue).
+  // The split kernel is launched while the kernel before it in the stream ends (programmatic
+  // dependent launch, sm_90; QSDPA_SPLIT_PDL=0 turns it off): its launch leaves the critical path.
   static const bool programmatic = env_switch("QSDPA_SPLIT_PDL", 1, 0, 1) == 1;
-  static const int prefetch_keys = env_switch("QSDPA_PREFETCH_KEYS", 32, 0, 1 << 20);
   p.programmatic = programmatic && sm90_or_newer();
-  p.prefetch_keys = p.programmatic ? prefetch_keys : 0;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

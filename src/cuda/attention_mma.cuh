@@ -709,24 +709,6 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   return h;
 }
 
-// The prologue's prefetch before wait_for_prior_grid: asks L2 for the codes of keys [j0, j1) of a
-// head (key j0 + i by lane i, i + 32, ...) without reading them. Codes only: the scales' and
-// biases' rows too moved the E2M1 loop's register allocation (461 -> 468 instructions a step with
-// spills); they are ~6% of mxfp4's bytes. The generic decoder's rows are not asked for.
-__device__ __forceinline__ void prefetch_l2(const void* address) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(address));
-}
-template <Fam F, int D>
-__device__ __forceinline__ void prefetch_codes(const uint8_t* codes, int64_t code_stride, int j0, int j1) {
-  constexpr int kRowBytes = D / 8 * octet_bytes<F>();
-  if constexpr (kRowBytes > 0) {
-    for (int j = j0 + int(threadIdx.x % 32); j < j1; j += 32) {
-#pragma unroll
-      for (int offset = 0; offset < kRowBytes; offset += 128) prefetch_l2(codes + j * code_stride + offset);
-    }
-  }
-}
-
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head) = partials per row
@@ -736,7 +718,6 @@ struct MmaParams : KernelArgs {
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
-  int prefetch_keys = 0;  // keys a warp asks L2 for before wait_for_prior_grid (see the prologue)
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
 };
 
@@ -873,18 +854,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   if constexpr (!Cluster) allow_dependent_launch();
 
   // Programmatic dependent launch (the host's launch, sm_90): this grid may start while the kernel
-  // before it in the stream is still running. Until wait_for_prior_grid the block reads nothing
-  // that kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing; it only
-  // asks L2 for its warps' first keys (a prefetch reads no value), where their range is known
-  // without kv_lens.
-  if (p.prefetch_keys > 0 && !p.kv_lens) {  // the split's keys as below, before any mask narrows them
-    const int n32 = int(p.k.tokens), n_per = n32 / p.splits, n_rem = n32 % p.splits, split_i = int(split);
-    const int lo = split_i * n_per + min(split_i, n_rem), span = n_per + (split_i < n_rem ? 1 : 0);
-    const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
-    const int w_end = min(whi, wlo + p.prefetch_keys);
-    prefetch_codes<KF, D>(p.k.code_row(b, hk, 0), p.k.code_strides[2], wlo, w_end);
-    prefetch_codes<VF, D>(p.v.code_row(b, hk, 0), p.v.code_strides[2], wlo, w_end);
-  }
+  // before it in the stream is still ending. Until wait_for_prior_grid the block reads nothing that
+  // kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing.
   wait_for_prior_grid();
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
