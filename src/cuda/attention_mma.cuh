@@ -68,6 +68,11 @@
 // 189, mxfp4 71, nvfp4 77, mxfp8 110, turbo3 113 at 128K; 4K mxfp4 11.5, cuDNN 12.9). Per SM the
 // last block ends within ~5 us of the other SMs' at 128K (the blocks' spread is inside each SM),
 // and two or three waves of shorter blocks cost ~7 us a wave (docs/gpu-tests.md).
+// Session 11 (8a03abe, bench/results/cuda-h100-2026-11-26-session11.md): q staged in 16-byte
+// octets (nvfp4 78 -> 75 us at 128K) and the kernel launched by programmatic dependent launch,
+// waiting for the kernel before it only before reading its inputs (0.3-0.6 us off 1K-4K calls):
+// 128K f16 189 us (96%), mxfp8 109 (86%, 1.68x cuDNN), mxfp4 71 (68%, 2.58x), nvfp4 75 (2.43x);
+// 1K mxfp4 7.0 and nvfp4 7.1 us against cuDNN's 7.4; 4K mxfp4 10.9, mxfp8 12.6 against 13.0.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
