@@ -211,6 +211,33 @@ TEST(CudaAttentionStatus, TurboValueScalesFarApartAreReported) {
   }
 }
 
+// A decode call's host data (Lq 1, f32 q and out): K, V and q drawn from seeds seed, seed + 1 and
+// seed + 2, K and V quantized to `format`.
+struct DecodeData {
+  std::vector<float> q, out;
+  QuantizedTensor k, v;
+  // Views of the above (build them once the data has its final home).
+  AttentionArgs args(float scale) {
+    const int64_t B = k.shape[0], Hq = int64_t(q.size()) / (B * k.dim());
+    AttentionArgs a;
+    a.q = contiguous_view(q.data(), DType::f32, B, Hq, 1, k.dim());
+    a.out = contiguous_view(out.data(), DType::f32, B, Hq, 1, k.dim());
+    a.k = k.view();
+    a.v = v.view();
+    a.scale = scale;
+    return a;
+  }
+};
+DecodeData decode_data(const std::string& format, int64_t B, int64_t Hq, int64_t Hkv, int64_t N, int64_t D, uint64_t seed) {
+  DecodeData c;
+  const auto kx = test::random_normal(size_t(B * Hkv * N * D), seed), vx = test::random_normal(size_t(B * Hkv * N * D), seed + 1);
+  c.q = test::random_normal(size_t(B * Hq * D), seed + 2);
+  c.out.resize(c.q.size());
+  c.k = quantize(kx.data(), {B, Hkv, N, D}, parse_format(format));
+  c.v = quantize(vx.data(), {B, Hkv, N, D}, parse_format(format));
+  return c;
+}
+
 // With a caller workspace the call allocates nothing and never synchronizes: it can be captured in a
 // CUDA graph, and the replay writes the same bytes as a direct call (tensor-core kernel with and
 // without a merge kernel, f32 split kernel); a workspace smaller than attention_workspace_bytes is an
@@ -218,19 +245,10 @@ TEST(CudaAttentionStatus, TurboValueScalesFarApartAreReported) {
 TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   for (const auto& [name, N] : {std::pair{"mxfp4", int64_t(5000)}, std::pair{"mxfp4", int64_t(1000)}, std::pair{"f32", int64_t(1000)}}) {
-    const int64_t B = 1, Hq = 8, Hkv = 2, D = 128;
-    const auto kx = test::random_normal(size_t(B * Hkv * N * D), 31), vx = test::random_normal(size_t(B * Hkv * N * D), 32);
-    auto q = test::random_normal(size_t(B * Hq * D), 33);
-    const QuantizedTensor k = quantize(kx.data(), {B, Hkv, N, D}, parse_format(name));
-    const QuantizedTensor v = quantize(vx.data(), {B, Hkv, N, D}, parse_format(name));
-    std::vector<float> out(q.size()), direct(q.size()), replayed(q.size());
-    AttentionArgs a;
-    a.q = contiguous_view(q.data(), DType::f32, B, Hq, 1, D);
-    a.out = contiguous_view(out.data(), DType::f32, B, Hq, 1, D);
-    a.k = k.view();
-    a.v = v.view();
-    a.scale = 0.1f;
-    DeviceArgs d(a);
+    DecodeData data = decode_data(name, 1, 8, 2, N, 128, 31);
+    const auto& out = data.out;
+    std::vector<float> direct(out.size()), replayed(out.size());
+    DeviceArgs d(data.args(0.1f));
     AttentionArgs da = d.args();
     const size_t bytes = attention_workspace_bytes(da);
     if (N == 5000 || std::string(name) == "f32") ASSERT_GT(bytes, 0u) << name << " N=" << N;
@@ -274,19 +292,9 @@ TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
 TEST(CudaAttentionChained, WaitsForTheKernelBeforeIt) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   for (const int64_t N : {int64_t(1000), int64_t(5000)}) {
-    const int64_t B = 1, Hq = 32, Hkv = 8, D = 128;
-    const auto kx = test::random_normal(size_t(B * Hkv * N * D), 41), vx = test::random_normal(size_t(B * Hkv * N * D), 42);
-    auto q = test::random_normal(size_t(B * Hq * D), 43);
-    const QuantizedTensor k = quantize(kx.data(), {B, Hkv, N, D}, parse_format("mxfp4"));
-    const QuantizedTensor v = quantize(vx.data(), {B, Hkv, N, D}, parse_format("mxfp4"));
-    std::vector<float> out(q.size());
-    AttentionArgs a;
-    a.q = contiguous_view(q.data(), DType::f32, B, Hq, 1, D);
-    a.out = contiguous_view(out.data(), DType::f32, B, Hq, 1, D);
-    a.k = k.view();
-    a.v = v.view();
-    a.scale = 0.125f;
-    DeviceArgs d(a);
+    DecodeData data = decode_data("mxfp4", 1, 32, 8, N, 128, 41);
+    const auto& q = data.q;
+    DeviceArgs d(data.args(0.125f));
     AttentionArgs da = d.args();
     const size_t bytes = q.size() * 4;
     float* ready_q = nullptr;  // q's values, copied into da.q by the late writer
