@@ -103,26 +103,6 @@ bool attention_mma_supports(const AttentionArgs& a) {
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
 
-// Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
-// wave of 396 blocks plus a tail of 4 takes two block times, which the 8-bit formats at 3 blocks
-// per SM paid until session 4), each warp keeping at least 32 keys. Short contexts whose blocks
-// fit one per SM take one 16-key step per warp instead: a call's time is then the latency of one
-// block (a warp's step runs ~3800 cycles alone on its scheduler, ncu at 1K), so twice the blocks
-// with half the steps finish sooner (1K: 13-15 -> 11-12 us); with several blocks per SM (4K) the
-// extra partials cost more than they save (measured: f16 18 -> 20 us). Session 10 (H100, A/B):
-// two or three waves of shorter blocks, for SMs that finish early to take more, were slower by
-// ~7 us a wave at 32K and 128K (mxfp4 27 -> 34 -> 42 us at 32K): the SMs already end within ~5 us
-// of each other, and every block pays its prologue and epilogue; capping 4K-8K at 16 splits, so
-// that they merge in a cluster instead of the merge kernel, was within 3% for f16, mxfp4, nvfp4
-// and mxfp8 at 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K).
-static int mma_splits(const AttentionArgs& a, const Instance& inst) {
-  const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
-  const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
-  if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
-  const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
-  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
-}
-
 // An integer switch for A/B runs (stage abenv of gpu-check.sh): the environment's value clamped to
 // [lo, hi], or fallback.
 static int env_switch(const char* name, int fallback, int lo, int hi) {
@@ -144,6 +124,31 @@ static int max_cluster() {
 static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) {
   if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
   return inst.clusters(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+}
+
+// Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
+// wave of 396 blocks plus a tail of 4 takes two block times, which the 8-bit formats at 3 blocks
+// per SM paid until session 4), each warp keeping at least 32 keys. Short contexts whose blocks
+// fit one per SM take one 16-key step per warp instead: a call's time is then the latency of one
+// block (a warp's step runs ~3800 cycles alone on its scheduler, ncu at 1K), so twice the blocks
+// with half the steps finish sooner (1K: 13-15 -> 11-12 us); with several blocks per SM (4K) the
+// extra partials cost more than they save (measured: f16 18 -> 20 us). Session 10 (H100, A/B):
+// two or three waves of shorter blocks, for SMs that finish early to take more, were slower by
+// ~7 us a wave at 32K and 128K (mxfp4 27 -> 34 -> 42 us at 32K): the SMs already end within ~5 us
+// of each other, and every block pays its prologue and epilogue; capping 4K-8K at 16 splits, so
+// that they merge in a cluster instead of the merge kernel, was within 3% for f16, mxfp4, nvfp4
+// and mxfp8 at 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K). Session 12: the
+// cluster kernel's blocks have 8 warps, so its one-step splits are half as many (1K: 8 per head).
+static int mma_splits(const AttentionArgs& a, const Instance& inst) {
+  const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
+  // The cluster kernel's blocks have 8 warps (attention_mma.cuh, warps_per_block): one step each
+  // where those splits fit the SMs and merge in clusters.
+  const int64_t cluster_step = (a.k.tokens + 16 * kClusterWarps - 1) / (16 * kClusterWarps);
+  if (cluster_step * per_split <= sms && cluster_of(a, inst, int(cluster_step)) > 1) return int(cluster_step);
+  const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
+  if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
+  const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
+  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {

@@ -92,8 +92,25 @@
 namespace qsdpa::cuda::mma {
 
 
+// Warps per block: 4 in the kernel that writes partials for the merge kernel; 8 in the cluster
+// kernel of short contexts (N <= 2K at B=1, GQA 4), where a call is one block's latency: 8 warps
+// take a split's keys in one 16-key step each with half the splits, so a block stages q with twice
+// the threads and the cluster merges half as many partials. A/B on the H100 (session 12, all
+// kernels at 8 warps against 4, 1K): f16 8.00 -> 7.78 us, mxfp4 7.04 -> 6.67, mxfp8 7.80 -> 7.14,
+// affine4 9.54 -> 8.55; at 4K (no cluster) 8 warps lost ~1 us for mxfp4 and nvfp4, at 32K-128K they
+// were within 0.5 us (mxfp8 128K 3 us slower). QSDPA_CLUSTER_WARPS=4 builds the old cluster kernel.
+#ifndef QSDPA_QSUM_LOOP
+#define QSDPA_QSUM_LOOP 0
+#endif
+#ifndef QSDPA_CLUSTER_WARPS
+#define QSDPA_CLUSTER_WARPS 8
+#endif
 constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
+constexpr int kClusterWarps = QSDPA_CLUSTER_WARPS;
+template <bool Cluster>
+constexpr int warps_per_block() {
+  return Cluster ? kClusterWarps : kWarps;
+}
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
@@ -732,10 +749,10 @@ struct MmaParams : KernelArgs {
 __device__ __forceinline__ int div_cluster(int r, uint32_t magic) { return int(__umulhi(uint32_t(r), magic)); }
 
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
-// stage q ([NT*8][D]) and at the end for the 4 warp partials ([4][NT*8][D+2]).
-template <int D, int NT>
+// stage q ([NT*8][D]) and at the end for the warp partials ([warps][NT*8][D+2]).
+template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return size_t(D / 16) * NT * 32 * 16 + size_t(kWarps) * NT * 8 * (D + 2) * 4;
+  return size_t(D / 16) * NT * 32 * 16 + size_t(Warps) * NT * 8 * (D + 2) * 4;
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][D + 2] with C * slot rows <= RP + C - 1.
@@ -797,7 +814,7 @@ constexpr bool rolls() {
 #define QSDPA_TURBO_BLOCKS 3
 #endif
 template <int D, int NT, Fam KF, Fam VF>
-constexpr int min_blocks() {
+constexpr int min_blocks_of_4_warps() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
   if (D * NT > 128) {
     if (D == 128 && NT == 2) return KF == Fam::f16 && VF == Fam::f16 ? 3 : QSDPA_WIDE_TILE_BLOCKS;
@@ -805,6 +822,11 @@ constexpr int min_blocks() {
   }
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
+}
+// The same registers per thread with more warps a block: proportionally fewer blocks.
+template <int D, int NT, Fam KF, Fam VF, bool Cluster>
+constexpr int min_blocks() {
+  return std::max(1, min_blocks_of_4_warps<D, NT, KF, VF>() * 4 / warps_per_block<Cluster>());
 }
 
 // The loop's software pipeline (see the loop) and the softmax's lazy reference point (see softmax
@@ -829,7 +851,8 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
 }
 
 template <int D, int NT, Fam KF, Fam VF, bool Cluster>
-__global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_partials(MmaParams p) {
+__global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D, NT, KF, VF, Cluster>())
+    mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
   // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
   // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
@@ -837,6 +860,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
+  constexpr int kW = warps_per_block<Cluster>(), kT = 32 * kW;
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
   constexpr bool kPartial = has_group_scales(KF);
@@ -896,7 +920,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 #else
   const int span = hi > lo ? hi - lo : 0;
 #endif
-  const int wlo = lo + int(int64_t(span) * warp / kWarps), whi = lo + int(int64_t(span) * (warp + 1) / kWarps);
+  const int wlo = lo + int(int64_t(span) * warp / kW), whi = lo + int(int64_t(span) * (warp + 1) / kW);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -924,11 +948,18 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
   __shared__ float row_unscale[RP], row_inv[RP];
-  auto row_powers = [&](int r, float mx) {
+  auto row_exponent = [](float mx) {
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
+    return e;
+  };
+  auto row_powers = [&](int r, float mx) {
+    const int e = row_exponent(mx);
     row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
   };
+  // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
+  constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
+  __shared__ float qsum[kAffineK ? NB * RP : 1];
   // Keys the prologue rotates (turbo, or the generic decoder's turbo keys) take the row maxima after
   // the rotation; the others take them while q is staged.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
@@ -938,11 +969,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     // among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
     // barrier for the rows' offsets, it took ~180 instructions a thread and then a row-max pass over
     // shared memory (~130), in a prologue that four blocks per SM run at once (~5 us at 32K-128K).
-    constexpr int kOctets = RP * D / 8, kPer = (kOctets + kThreads - 1) / kThreads, kRowOctets = D / 8;
+    constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
-      const int c = int(threadIdx.x) + k * kThreads, r = c / kRowOctets, d0 = (c % kRowOctets) * 8;
+      const int c = int(threadIdx.x) + k * kT, r = c / kRowOctets, d0 = (c % kRowOctets) * 8;
       float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       if (c < kOctets && r < R) {
         const int row = row0 + r;
@@ -964,9 +995,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
           }
         }
       }
-      float mx = 0.0f;
+      float mx = 0.0f, sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) v[j] *= qmul, mx = fmaxf(mx, fabsf(v[j]));
+      for (int j = 0; j < 8; ++j) v[j] *= qmul, mx = fmaxf(mx, fabsf(v[j])), sum += v[j];
       if (c < kOctets) {
         float4* dst = reinterpret_cast<float4*>(fl + r * D + d0);
         dst[0] = make_float4(v[0], v[1], v[2], v[3]);
@@ -976,6 +1007,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 #pragma unroll
       for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
       if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
+      if constexpr (kAffineK && !QSDPA_QSUM_LOOP) {
+        // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
+        // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
+        sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
+        sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
+        if (c < kOctets && c % 4 == 0) qsum[(d0 / 32) * RP + r] = sum * exp2f(float(14 - row_exponent(mx)));
+      }
     }
     __syncthreads();
     QSDPA_PHASE(1);
@@ -987,15 +1025,15 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
     __syncthreads();
     auto stage_q = [&](auto load_one) {
-      constexpr int kPer = RP * D / kThreads;
+      constexpr int kPer = RP * D / kT;
       float v[kPer];
 #pragma unroll
       for (int k = 0; k < kPer; ++k) {
-        const int idx = threadIdx.x + k * kThreads, r = idx / D, d = idx % D;
+        const int idx = threadIdx.x + k * kT, r = idx / D, d = idx % D;
         v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
       }
 #pragma unroll
-      for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kThreads] = v[k] * qmul;
+      for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kT] = v[k] * qmul;
     };
     if (p.q.dtype == DType::f32) {
       stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
@@ -1008,7 +1046,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     QSDPA_PHASE(1);
     // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
     if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
-    for (int r = warp; r < RP; r += kWarps) {  // a warp per row: the prologue is part of every call's latency
+    for (int r = warp; r < RP; r += kW) {  // a warp per row: the prologue is part of every call's latency
       float mx = 0.0f;
       for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
 #pragma unroll
@@ -1017,11 +1055,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
     }
     __syncthreads();
   }
-  // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
-  constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
-  __shared__ float qsum[kAffineK ? NB * RP : 1];
+#if QSDPA_QSUM_LOOP  // A/B only: the old qsum loop
   if constexpr (kAffineK) {
-    for (int idx = warp; idx < NB * RP; idx += kWarps) {  // a warp per (block, row), lanes over dims
+    for (int idx = warp; idx < NB * RP; idx += kW) {  // a warp per (block, row), lanes over dims
       const int b = idx / RP, r = idx % RP;
       float sum = fl[r * D + 32 * b + lane];
 #pragma unroll
@@ -1029,7 +1065,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
       if (lane == 0) qsum[idx] = sum * row_inv[r];
     }
   }
-  for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kThreads) {
+#endif
+  for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
     const float* q = fl + row * D;
@@ -1530,16 +1567,16 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   // Merge the 4 warps; the block's partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
   // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
-  __shared__ float warp_weight[RP][kWarps + 1];  // [row][warp], then the row's m (natural log)
+  __shared__ float warp_weight[RP][kW + 1];  // [row][warp], then the row's m (natural log)
   if (threadIdx.x < R) {
     const int r = threadIdx.x;
-    float mw[kWarps], top = -INFINITY;
+    float mw[kW], top = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
+    for (int w = 0; w < kW; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
+    for (int w = 0; w < kW; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
       warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
-    warp_weight[r][kWarps] = top == -INFINITY ? -INFINITY : top / kLog2e;
+    warp_weight[r][kW] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
   QSDPA_PHASE(4);
@@ -1550,18 +1587,18 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
-  float* recv = fl + kWarps * RP * (D + 2);
+  float* recv = fl + kW * RP * (D + 2);
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
   if (clustered) cluster_wait();  // every block's mbarrier is initialised
-  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kThreads) {
+  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < kW; ++w) {
       const float weight = warp_weight[r][w];
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
-    if (d == D) v = warp_weight[r][kWarps];
+    if (d == D) v = warp_weight[r][kW];
     if (clustered) {
       const int slot = div_cluster(r, p.cluster_magic);
       const uint32_t owner = uint32_t(r - slot * C);
@@ -1584,20 +1621,37 @@ __global__ void __launch_bounds__(kThreads, min_blocks<D, NT, KF, VF>()) mma_par
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 
+// The cluster kernel's shared memory (its warp partials and receive area), above the default 48 KB
+// at D = 128 with 8 warps: asked for once (host only).
+template <int D, int NT, Fam KF, Fam VF>
+size_t cluster_smem() {
+  constexpr size_t bytes = smem_bytes<D, NT, kClusterWarps>() + receive_bytes<D, NT>();
+  if constexpr (clusters_fit<D, NT>() && bytes > 48 * 1024) {
+    static const bool done = [] {
+      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, true>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+      return true;
+    }();
+    (void)done;
+  }
+  return bytes;
+}
+
 template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
-  static_assert(smem + receive_bytes<D, NT>() <= 48 * 1024, "the kernel uses default shared memory limits");
+  static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
   QSDPA_PHASE_HOST("the split kernel");
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks * unsigned(p.row_chunks), unsigned(p.k.heads), unsigned(p.q.shape[0]));
-  config.blockDim = dim3(kThreads);
+  config.blockDim = dim3(32 * kWarps);
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   cudaLaunchAttribute attr[2];
   config.attrs = attr;
   if (p.cluster > 1) {
-    config.dynamicSmemBytes += receive_bytes<D, NT>();
+    config.blockDim = dim3(32 * kClusterWarps);
+    config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF>();
     attr[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
     attr[config.numAttrs].val.clusterDim.x = unsigned(p.cluster);
     attr[config.numAttrs].val.clusterDim.y = attr[config.numAttrs].val.clusterDim.z = 1;
@@ -1622,7 +1676,7 @@ template <int D, int NT, Fam KF, Fam VF>
 int occupancy() {
   static const int blocks = [] {
     int n = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF, false>, kThreads, smem_bytes<D, NT>()) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mma_partials<D, NT, KF, VF, false>, 32 * kWarps, smem_bytes<D, NT>()) !=
         cudaSuccess)
       n = 1;
     return std::max(n, 1);
@@ -1642,8 +1696,8 @@ int resident_clusters(int c) {
     int n = 0;
     cudaLaunchConfig_t config = {};
     config.gridDim = dim3(unsigned(c));
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = smem_bytes<D, NT>() + receive_bytes<D, NT>();
+    config.blockDim = dim3(32 * kClusterWarps);
+    config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF>();
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = unsigned(c);
