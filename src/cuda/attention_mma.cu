@@ -143,7 +143,9 @@ static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
   // The cluster kernel's blocks have 8 warps (attention_mma.cuh, warps_per_block): one step each
   // where those splits fit the SMs and merge in clusters.
-  const int64_t cluster_step = (a.k.tokens + 16 * kClusterWarps - 1) / (16 * kClusterWarps);
+  static const int64_t short_steps = env_switch("QSDPA_SHORT_STEPS", 1, 1, 8);  // A/B only
+  const int64_t per = 16 * kClusterWarps * short_steps;
+  const int64_t cluster_step = (a.k.tokens + per - 1) / per;
   if (cluster_step * per_split <= sms && cluster_of(a, inst, int(cluster_step)) > 1) return int(cluster_step);
   const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
   if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
