@@ -47,10 +47,10 @@ if has tests; then
 fi
 if has sanitizer && command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*:*CudaAttentionChained*' \
+    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*:*CudaAttentionChained*:*CudaAttentionSplits*' \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4' >"$OUT/racecheck.log" 2>&1
+    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4:*CudaAttentionSplits*:*CudaAttentionChained*' >"$OUT/racecheck.log" 2>&1
   echo "racecheck rc $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | sort | uniq -c | tr '\n' ' ')"
 fi
 cpu_rc=0

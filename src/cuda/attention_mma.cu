@@ -137,16 +137,21 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) 
 // ~7 us a wave at 32K and 128K (mxfp4 27 -> 34 -> 42 us at 32K): the SMs already end within ~5 us
 // of each other, and every block pays its prologue and epilogue; capping 4K-8K at 16 splits, so
 // that they merge in a cluster instead of the merge kernel, was within 3% for f16, mxfp4, nvfp4
-// and mxfp8 at 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K). Session 12: the
-// cluster kernel's blocks have 8 warps, so its one-step splits are half as many (1K: 8 per head).
+// and mxfp8 at 4K and slower elsewhere (affine4 16 -> 19 us at 4K, 19 -> 28 at 8K). Session 12
+// (H100, A/B, us; warps x steps a warp, splits = cluster size): at 1K 8 x 1 (8 splits) against the
+// old 4 x 1 (16): f16 8.05 -> 7.80, mxfp4 7.08 -> 6.70, mxfp8 7.78 -> 7.32, turbo3 10.17 -> 9.10;
+// 4 x 2 (8): f16 8.24, mxfp4 6.73; 8 x 2 (4): f16 9.0. At 2K 8 x 2 (8) against the old 4 x 2 (16):
+// f16 9.85 -> 9.71, mxfp4 7.96 -> 7.77, mxfp8 9.40 -> 9.15, turbo3 12.08 -> 10.80; 8 x 1 (16):
+// f16 10.39, mxfp4 9.24. At 4K clusters of 16 (8 x 2 or 4 x 4) were slower than the merge kernel
+// (mxfp4 10.87 -> 11.70, affine4 14.1 -> 14.7 or 16.7).
 static int mma_splits(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
-  // The cluster kernel's blocks have 8 warps (attention_mma.cuh, warps_per_block): one step each
-  // where those splits fit the SMs and merge in clusters.
-  static const int64_t short_steps = env_switch("QSDPA_SHORT_STEPS", 1, 1, 8);  // A/B only
-  const int64_t per = 16 * kClusterWarps * short_steps;
-  const int64_t cluster_step = (a.k.tokens + per - 1) / per;
-  if (cluster_step * per_split <= sms && cluster_of(a, inst, int(cluster_step)) > 1) return int(cluster_step);
+  // Short contexts: a cluster of at most 8 blocks of 8 warps (attention_mma.cuh, warps_per_block),
+  // each warp taking one step, else two (1K: 8 splits of one step, 2K: 8 of two).
+  for (int64_t steps = 1; steps <= 2; ++steps) {
+    const int64_t keys = 16 * kClusterWarps * steps, splits = (a.k.tokens + keys - 1) / keys;
+    if (splits <= 8 && splits * per_split <= sms && cluster_of(a, inst, int(splits)) > 1) return int(splits);
+  }
   const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
   if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
   const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);

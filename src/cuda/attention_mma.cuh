@@ -4,13 +4,13 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block; each warp streams its own quarter of the block's slice of keys, 16 keys per step, with its
-// own online softmax, so warps never wait for each other; at the end the 4 warp partials merge in
-// shared memory and the block writes one partial (partials.cuh), merged across blocks by a second
-// small kernel. Short contexts on sm_90 (all splits of a (b, kv head) in one thread-block cluster
-// of <= 16 blocks: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes its partial rows with
-// st.async into the shared memory of the cluster block that owns them, which merges and writes the
-// output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second kernel per instance
+// block (8 in the cluster kernel below); each warp streams its own share of the block's slice of
+// keys, 16 keys per step, with its own online softmax, so warps never wait for each other; at the
+// end the warp partials merge in shared memory and the block writes one partial (partials.cuh),
+// merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
+// head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes
+// its partial rows with st.async into the shared memory of the cluster block that owns them, which
+// merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second kernel per instance
 // (Cluster = true): in the same kernel its code moved the loop's register allocation.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
@@ -93,15 +93,12 @@ namespace qsdpa::cuda::mma {
 
 
 // Warps per block: 4 in the kernel that writes partials for the merge kernel; 8 in the cluster
-// kernel of short contexts (N <= 2K at B=1, GQA 4), where a call is one block's latency: 8 warps
-// take a split's keys in one 16-key step each with half the splits, so a block stages q with twice
-// the threads and the cluster merges half as many partials. A/B on the H100 (session 12, all
-// kernels at 8 warps against 4, 1K): f16 8.00 -> 7.78 us, mxfp4 7.04 -> 6.67, mxfp8 7.80 -> 7.14,
-// affine4 9.54 -> 8.55; at 4K (no cluster) 8 warps lost ~1 us for mxfp4 and nvfp4, at 32K-128K they
-// were within 0.5 us (mxfp8 128K 3 us slower). QSDPA_CLUSTER_WARPS=4 builds the old cluster kernel.
-#ifndef QSDPA_QSUM_LOOP
-#define QSDPA_QSUM_LOOP 0
-#endif
+// kernel of short contexts (N <= 2K at B=1, GQA 4), where a call is one block's latency: a block
+// of 8 warps takes twice the keys in the same steps, so a cluster merges half as many partials
+// (the split rule and its A/B: attention_mma.cu, mma_splits). Every kernel at 8 warps (session 12,
+// H100): 1K faster (f16 8.00 -> 7.78 us, mxfp4 7.04 -> 6.67, affine4 9.54 -> 8.55), 4K (merge
+// kernel) ~1 us slower for mxfp4 and nvfp4, 32K-128K within 0.5 us but mxfp8 128K 3 us slower.
+// QSDPA_CLUSTER_WARPS (experiments only) sets the cluster kernel's.
 #ifndef QSDPA_CLUSTER_WARPS
 #define QSDPA_CLUSTER_WARPS 8
 #endif
@@ -1007,7 +1004,7 @@ __global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D,
 #pragma unroll
       for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
       if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
-      if constexpr (kAffineK && !QSDPA_QSUM_LOOP) {
+      if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
         sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
@@ -1055,17 +1052,6 @@ __global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D,
     }
     __syncthreads();
   }
-#if QSDPA_QSUM_LOOP  // A/B only: the old qsum loop
-  if constexpr (kAffineK) {
-    for (int idx = warp; idx < NB * RP; idx += kW) {  // a warp per (block, row), lanes over dims
-      const int b = idx / RP, r = idx % RP;
-      float sum = fl[r * D + 32 * b + lane];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
-      if (lane == 0) qsum[idx] = sum * row_inv[r];
-    }
-  }
-#endif
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
