@@ -105,11 +105,12 @@ TEST_P(CudaAttention, TensorCoreShapes) {
 }
 
 // Key counts across the tensor-core kernel's split counts (B=1, Hkv=2, GQA 4; attention_mma.cu,
-// mma_splits): on sm_90 300 and 1000 take one 16-key step per warp of the 8-warp cluster kernel (3
-// and 8 splits, one thread-block cluster per head merging them in the kernel), 1100 and 1900 two
-// steps (5 and 8 splits); 2100 one step per warp of 4-warp blocks (33 splits: the merge kernel),
-// 4500 and 9000 two or more steps (36 and 71 splits). LSE is checked always and sinks on every
-// other case, for the main 4-bit formats, f16 and turbo3 (un-rotated in either merge).
+// mma_split): on sm_90 300 takes one 16-key step per warp of 4-warp blocks (5 splits, one
+// thread-block cluster per head merging them in the kernel), 1000 one step of the 8-warp cluster
+// kernel (8 splits), 1100 and 1900 two steps of it (5 and 8 splits); 2100 one step per warp of
+// 4-warp blocks (33 splits: the merge kernel), 4500 and 9000 two or more steps (36 and 71 splits).
+// LSE is checked always and sinks on every other case, for the main 4-bit formats, f16 and turbo3
+// (un-rotated in either merge).
 TEST(CudaAttentionSplits, SplitCountsAgreeWithTheReference) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   uint64_t seed = 2900;

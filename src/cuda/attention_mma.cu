@@ -117,13 +117,20 @@ static int max_cluster() {
   return value;
 }
 
+struct Split {
+  int splits;         // per (b, kv head)
+  int cluster;        // > 1: the splits merge in a cluster of that many blocks (cluster_of)
+  int cluster_warps;  // warps per block of the cluster kernel
+};
+
 // On sm_90, when all splits of a (b, kv head) fit one thread-block cluster (2 to 16 blocks; short
 // contexts: N <= 2K at B=1, GQA 4; larger batches) and every cluster is resident at once, the
 // splits merge inside the kernel (attention_mma.cuh) and there is no merge kernel; otherwise the
 // partials go to the workspace for it. Row chunks keep the merge kernel.
-static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) {
+static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, int warps = kWarps) {
   if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
-  return inst.clusters(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+  const auto resident = warps == kWideWarps ? inst.wide_clusters : inst.clusters;
+  return resident(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
 }
 
 // Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
@@ -143,25 +150,33 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits) 
 // 4 x 2 (8): f16 8.24, mxfp4 6.73; 8 x 2 (4): f16 9.0. At 2K 8 x 2 (8) against the old 4 x 2 (16):
 // f16 9.85 -> 9.71, mxfp4 7.96 -> 7.77, mxfp8 9.40 -> 9.15, turbo3 12.08 -> 10.80; 8 x 1 (16):
 // f16 10.39, mxfp4 9.24. At 4K clusters of 16 (8 x 2 or 4 x 4) were slower than the merge kernel
-// (mxfp4 10.87 -> 11.70, affine4 14.1 -> 14.7 or 16.7).
-static int mma_splits(const AttentionArgs& a, const Instance& inst) {
+// (mxfp4 10.87 -> 11.70, affine4 14.1 -> 14.7 or 16.7). A first rule that also took clusters of 4
+// (MHA 1K: 8 x 2, 4 splits, against 4 x 2 with 8) ran MHA 1K slower than session 11 had (f16
+// 12.37 -> 12.85, mxfp4 9.76 -> 10.68; different sessions), hence 5 to 8 splits at one block per SM.
+static Split mma_split(const AttentionArgs& a, const Instance& inst) {
   const int64_t B = a.q.shape[0], Hkv = a.k.heads, per_split = B * Hkv * row_chunks(a), sms = sm_count();
-  // Short contexts: a cluster of at most 8 blocks of 8 warps (attention_mma.cuh, warps_per_block),
-  // each warp taking one step, else two (1K: 8 splits of one step, 2K: 8 of two).
-  for (int64_t steps = 1; steps <= 2; ++steps) {
-    const int64_t keys = 16 * kClusterWarps * steps, splits = (a.k.tokens + keys - 1) / keys;
-    if (splits <= 8 && splits * per_split <= sms && cluster_of(a, inst, int(splits)) > 1) return int(splits);
-  }
+  // One block per SM (the latency regime) and 5 to 8 splits of one step per warp, else of two, in
+  // blocks of 8 warps (1K and 2K at B=1, GQA 4; attention_mma.cuh, kWideWarps).
+  if (8 * per_split <= sms)
+    for (int64_t steps = 1; steps <= 2; ++steps) {
+      const int64_t keys = 16 * kWideWarps * steps, splits = (a.k.tokens + keys - 1) / keys;
+      if (splits > 4 && splits <= 8 && cluster_of(a, inst, int(splits), kWideWarps) > 1)
+        return {int(splits), int(splits), kWideWarps};
+    }
+  int splits;
   const int64_t one_step = (a.k.tokens + 16 * kWarps - 1) / (16 * kWarps);
-  if (one_step * per_split <= sms) return int(std::max<int64_t>(1, one_step));
-  const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
-  return int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
+  if (one_step * per_split <= sms) {
+    splits = int(std::max<int64_t>(1, one_step));
+  } else {
+    const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
+    splits = int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
+  }
+  return {splits, cluster_of(a, inst, splits), kWarps};
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
-  const Instance inst = pick(a);
-  const int splits = mma_splits(a, inst);
-  return cluster_of(a, inst, splits) > 1 ? 0 : partials_bytes(a, splits);
+  const Split split = mma_split(a, pick(a));
+  return split.cluster > 1 ? 0 : partials_bytes(a, split.splits);
 }
 
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
@@ -170,8 +185,10 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
   const Instance inst = pick(a);
-  p.splits = mma_splits(a, inst);
-  p.cluster = cluster_of(a, inst, p.splits);
+  const Split split = mma_split(a, inst);
+  p.splits = split.splits;
+  p.cluster = split.cluster;
+  p.cluster_warps = split.cluster_warps;
   p.cluster_magic = p.cluster > 1 ? 0xFFFFFFFFu / uint32_t(p.cluster) + 1u : 0u;
   p.row_chunks = row_chunks(a);
   // q in 16-byte octets (the prologue's fast staging): d contiguous, every row's start and the data

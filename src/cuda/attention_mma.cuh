@@ -92,22 +92,14 @@
 namespace qsdpa::cuda::mma {
 
 
-// Warps per block: 4 in the kernel that writes partials for the merge kernel; 8 in the cluster
-// kernel of short contexts (N <= 2K at B=1, GQA 4), where a call is one block's latency: a block
-// of 8 warps takes twice the keys in the same steps, so a cluster merges half as many partials
-// (the split rule and its A/B: attention_mma.cu, mma_splits). Every kernel at 8 warps (session 12,
-// H100): 1K faster (f16 8.00 -> 7.78 us, mxfp4 7.04 -> 6.67, affine4 9.54 -> 8.55), 4K (merge
-// kernel) ~1 us slower for mxfp4 and nvfp4, 32K-128K within 0.5 us but mxfp8 128K 3 us slower.
-// QSDPA_CLUSTER_WARPS (experiments only) sets the cluster kernel's.
-#ifndef QSDPA_CLUSTER_WARPS
-#define QSDPA_CLUSTER_WARPS 8
-#endif
+// Warps per block: 4, and 8 in a second cluster kernel for short contexts at one block per SM (N
+// in (512, 2K] at B=1, GQA 4), where a call is one block's latency: a block of 8 warps takes twice
+// the keys in the same steps, so a cluster merges half as many partials (the split rule and its
+// A/B: attention_mma.cu, mma_split). Every kernel at 8 warps (session 12, H100): 1K faster (f16
+// 8.00 -> 7.78 us, mxfp4 7.04 -> 6.67, affine4 9.54 -> 8.55), 4K (merge kernel) ~1 us slower for
+// mxfp4 and nvfp4, 32K-128K within 0.5 us but mxfp8 128K 3 us slower.
 constexpr int kWarps = 4;
-constexpr int kClusterWarps = QSDPA_CLUSTER_WARPS;
-template <bool Cluster>
-constexpr int warps_per_block() {
-  return Cluster ? kClusterWarps : kWarps;
-}
+constexpr int kWideWarps = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
@@ -735,6 +727,7 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
+  int cluster_warps = 4;   // warps per block of the cluster kernel (kWarps, or kWideWarps)
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
@@ -821,9 +814,9 @@ constexpr int min_blocks_of_4_warps() {
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
 }
 // The same registers per thread with more warps a block: proportionally fewer blocks.
-template <int D, int NT, Fam KF, Fam VF, bool Cluster>
+template <int D, int NT, Fam KF, Fam VF, int W>
 constexpr int min_blocks() {
-  return std::max(1, min_blocks_of_4_warps<D, NT, KF, VF>() * 4 / warps_per_block<Cluster>());
+  return std::max(1, min_blocks_of_4_warps<D, NT, KF, VF>() * 4 / W);
 }
 
 // The loop's software pipeline (see the loop) and the softmax's lazy reference point (see softmax
@@ -847,9 +840,8 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
 
-template <int D, int NT, Fam KF, Fam VF, bool Cluster>
-__global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D, NT, KF, VF, Cluster>())
-    mma_partials(MmaParams p) {
+template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
+__global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
   // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
   // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
@@ -857,7 +849,7 @@ __global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D,
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
-  constexpr int kW = warps_per_block<Cluster>(), kT = 32 * kW;
+  constexpr int kW = W, kT = 32 * W;
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
   constexpr bool kPartial = has_group_scales(KF);
@@ -1607,14 +1599,14 @@ __global__ void __launch_bounds__(32 * warps_per_block<Cluster>(), min_blocks<D,
 
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 
-// The cluster kernel's shared memory (its warp partials and receive area), above the default 48 KB
+// A cluster kernel's shared memory (its warp partials and receive area), above the default 48 KB
 // at D = 128 with 8 warps: asked for once (host only).
-template <int D, int NT, Fam KF, Fam VF>
+template <int D, int NT, Fam KF, Fam VF, int W>
 size_t cluster_smem() {
-  constexpr size_t bytes = smem_bytes<D, NT, kClusterWarps>() + receive_bytes<D, NT>();
+  constexpr size_t bytes = smem_bytes<D, NT, W>() + receive_bytes<D, NT>();
   if constexpr (clusters_fit<D, NT>() && bytes > 48 * 1024) {
     static const bool done = [] {
-      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, true>,
+      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, true, W>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
       return true;
     }();
@@ -1636,8 +1628,9 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   cudaLaunchAttribute attr[2];
   config.attrs = attr;
   if (p.cluster > 1) {
-    config.blockDim = dim3(32 * kClusterWarps);
-    config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF>();
+    config.blockDim = dim3(32 * p.cluster_warps);
+    config.dynamicSmemBytes =
+        p.cluster_warps == kWideWarps ? cluster_smem<D, NT, KF, VF, kWideWarps>() : cluster_smem<D, NT, KF, VF, kWarps>();
     attr[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
     attr[config.numAttrs].val.clusterDim.x = unsigned(p.cluster);
     attr[config.numAttrs].val.clusterDim.y = attr[config.numAttrs].val.clusterDim.z = 1;
@@ -1650,7 +1643,8 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   }
   if constexpr (clusters_fit<D, NT>()) {
     if (p.cluster > 1) {
-      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, true>, p));
+      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(
+          &config, p.cluster_warps == kWideWarps ? mma_partials<D, NT, KF, VF, true, kWideWarps> : mma_partials<D, NT, KF, VF, true, kWarps>, p));
       return;
     }
   }
@@ -1670,20 +1664,20 @@ int occupancy() {
   return blocks;
 }
 
-// Clusters of c blocks (2..kMaxCluster) resident at once on the whole GPU, asked once per instance
-// and size (host only, no synchronization); 0 where the device has none of that size.
-template <int D, int NT, Fam KF, Fam VF>
+// Clusters of c blocks (2..kMaxCluster) of W warps resident at once on the whole GPU, asked once per
+// instance, W and size (host only, no synchronization); 0 where the device has none of that size.
+template <int D, int NT, Fam KF, Fam VF, int W>
 int resident_clusters(int c) {
   static std::atomic<int> cached[kMaxCluster + 1] = {};  // n + 1; 0: not asked yet
   if (c < 2 || c > kMaxCluster) return 0;
   int known = cached[c].load(std::memory_order_relaxed);
   if (known == 0) {
-    const auto kernel = mma_partials<D, NT, KF, VF, true>;
+    const auto kernel = mma_partials<D, NT, KF, VF, true, W>;
     int n = 0;
     cudaLaunchConfig_t config = {};
     config.gridDim = dim3(unsigned(c));
-    config.blockDim = dim3(32 * kClusterWarps);
-    config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF>();
+    config.blockDim = dim3(32 * W);
+    config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, W>();
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = unsigned(c);
@@ -1706,7 +1700,8 @@ int resident_clusters(int c) {
 struct Instance {
   Launch run;
   int (*resident)();
-  int (*clusters)(int);  // resident_clusters; null where the receive area does not fit (D * NT > 128)
+  int (*clusters)(int);       // resident_clusters of 4 warps; null where the receive area does not fit (D * NT > 128)
+  int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
   bool compiled_pair;    // false: the pair runs on the generic decoders
 };
 
@@ -1719,7 +1714,8 @@ Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V> : nullptr, true};
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V, kWarps> : nullptr,             \
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V, kWideWarps> : nullptr, true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
@@ -1740,10 +1736,11 @@ Instance pick_pair(Fam kf, Fam vf) {
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic> : nullptr,
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic, kWarps> : nullptr,
+            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic, kWideWarps> : nullptr,
             kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, nullptr, false};
+    return {nullptr, nullptr, nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }
