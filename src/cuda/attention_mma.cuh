@@ -73,6 +73,10 @@
 // waiting for the kernel before it only before reading its inputs (0.3-0.6 us off 1K-4K calls):
 // 128K f16 189 us (96%), mxfp8 109 (86%, 1.68x cuDNN), mxfp4 71 (68%, 2.58x), nvfp4 75 (2.43x);
 // 1K mxfp4 7.0 and nvfp4 7.1 us against cuDNN's 7.4; 4K mxfp4 10.9, mxfp8 12.6 against 13.0.
+// Session 12 (2a9b44b, bench/results/cuda-h100-2026-11-26-session12.md): affine's q block sums
+// taken while q is staged (affine4 4K 15.0 -> 13.8 us, 1K 9.6 -> 8.0 with the next change) and an
+// 8-warp cluster kernel for 1K-2K at one block per SM: 1K mxfp4 6.6, nvfp4 6.8, mxfp8 7.1 us
+// against cuDNN's 7.5 (f16 7.8, turbo 9.1-9.2); 2K mxfp4 7.7, f16 9.7; 32K-128K as session 11.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
