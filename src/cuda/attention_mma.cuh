@@ -844,21 +844,8 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
 
-// The 8-warp cluster kernel runs one block per SM (attention_mma.cu, mma_split): all the registers.
-#ifndef QSDPA_WIDE_CLUSTER_BLOCKS
-#define QSDPA_WIDE_CLUSTER_BLOCKS 1
-#endif
-#ifndef QSDPA_WIDE_F16_PRELOAD
-#define QSDPA_WIDE_F16_PRELOAD 1
-#endif
-template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
-constexpr int kernel_min_blocks() {
-  return Cluster && W == kWideWarps ? std::min(QSDPA_WIDE_CLUSTER_BLOCKS, min_blocks<D, NT, KF, VF, W>())
-                                    : min_blocks<D, NT, KF, VF, W>();
-}
-
 template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
-__global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
+__global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
   // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
   // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
@@ -931,16 +918,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
   // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
-  // step, spilled 60 bytes when its first tile was loaded here; in the 8-warp cluster kernel (one
-  // block per SM, all the registers; a warp's one or two steps are most of its loop) it loads it
-  // here too (kPreload).
+  // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
   constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && pipelined_pair(KF, VF);  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
-  constexpr bool kPreload =
-      kRolling || (QSDPA_WIDE_F16_PRELOAD && Cluster && W == kWideWarps && KF == Fam::f16 && VF == Fam::f16);
   Tile<D, KF, VF> cur;
-  if (kPreload && wlo < whi) {
+  if (kRolling && wlo < whi) {
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
     cur.load_vscale(vh, wlo, whi - 1, g);
   }
@@ -1505,8 +1488,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     }
   } else {
     for (int j0 = wlo; j0 < whi; j0 += 16) {
-      if (!kRolling && !(kPreload && j0 == wlo))
-        cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t), cur.load_vscale(vh, j0, whi - 1, g);
+      if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t), cur.load_vscale(vh, j0, whi - 1, g);
       float s[NT][4];
       qk(s);
       if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
