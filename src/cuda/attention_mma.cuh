@@ -10,8 +10,9 @@
 // merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
 // head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes
 // its partial rows with st.async into the shared memory of the cluster block that owns them, which
-// merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second kernel per instance
-// (Cluster = true): in the same kernel its code moved the loop's register allocation.
+// merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second
+// kernel per instance (Cluster = true; with 4 or 8 warps): in the same kernel its code moved the
+// loop's register allocation.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
@@ -731,7 +732,7 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
-  int cluster_warps = 4;   // warps per block of the cluster kernel (kWarps, or kWideWarps)
+  int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, or kWideWarps)
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
@@ -853,7 +854,7 @@ __global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_pa
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
   constexpr int RP = NT * 8;     // padded rows
-  constexpr int kW = W, kT = 32 * W;
+  constexpr int kT = 32 * W;  // threads
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
   constexpr bool kPartial = has_group_scales(KF);
@@ -913,7 +914,7 @@ __global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_pa
 #else
   const int span = hi > lo ? hi - lo : 0;
 #endif
-  const int wlo = lo + int(int64_t(span) * warp / kW), whi = lo + int(int64_t(span) * (warp + 1) / kW);
+  const int wlo = lo + int(int64_t(span) * warp / W), whi = lo + int(int64_t(span) * (warp + 1) / W);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -1039,7 +1040,7 @@ __global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_pa
     QSDPA_PHASE(1);
     // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
     if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
-    for (int r = warp; r < RP; r += kW) {  // a warp per row: the prologue is part of every call's latency
+    for (int r = warp; r < RP; r += W) {  // a warp per row: the prologue is part of every call's latency
       float mx = 0.0f;
       for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
 #pragma unroll
@@ -1546,19 +1547,19 @@ __global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_pa
       }
   __syncthreads();
 
-  // Merge the 4 warps; the block's partial goes out with m in natural-log units. Each row's warp
+  // Merge the block's warps; its partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
   // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
-  __shared__ float warp_weight[RP][kW + 1];  // [row][warp], then the row's m (natural log)
+  __shared__ float warp_weight[RP][W + 1];  // [row][warp], then the row's m (natural log)
   if (threadIdx.x < R) {
     const int r = threadIdx.x;
-    float mw[kW], top = -INFINITY;
+    float mw[W], top = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kW; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
+    for (int w = 0; w < W; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
 #pragma unroll
-    for (int w = 0; w < kW; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
+    for (int w = 0; w < W; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
       warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
-    warp_weight[r][kW] = top == -INFINITY ? -INFINITY : top / kLog2e;
+    warp_weight[r][W] = top == -INFINITY ? -INFINITY : top / kLog2e;
   }
   __syncthreads();
   QSDPA_PHASE(4);
@@ -1569,18 +1570,18 @@ __global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_pa
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
-  float* recv = fl + kW * RP * (D + 2);
+  float* recv = fl + W * RP * (D + 2);
   float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
   if (clustered) cluster_wait();  // every block's mbarrier is initialised
   for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
     const int r = idx / (D + 2), d = idx % (D + 2);
     float v = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kW; ++w) {
+    for (int w = 0; w < W; ++w) {
       const float weight = warp_weight[r][w];
       if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
     }
-    if (d == D) v = warp_weight[r][kW];
+    if (d == D) v = warp_weight[r][W];
     if (clustered) {
       const int slot = div_cluster(r, p.cluster_magic);
       const uint32_t owner = uint32_t(r - slot * C);
