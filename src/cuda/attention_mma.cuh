@@ -845,8 +845,21 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
 
+// Experiment: QSDPA_WIDE_CLUSTER_BLOCKS=1 gives the 8-warp cluster kernel, which runs one block per
+// SM, all the registers (session 12, together with an f16 change: affine4 2K 10.96 -> 10.35 us,
+// f16 2K 9.70 -> 10.58; not measured alone).
+#ifndef QSDPA_WIDE_CLUSTER_BLOCKS
+#define QSDPA_WIDE_CLUSTER_BLOCKS 0
+#endif
+template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
+constexpr int kernel_min_blocks() {
+  return QSDPA_WIDE_CLUSTER_BLOCKS > 0 && Cluster && W == kWideWarps
+             ? std::min(QSDPA_WIDE_CLUSTER_BLOCKS, min_blocks<D, NT, KF, VF, W>())
+             : min_blocks<D, NT, KF, VF, W>();
+}
+
 template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
-__global__ void __launch_bounds__(32 * W, min_blocks<D, NT, KF, VF, W>()) mma_partials(MmaParams p) {
+__global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
   // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
   // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
