@@ -49,6 +49,14 @@ if has ab; then
     ab_build_pids+=($!)
   done
 fi
+phase_build_pid=
+if has phases; then  # stage phases' probed build, likewise
+  (cmake -S . -B build-gpu-phase -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+    "-DCMAKE_CUDA_FLAGS=-DQSDPA_PHASE_TIMES" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
+    -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+phases" >"$OUT/configure-phase.log" 2>&1 &&
+    cmake --build build-gpu-phase -j"$(nproc)" --target qsdpa_cli >"$OUT/build-phase.log" 2>&1) &
+  phase_build_pid=$!
+fi
 cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
 grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
@@ -141,10 +149,7 @@ if has phases; then
   # Where a call's time goes inside its blocks (src/cuda/phase_times.cuh): a build with
   # -DQSDPA_PHASE_TIMES, then one bench process per "format:context" word of QSDPA_PHASE_RUNS (heads
   # 32:8), each printing at exit when the blocks of its last call reached each mark.
-  cmake -S . -B build-gpu-phase -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-    "-DCMAKE_CUDA_FLAGS=-DQSDPA_PHASE_TIMES" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
-    -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+phases" >"$OUT/configure-phase.log" 2>&1 || { tail -30 "$OUT/configure-phase.log"; exit 1; }
-  cmake --build build-gpu-phase -j"$(nproc)" --target qsdpa_cli >"$OUT/build-phase.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
+  wait "$phase_build_pid" || { tail -5 "$OUT/configure-phase.log"; grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
   for run in ${QSDPA_PHASE_RUNS:-mxfp4:1024 mxfp4:4096 mxfp4:32768 mxfp4:131072 f16:1024 turbo3:1024 affine4:4096}; do
     fmt=${run%%:*} ctx=${run##*:}
     for bin in build-gpu build-gpu-phase; do  # the plain build's time beside the probed one's

@@ -1559,6 +1559,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         wp[r * (D + 2) + D + 1] = l_run[nt][c] * punscale;
       }
   __syncthreads();
+  QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
 
   // Merge the block's warps; its partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they

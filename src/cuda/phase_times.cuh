@@ -1,6 +1,8 @@
 // Where a call's time goes inside its blocks: an experiment's probe, compiled only with
 // -DQSDPA_PHASE_TIMES (stage "phases" of scripts/gpu-check.sh), never in a release build.
 //
+// Marks 0-6 are listed in docs/gpu-tests.md (session 9); mark 7 (session 13): the block's last warp
+// done with its loop (its partial in shared memory).
 // Thread 0 of every block records the GPU's global timer (ns, comparable across SMs) and its SM's
 // cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
 // latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
