@@ -845,17 +845,13 @@ constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
 
-// Experiment: QSDPA_WIDE_CLUSTER_BLOCKS=1 gives the 8-warp cluster kernel, which runs one block per
-// SM, all the registers (session 12, together with an f16 change: affine4 2K 10.96 -> 10.35 us,
-// f16 2K 9.70 -> 10.58; not measured alone).
-#ifndef QSDPA_WIDE_CLUSTER_BLOCKS
-#define QSDPA_WIDE_CLUSTER_BLOCKS 0
-#endif
+// The 8-warp cluster kernel runs one block per SM (attention_mma.cu, mma_split), so it may take all
+// the registers. A/B (session 13, H100, GQA 4, min blocks 2 -> 1, µs at 1K / 2K): affine4 8.00 ->
+// 7.83 / 10.97 -> 10.30, nvfp4 6.80 -> 6.70 / 8.50 -> 8.25, mxfp4 6.65 -> 6.60 / 7.76 -> 7.64, the
+// 8-bit and turbo families at 1 already; f16 7.79 -> 7.75 / 9.72 -> 9.85, so f16 keeps 2.
 template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
-  return QSDPA_WIDE_CLUSTER_BLOCKS > 0 && Cluster && W == kWideWarps
-             ? std::min(QSDPA_WIDE_CLUSTER_BLOCKS, min_blocks<D, NT, KF, VF, W>())
-             : min_blocks<D, NT, KF, VF, W>();
+  return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
 
 template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
@@ -1562,21 +1558,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
 
   // Merge the block's warps; its partial goes out with m in natural-log units. Each row's warp
-  // weights 2^(m_w - top) are computed once (a thread per row), not per element: per element they
-  // were ~50 of the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
-  __shared__ float warp_weight[RP][W + 1];  // [row][warp], then the row's m (natural log)
-  if (threadIdx.x < R) {
-    const int r = threadIdx.x;
-    float mw[W], top = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < W; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
-#pragma unroll
-    for (int w = 0; w < W; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
-      warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
-    warp_weight[r][W] = top == -INFINITY ? -INFINITY : top / kLog2e;
-  }
-  __syncthreads();
-  QSDPA_PHASE(4);
+  // weights 2^(m_w - top) are computed once per row, not per element: per element they were ~50 of
+  // the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
   // The block's partial goes to the workspace for the merge kernel, or, in a cluster (one per
   // (b, kv head), holding all its splits), to the blocks that own its rows (row r: cluster block
   // r % C), into their receive areas with st.async; each owner merges its rows once all C partials
@@ -1585,24 +1568,55 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
   float* recv = fl + W * RP * (D + 2);
-  float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
-  if (clustered) cluster_wait();  // every block's mbarrier is initialised
-  for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
-    const int r = idx / (D + 2), d = idx % (D + 2);
-    float v = 0.0f;
+  if (clustered) {
+    // A warp per row, each lane taking the row's weights itself: no barrier between the weights
+    // and the pushes (session 13's probe at 1K: the weights pass and its barrier took ~0.4 us).
+    cluster_wait();  // every block's mbarrier is initialised
+    for (int r = warp; r < R; r += W) {
+      float weight[W], top = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < W; ++w) {
-      const float weight = warp_weight[r][w];
-      if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
-    }
-    if (d == D) v = warp_weight[r][W];
-    if (clustered) {
+      for (int w = 0; w < W; ++w) weight[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, weight[w]);
+#pragma unroll
+      for (int w = 0; w < W; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
+        weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
       const int slot = div_cluster(r, p.cluster_magic);
       const uint32_t owner = uint32_t(r - slot * C);
-      store_async(in_block(shared_addr(recv + (rank * slot_rows + slot) * (D + 2) + d), owner), v,
-                  in_block(shared_addr(&received), owner));
-    } else {
-      out[idx] = v;
+      const uint32_t dst = in_block(shared_addr(recv + (rank * slot_rows + slot) * (D + 2)), owner);
+      const uint32_t bar = in_block(shared_addr(&received), owner);
+      QSDPA_PHASE(4);
+      for (int d = lane; d < D + 2; d += 32) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < W; ++w)
+          if (weight[w] != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight[w];
+        if (d == D) v = top == -INFINITY ? -INFINITY : top / kLog2e;
+        store_async(dst + 4 * uint32_t(d), v, bar);
+      }
+    }
+  } else {
+    __shared__ float warp_weight[RP][W + 1];  // [row][warp], then the row's m (natural log)
+    if (threadIdx.x < R) {
+      const int r = threadIdx.x;
+      float mw[W], top = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < W; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
+#pragma unroll
+      for (int w = 0; w < W; ++w)
+        warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
+      warp_weight[r][W] = top == -INFINITY ? -INFINITY : top / kLog2e;
+    }
+    __syncthreads();
+    QSDPA_PHASE(4);
+    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
+    for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
+      const int r = idx / (D + 2), d = idx % (D + 2);
+      float v = 0.0f;
+#pragma unroll
+      for (int w = 0; w < W; ++w) {
+        const float weight = warp_weight[r][w];
+        if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
+      }
+      out[idx] = d == D ? warp_weight[r][W] : v;
     }
   }
   QSDPA_PHASE(5);
@@ -1611,8 +1625,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
-  __syncthreads();  // fl is scratch now
-  merge_received_rows(p, recv, fl, C, slot_rows, rank, mine, D, b, hk);
+  if (p.vc.kind == FormatKind::turbo) {  // un-rotated through shared memory
+    __syncthreads();  // fl is scratch now
+    merge_received_rows(p, recv, fl, C, slot_rows, rank, mine, D, b, hk);
+  } else {
+    merge_received_rows_direct(p, recv, C, slot_rows, rank, mine, D, b, hk);
+  }
   QSDPA_PHASE(6);
 }
 

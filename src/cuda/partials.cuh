@@ -132,6 +132,32 @@ __device__ inline void merge_received_rows(const KernelArgs& p, const float* rec
   store_rows(p, vals, top_of, mine, D, b, hk, [&](int k) { return rank + k * C; });
 }
 
+// The same merge in one pass, for values that need no un-rotation (every V format but turbo): a
+// thread per (row, dim) takes the C partials' m and l itself and stores its value, with no barrier
+// and no scratch (session 13's probe at 1K: the owner's merge ended 1.2-1.5 us after the last push,
+// behind five barriers and a warp per row's shuffles). Called after the receive wait; every thread
+// of the owner block calls it.
+__device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int C, int slot_rows, int rank,
+                                                  int mine, int D, int64_t b, int64_t hk) {
+  const int64_t Hq = p.q.shape[1];
+  const int G = int(Hq / p.k.heads), stride = D + 2;
+  for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
+    const int k = idx / D, d = idx - k * D, row = rank + k * C;
+    const float sink = sink_of(p, hk * G + row % G);
+    float top = sink;
+    for (int j = 0; j < C; ++j) top = fmaxf(top, recv[(j * slot_rows + k) * stride + D]);
+    float total = partial_weight(sink, top), sum = 0.0f;
+    for (int j = 0; j < C; ++j) {
+      const float* src = recv + (j * slot_rows + k) * stride;
+      const float w = partial_weight(src[D], top);
+      total += w * src[D + 1];
+      sum += w * src[d];
+    }
+    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), normalised(sum, total));
+    if (d == 0 && p.lse) p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = row_lse(top, total);
+  }
+}
+
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
 // un-rotates turbo values and writes out (and LSE).
 void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream);
