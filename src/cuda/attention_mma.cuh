@@ -78,6 +78,11 @@
 // taken while q is staged (affine4 4K 15.0 -> 13.8 us, 1K 9.6 -> 8.0 with the next change) and an
 // 8-warp cluster kernel for 1K-2K at one block per SM: 1K mxfp4 6.6, nvfp4 6.8, mxfp8 7.1 us
 // against cuDNN's 7.5 (f16 7.8, turbo 9.1-9.2); 2K mxfp4 7.7, f16 9.7; 32K-128K as session 11.
+// Session 13 (63fcec1, bench/results/cuda-h100-2026-11-26-session13.md): the cluster merge without
+// its two barrier passes (a warp per row pushes; owners merge in one pass) and the 8-warp cluster
+// kernel with all registers (but f16's): 1K mxfp4 6.45, nvfp4 6.40, mxfp8 6.92, f16 7.59, affine4
+// 7.70 us against cuDNN's 7.45; 2K affine4 10.95 -> 10.2; MHA 1K f16 12.1 (cuDNN 12.1); 4K-128K
+// unchanged (mxfp4 128K 70.9 us, 2.59x cuDNN).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
