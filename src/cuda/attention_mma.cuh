@@ -1569,6 +1569,16 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // (b, kv head), holding all its splits), to the blocks that own its rows (row r: cluster block
   // r % C), into their receive areas with st.async; each owner merges its rows once all C partials
   // have arrived. No cluster-wide barrier after it: a block's own shared memory is read by no peer.
+  // Row r's warp weights 2^(m_w - top) into weight[0, W) (0: the warp saw no key of the row, its
+  // acc takes no part); returns the row's m in natural-log units.
+  auto warp_weights = [&](int r, float* weight) {
+    float top = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < W; ++w) weight[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, weight[w]);
+#pragma unroll
+    for (int w = 0; w < W; ++w) weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
+    return top == -INFINITY ? -INFINITY : top / kLog2e;
+  };
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
@@ -1578,12 +1588,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     // and the pushes (session 13's probe at 1K: the weights pass and its barrier took ~0.4 us).
     cluster_wait();  // every block's mbarrier is initialised
     for (int r = warp; r < R; r += W) {
-      float weight[W], top = -INFINITY;
-#pragma unroll
-      for (int w = 0; w < W; ++w) weight[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, weight[w]);
-#pragma unroll
-      for (int w = 0; w < W; ++w)  // 0: the warp saw no key of the row (its acc takes no part)
-        weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
+      float weight[W];
+      const float m = warp_weights(r, weight);
       const int slot = div_cluster(r, p.cluster_magic);
       const uint32_t owner = uint32_t(r - slot * C);
       const uint32_t dst = in_block(shared_addr(recv + (rank * slot_rows + slot) * (D + 2)), owner);
@@ -1594,22 +1600,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
         for (int w = 0; w < W; ++w)
           if (weight[w] != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight[w];
-        if (d == D) v = top == -INFINITY ? -INFINITY : top / kLog2e;
+        if (d == D) v = m;
         store_async(dst + 4 * uint32_t(d), v, bar);
       }
     }
   } else {
     __shared__ float warp_weight[RP][W + 1];  // [row][warp], then the row's m (natural log)
-    if (threadIdx.x < R) {
-      const int r = threadIdx.x;
-      float mw[W], top = -INFINITY;
-#pragma unroll
-      for (int w = 0; w < W; ++w) mw[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, mw[w]);
-#pragma unroll
-      for (int w = 0; w < W; ++w)
-        warp_weight[r][w] = top == -INFINITY || mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - top);
-      warp_weight[r][W] = top == -INFINITY ? -INFINITY : top / kLog2e;
-    }
+    if (threadIdx.x < R) warp_weight[threadIdx.x][W] = warp_weights(threadIdx.x, warp_weight[threadIdx.x]);
     __syncthreads();
     QSDPA_PHASE(4);
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);

@@ -65,6 +65,14 @@ __device__ __forceinline__ float normalised(float sum, float total) { return tot
 // Un-rotates turbo values (all rows at once), stores out and LSE. Every thread of the block calls
 // it; it begins and ends with a barrier, so callers may write vals and lse just before and reuse
 // them just after.
+// One value of the output, row `row` of the R = G * Lq of (b, kv head hk), and one row's LSE.
+__device__ __forceinline__ void store_out(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, int d, float v) {
+  detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), v);
+}
+__device__ __forceinline__ void store_lse(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, float lse) {
+  p.lse[(b * p.q.shape[1] + hk * G + row % G) * p.q.shape[2] + row / G] = lse;
+}
+
 template <typename RowAt>
 __device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, int count, int D, int64_t b, int64_t hk,
                            RowAt row_at) {
@@ -72,17 +80,10 @@ __device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, i
   if (p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
   // Row arithmetic in 32 bits (rows < G * Lq <= 2^31; the host checks): 64-bit divisions per element
   // were most of this store's instructions.
-  const int64_t Hq = p.q.shape[1];
-  const int G = int(Hq / p.k.heads);
-  for (int idx = threadIdx.x; idx < count * D; idx += blockDim.x) {
-    const int row = int(row_at(idx / D)), d = idx % D;
-    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), vals[idx]);
-  }
+  const int G = int(p.q.shape[1] / p.k.heads);
+  for (int idx = threadIdx.x; idx < count * D; idx += blockDim.x) store_out(p, b, hk, G, int(row_at(idx / D)), idx % D, vals[idx]);
   if (p.lse)
-    for (int k = threadIdx.x; k < count; k += blockDim.x) {
-      const int row = int(row_at(k));
-      p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = lse[k];
-    }
+    for (int k = threadIdx.x; k < count; k += blockDim.x) store_lse(p, b, hk, G, int(row_at(k)), lse[k]);
   __syncthreads();
 }
 
@@ -139,8 +140,7 @@ __device__ inline void merge_received_rows(const KernelArgs& p, const float* rec
 // of the owner block calls it.
 __device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int C, int slot_rows, int rank,
                                                   int mine, int D, int64_t b, int64_t hk) {
-  const int64_t Hq = p.q.shape[1];
-  const int G = int(Hq / p.k.heads), stride = D + 2;
+  const int G = int(p.q.shape[1] / p.k.heads), stride = D + 2;
   for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
     const int k = idx / D, d = idx - k * D, row = rank + k * C;
     const float sink = sink_of(p, hk * G + row % G);
@@ -153,8 +153,8 @@ __device__ inline void merge_received_rows_direct(const KernelArgs& p, const flo
       total += w * src[D + 1];
       sum += w * src[d];
     }
-    detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), normalised(sum, total));
-    if (d == 0 && p.lse) p.lse[(b * Hq + hk * G + row % G) * p.q.shape[2] + row / G] = row_lse(top, total);
+    store_out(p, b, hk, G, row, d, normalised(sum, total));
+    if (d == 0 && p.lse) store_lse(p, b, hk, G, row, row_lse(top, total));
   }
 }
 
