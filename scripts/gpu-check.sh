@@ -17,7 +17,8 @@
 #   bench's shape and formats, several sets separated by ';'),
 #   so that a variant is compared with its baseline on the same card at the same moment (METHOD.md);
 #   QSDPA_AB_TREE=<dir> builds the variants from another source tree instead (e.g. main's, carried
-#   in a git-ignored folder: the variant is then the old code and "baseline" this tree);
+#   in a git-ignored folder: the variant is then the old code and "baseline" this tree), and a
+#   variant written "@<dir> flags" builds from <dir> alone;
 #   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
 #   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh).
 set -uo pipefail
@@ -44,8 +45,12 @@ ab_build_pids=()
 if has ab; then
   IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
   for v in "${!ab_variants[@]}"; do
-    (cmake -S "${QSDPA_AB_TREE:-.}" -B "build-gpu-b$v" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-      "-DCMAKE_CUDA_FLAGS=${ab_variants[$v]}" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
+    tree=${QSDPA_AB_TREE:-.} flags=${ab_variants[$v]}
+    if [[ $flags == @* ]]; then  # "@<dir> flags": this variant from another tree
+      read -r tree flags <<<"${flags#@}"
+    fi
+    (cmake -S "$tree" -B "build-gpu-b$v" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+      "-DCMAKE_CUDA_FLAGS=$flags" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
       -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+ab$v" >"$OUT/configure-b$v.log" 2>&1 &&
       cmake --build "build-gpu-b$v" -j"$(nproc)" --target qsdpa_cli >"$OUT/build-b$v.log" 2>&1) &
     ab_build_pids+=($!)

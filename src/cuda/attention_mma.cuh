@@ -199,12 +199,20 @@ __device__ __forceinline__ void cluster_wait() {
   asm volatile("barrier.cluster.wait;" ::: "memory");
 #endif
 }
-// Stores v at cluster address `dst`, completing 4 bytes of the transaction on the mbarrier `bar`
-// (a cluster address in the same block).
-__device__ __forceinline__ void store_async(uint32_t dst, float v, uint32_t bar) {
+// Stores v (16 bytes; 8 for the pair) at cluster address `dst`, completing that many bytes of the
+// transaction on the mbarrier `bar` (a cluster address in the same block as dst).
+__device__ __forceinline__ void store_async(uint32_t dst, float4 v, uint32_t bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(dst),
-               "r"(__float_as_uint(v)), "r"(bar)
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];" ::"r"(dst),
+               "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(__float_as_uint(v.z)), "r"(__float_as_uint(v.w)),
+               "r"(bar)
+               : "memory");
+#endif
+}
+__device__ __forceinline__ void store_async(uint32_t dst, float2 v, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(dst),
+               "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
                : "memory");
 #endif
 }
@@ -748,21 +756,42 @@ struct MmaParams : KernelArgs {
 // (~0.5 us of a block's one warp per scheduler; phase probe, session 9).
 __device__ __forceinline__ int div_cluster(int r, uint32_t magic) { return int(__umulhi(uint32_t(r), magic)); }
 
-// Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4), then a float area used first to
-// stage q ([NT*8][D]) and at the end for the warp partials ([warps][NT*8][D+2]).
+// The warps' partials in shared memory at the end of the kernel, [warp][row][row_stride]: row r's
+// dim d at chunk d / C (C = D / 8, the dims of one lane group g of the accumulators) times C + 1,
+// plus d % C; then m and l. The epilogue's scatter of the accumulators (for one store, lanes (g, t)
+// hold rows 2t(+1) and dims g * C + k) then hits 32 distinct banks: the chunk's +1 spreads g, and a
+// row stride of 4 (mod 16) words spreads t by 8 banks. (Rows of D + 2 words put those stores 4-way
+// on a bank, D + 4 words 8-way: +0.3-0.5 us at 1K-4K and +1 us at 32K, session 14.)
+template <int D>
+struct WarpPartials {
+  static constexpr int kChunk = D / 8, kChunkStride = kChunk + 1;
+  static constexpr int kM = 8 * kChunkStride, kL = kM + 1;            // the row's m and l
+  static constexpr int kRowStride = (kL + 1 - 4 + 15) / 16 * 16 + 4;  // >= kL + 1, 4 (mod 16)
+  __host__ __device__ static constexpr int at(int d) { return d / kChunk * kChunkStride + d % kChunk; }
+};
+// The partials a cluster block receives: rows of D values, m and l, padded to 16-byte multiples so
+// that a lane pushes 4 dims in one st.async.v4.
+template <int D>
+constexpr int receive_stride() {
+  return D + 4;
+}
+// Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4) and after them q staged in f32
+// ([NT*8][D]) until the loop; at the end the warp partials over both (after the barrier that follows
+// every warp's loop).
 template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return size_t(D / 16) * NT * 32 * 16 + size_t(Warps) * NT * 8 * (D + 2) * 4;
+  return std::max(size_t(D / 16) * NT * 32 * 16 + size_t(NT) * 8 * D * 4,
+                  size_t(Warps) * NT * 8 * WarpPartials<D>::kRowStride * 4);
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
-// from every split of the cluster, [C][slot rows][D + 2] with C * slot rows <= RP + C - 1.
+// from every split of the cluster, [C][slot rows][receive_stride] with C * slot rows <= RP + C - 1.
 template <int D, int NT>
 constexpr bool clusters_fit() {
   return D * NT <= 128;
 }
 template <int D, int NT>
 constexpr size_t receive_bytes() {
-  return clusters_fit<D, NT>() ? size_t(NT * 8 + kMaxCluster - 1) * (D + 2) * 4 : 0;
+  return clusters_fit<D, NT>() ? size_t(NT * 8 + kMaxCluster - 1) * receive_stride<D>() * 4 : 0;
 }
 
 // One step's K and V pieces of a lane: keys g, g+8 (K, octet t of each 32-dim block) and keys 2t,
@@ -858,6 +887,9 @@ template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
+#ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
+#define QSDPA_F16_L1_FIRST 1
+#endif
 
 template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
 __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
@@ -909,7 +941,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   __shared__ uint64_t received;
   if (kClusters && p.cluster > 1) {
     const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
-    if (threadIdx.x == 0)
+    if (threadIdx.x == 0)  // C partials of each owned row, D values, m and l each
       expect_bytes(&received, uint32_t(C * (rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0) * (D + 2) * 4));
     cluster_arrive_relaxed();
   }
@@ -937,6 +969,21 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   constexpr bool kRolling = rolls<D, KF, VF>();
   constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && pipelined_pair(KF, VF);  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
+  // f16, which loads each step's codes in the step (see rolls), asks its first step's lines into L1
+  // here, so that their latency overlaps the prologue: 128 B a lane per side at D = 128. A/B on the
+  // H100 (session 14, µs): the cluster kernels 1K 7.35 -> 6.7 (GQA 4), 12.3 -> 11.05 (MHA), 2K 9.35
+  // -> 8.6 (GQA 4); the ordinary kernel 4K 13.68 -> 13.30, MHA 2K 19.5 -> 19.1; 32K-128K unchanged.
+  // (session 13's L2 prefetches, cp.async.bulk.prefetch.L2 and prefetch.global.L2, were slower.)
+  if constexpr (!kRolling && KF == Fam::f16 && VF == Fam::f16 && QSDPA_F16_L1_FIRST) {
+    constexpr int kLines = D / 64;  // 128-byte lines of a row
+    const uint8_t* kbase = kh.codes - 2 * t * 8;          // undoing k_lane
+    const uint8_t* vbase = vh.codes - 2 * g * (D / 8);    // undoing at_piece
+    for (int i = lane; i < 16 * kLines && wlo < whi; i += 32) {
+      const uint32_t key = uint32_t(min(wlo + i / kLines, whi - 1)), line = uint32_t(i % kLines) * 128u;
+      asm volatile("prefetch.L1 [%0];" ::"l"(kbase + uint64_t(key) * kh.code_stride + line));
+      asm volatile("prefetch.L1 [%0];" ::"l"(vbase + uint64_t(key) * vh.code_stride + line));
+    }
+  }
   Tile<D, KF, VF> cur;
   if (kRolling && wlo < whi) {
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
@@ -1519,7 +1566,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 
-  // Warp partials to shared memory (fl is free again): [warp][row][D + 2] with m (base 2) and l.
+  // Warp partials to shared memory (free again after the barrier below): WarpPartials' layout,
+  // m in base 2.
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -1534,7 +1582,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
   const float punscale = exp2f(-kPShift);
   const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
-  float* wp = fl + warp * RP * (D + 2);
+  using WP = WarpPartials<D>;
+  float* const wpart = reinterpret_cast<float*>(smem);
+  float* wp = wpart + warp * RP * WP::kRowStride;
 #pragma unroll
   for (int u = 0; u < KS; ++u) {
     const int o = u / 4, jj = u % 4;
@@ -1546,8 +1596,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         const int r = nt * 8 + 2 * t + c;
         const float bias_lo = kAffineV ? bias_acc[kAffineV ? nt : 0][c] : 0.0f;
         const float bias_hi = kAffineV ? bias_acc[kAffineV ? nt : 0][c + 2] : 0.0f;
-        wp[r * (D + 2) + d_lo] = (acc[u][nt][c] + bias_lo) * vmul;
-        wp[r * (D + 2) + d_hi] = (acc[u][nt][c + 2] + bias_hi) * vmul;
+        wp[r * WP::kRowStride + WP::at(d_lo)] = (acc[u][nt][c] + bias_lo) * vmul;
+        wp[r * WP::kRowStride + WP::at(d_hi)] = (acc[u][nt][c + 2] + bias_hi) * vmul;
       }
   }
   if (g == 0)
@@ -1556,8 +1606,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int r = nt * 8 + 2 * t + c;
-        wp[r * (D + 2) + D] = m_run[nt][c];
-        wp[r * (D + 2) + D + 1] = l_run[nt][c] * punscale;
+        wp[r * WP::kRowStride + WP::kM] = m_run[nt][c];
+        wp[r * WP::kRowStride + WP::kL] = l_run[nt][c] * punscale;
       }
   __syncthreads();
   QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
@@ -1574,7 +1624,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   auto warp_weights = [&](int r, float* weight) {
     float top = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < W; ++w) weight[w] = fl[(w * RP + r) * (D + 2) + D], top = fmaxf(top, weight[w]);
+    for (int w = 0; w < W; ++w) weight[w] = wpart[(w * RP + r) * WP::kRowStride + WP::kM], top = fmaxf(top, weight[w]);
 #pragma unroll
     for (int w = 0; w < W; ++w) weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
     return top == -INFINITY ? -INFINITY : top / kLog2e;
@@ -1582,7 +1632,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
-  float* recv = fl + W * RP * (D + 2);
+  float* recv = reinterpret_cast<float*>(smem + smem_bytes<D, NT, W>());
   if (clustered) {
     // A warp per row, each lane taking the row's weights itself: no barrier between the weights
     // and the pushes (session 13's probe at 1K: the weights pass and its barrier took ~0.4 us).
@@ -1592,16 +1642,27 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       const float m = warp_weights(r, weight);
       const int slot = div_cluster(r, p.cluster_magic);
       const uint32_t owner = uint32_t(r - slot * C);
-      const uint32_t dst = in_block(shared_addr(recv + (rank * slot_rows + slot) * (D + 2)), owner);
+      const uint32_t dst = in_block(shared_addr(recv + (rank * slot_rows + slot) * receive_stride<D>()), owner);
       const uint32_t bar = in_block(shared_addr(&received), owner);
       QSDPA_PHASE(4);
-      for (int d = lane; d < D + 2; d += 32) {
-        float v = 0.0f;
+      // Lane i sends dims [4i, 4i + 4) in one 16-byte store and lane 0 the row's m and l in one
+      // 8-byte store: 33 stores a row at D = 128, where 4-byte stores took 130.
+      const float* row = wpart + r * WP::kRowStride;  // warp w's row: row + w * RP * kRowStride
+      if (4 * lane < D) {
+        const float* x = row + WP::at(4 * lane);  // 4 dims inside one chunk (C is a multiple of 4)
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int w = 0; w < W; ++w, x += RP * WP::kRowStride)
+          if (weight[w] != 0.0f)
+            v.x += x[0] * weight[w], v.y += x[1] * weight[w], v.z += x[2] * weight[w], v.w += x[3] * weight[w];
+        store_async(dst + 16 * uint32_t(lane), v, bar);
+      }
+      if (lane == 0) {
+        float l = 0.0f;
 #pragma unroll
         for (int w = 0; w < W; ++w)
-          if (weight[w] != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight[w];
-        if (d == D) v = m;
-        store_async(dst + 4 * uint32_t(d), v, bar);
+          if (weight[w] != 0.0f) l += row[w * RP * WP::kRowStride + WP::kL] * weight[w];
+        store_async(dst + 4 * uint32_t(D), make_float2(m, l), bar);
       }
     }
   } else {
@@ -1612,11 +1673,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
     for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
       const int r = idx / (D + 2), d = idx % (D + 2);
+      const int at = d < D ? WP::at(d) : WP::kM + (d - D);
       float v = 0.0f;
 #pragma unroll
       for (int w = 0; w < W; ++w) {
         const float weight = warp_weight[r][w];
-        if (weight != 0.0f) v += fl[(w * RP + r) * (D + 2) + d] * weight;
+        if (weight != 0.0f) v += wpart[(w * RP + r) * WP::kRowStride + at] * weight;
       }
       out[idx] = d == D ? warp_weight[r][W] : v;
     }
@@ -1628,10 +1690,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   if (p.vc.kind == FormatKind::turbo) {  // un-rotated through shared memory
-    __syncthreads();  // fl is scratch now
-    merge_received_rows(p, recv, fl, C, slot_rows, rank, mine, D, b, hk);
+    __syncthreads();  // the warp partials are scratch now
+    merge_received_rows(p, recv, receive_stride<D>(), wpart, C, slot_rows, rank, mine, D, b, hk);
   } else {
-    merge_received_rows_direct(p, recv, C, slot_rows, rank, mine, D, b, hk);
+    merge_received_rows_direct(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, D, b, hk);
   }
   QSDPA_PHASE(6);
 }

@@ -94,13 +94,13 @@ __device__ __forceinline__ float row_lse(float top, float total) { return total 
 constexpr int kMaxCluster = 16;
 
 // The in-cluster merge of the split kernel (attention_mma.cuh), once every partial of this block's
-// rows has arrived in its shared memory: recv[(j * slot_rows + k) * (D + 2) + ...] = acc[D], m
+// rows has arrived in its shared memory: recv[(j * slot_rows + k) * stride + ...] = acc[D], m
 // (natural log), l of split j < C for the block's k-th row, row rank + k * C of the R (k < mine).
 // Writes those rows of the output (and LSE), adding the sink once; scratch: mine * (D + C + 2)
 // floats of shared memory outside recv. Every thread of the block calls it.
-__device__ inline void merge_received_rows(const KernelArgs& p, const float* recv, float* scratch, int C, int slot_rows,
-                                           int rank, int mine, int D, int64_t b, int64_t hk) {
-  const int G = int(p.q.shape[1] / p.k.heads), stride = D + 2;
+__device__ inline void merge_received_rows(const KernelArgs& p, const float* recv, int stride, float* scratch, int C,
+                                           int slot_rows, int rank, int mine, int D, int64_t b, int64_t hk) {
+  const int G = int(p.q.shape[1] / p.k.heads);
   float* vals = scratch;                  // [mine][D]
   float* weight = vals + mine * D;        // [mine][C]
   float* top_of = weight + mine * C;      // [mine]
@@ -138,9 +138,9 @@ __device__ inline void merge_received_rows(const KernelArgs& p, const float* rec
 // and no scratch (session 13's probe at 1K: the owner's merge ended 1.2-1.5 us after the last push,
 // behind five barriers and a warp per row's shuffles). Called after the receive wait; every thread
 // of the owner block calls it.
-__device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int C, int slot_rows, int rank,
-                                                  int mine, int D, int64_t b, int64_t hk) {
-  const int G = int(p.q.shape[1] / p.k.heads), stride = D + 2;
+__device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int stride, int C, int slot_rows,
+                                                  int rank, int mine, int D, int64_t b, int64_t hk) {
+  const int G = int(p.q.shape[1] / p.k.heads);
   for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
     const int k = idx / D, d = idx - k * D, row = rank + k * C;
     const float sink = sink_of(p, hk * G + row % G);
