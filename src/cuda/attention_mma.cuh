@@ -83,6 +83,11 @@
 // kernel with all registers (but f16's): 1K mxfp4 6.45, nvfp4 6.40, mxfp8 6.92, f16 7.59, affine4
 // 7.70 us against cuDNN's 7.45; 2K affine4 10.95 -> 10.2; MHA 1K f16 12.1 (cuDNN 12.1); 4K-128K
 // unchanged (mxfp4 128K 70.9 us, 2.59x cuDNN).
+// Session 14 (95d2c6d, bench/results/cuda-h100-2026-11-26-session14.md): the warps' partials
+// written to shared memory without bank conflicts (WarpPartials; 4-way before), 16-byte cluster
+// pushes, and f16's first step asked into L1 before the prologue: 1K f16 6.73, affine4 7.29, mxfp4
+// 6.05 us against cuDNN's 7.44 (affine8 8.0, turbo 8.6 still slower); 2K f16 8.59 (cuDNN 9.12); 4K
+// f16 13.25 (13.30), mxfp4 10.6; 32K 0.5 us less; 128K unchanged (mxfp4 70.4 us, 2.63x cuDNN).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
