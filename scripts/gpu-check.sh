@@ -165,7 +165,7 @@ if has phases; then
     done
     echo "== phases: $fmt at $ctx (time: plain build, probed build)"
     grep -hE "^ *$fmt +[0-9]" "$OUT/phase-$fmt-$ctx-build-gpu.log" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log" | head -2
-    grep -A11 "phase times" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log"
+    grep -A12 "phase times" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log"
   done
 fi
 if has ab || has abenv; then

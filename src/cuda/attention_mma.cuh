@@ -1694,6 +1694,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
+  QSDPA_PHASE(8);
   if (p.vc.kind == FormatKind::turbo) {  // un-rotated through shared memory
     __syncthreads();  // the warp partials are scratch now
     merge_received_rows(p, recv, receive_stride<D>(), wpart, C, slot_rows, rank, mine, D, b, hk);
