@@ -335,6 +335,17 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
 // nvfp4's E4M3 block scale (the low byte of w) in both halves of an f16 pair, exactly.
 __device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) { return as_h2(e4m3_pair_f16(prmt(w, 0, 0))); }
 
+// A 16-bit value loaded into the low half of a 32-bit register, the high half zero. Through
+// __ldg's uint16_t, ptxas packed such values into register halves with a PRMT right after the
+// load, which waited for it: a memory latency per load (session 15's SASS of affine's scales).
+// Volatile: the compiler does not see the asm read memory, and it must stay after the kernel's
+// wait for the grid before it (wait_for_prior_grid, a volatile asm).
+__device__ __forceinline__ uint32_t load_u16(const void* p) {
+  uint32_t v;
+  asm volatile("ld.global.nc.u16 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+
 // Loads `Bytes` contiguous bytes (a power of two, aligned to min(Bytes, 16)) into words.
 template <int Bytes>
 __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
@@ -449,9 +460,14 @@ struct RowPiece {
   static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kWords = F == Fam::generic ? 1 : Octets * octet_bytes<F>() / 4;
   static constexpr int kGroups = Octets >= 2 ? Octets / 2 : 1;  // groups are >= 16 values
+  static constexpr bool kAffine = F == Fam::u4 || F == Fam::u8;
   uint32_t raw[kWords];
-  uint32_t scale[kGroups];  // affine: f16 scale | f16 bias << 16; mx / nvfp4: the scale byte
-  GenericRow row;           // generic only
+  uint32_t scale[kGroups];  // affine: the f16 scale's bits; mx / nvfp4: the scale byte
+  // Affine: the f16 bias's bits. Scale and bias stay in the registers their loads write, unjoined
+  // until the step that uses them: joined at the load (scale | bias << 16), each load's result was
+  // used at once, and the warp waited out a memory latency per row, six a step (session 15's SASS).
+  uint32_t bias_bits[kAffine ? kGroups : 1];
+  GenericRow row;  // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int dim0) {
     if constexpr (F == Fam::generic) {
@@ -464,10 +480,10 @@ struct RowPiece {
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
             const int gi = i == 0 ? 0 : min(i, hc.piece_last_group);  // groups past the piece repeat the last
-            if constexpr (F == Fam::u4 || F == Fam::u8) {
+            if constexpr (kAffine) {
               const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
-              scale[i] = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(sr) + gi)) |
-                         (uint32_t(__ldg(reinterpret_cast<const uint16_t*>(br) + gi)) << 16);
+              scale[i] = load_u16(sr + 2 * gi);
+              bias_bits[i] = load_u16(br + 2 * gi);
             } else {
               scale[i] = __ldg(sr + gi);
             }
@@ -488,7 +504,7 @@ struct RowPiece {
         const uint32_t w = scale[i];
         if constexpr (F == Fam::u8) {  // (affine 4-bit V pairs its scales in the kernel's PV)
           gs[i].mul = as_h2(prmt(w, 0, 0x1010));
-          gs[i].add = as_h2(prmt(w, 0, 0x3232));
+          gs[i].add = as_h2(prmt(bias_bits[i], 0, 0x1010));
         } else {
           static_assert(F == Fam::e4m3, "4-bit V rows take their scales in the kernel's PV");
           // mxfp8: 2^(e-127) through f32 bits and one f32 -> f16x2 conversion (exact for powers of
@@ -551,8 +567,10 @@ struct KRow {
   static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
   static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kScaled ? NB : 1;
+  static constexpr bool kAffine = F == Fam::u4 || F == Fam::u8;
   uint32_t raw[NB * kOctetWords];
-  uint32_t scale[kScaleRegs];  // affine: f16 scale | f16 bias << 16 per block; mx / nvfp4: the row's bytes
+  uint32_t scale[kScaleRegs];  // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
+  uint32_t bias_bits[kAffine ? NB : 1];  // affine: the f16 bias's bits per block (unjoined: see RowPiece)
   GenericRow row;              // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
@@ -565,17 +583,16 @@ struct KRow {
 #pragma unroll
       for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
       if constexpr (F == Fam::u4 || F == Fam::u8) {
-        const uint16_t* sr = reinterpret_cast<const uint16_t*>(hc.scales + uint64_t(j) * hc.scale_stride);
-        const uint16_t* br = reinterpret_cast<const uint16_t*>(hc.biases + uint64_t(j) * hc.bias_stride);
-        // Group sizes 32, 64, 128: block b's group is b, b/2 or b/4 (a warp-uniform branch).
-        auto get = [&](auto per_group) {
+        const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
+        const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
+        // Group sizes 32, 64, 128: block b's group is b >> (group_shift - 5). No branch on the group
+        // size: its arms were if-converted into moves of the loaded values, each waiting for its load.
+        const int blocks_per_group_shift = hc.group_shift - 5;
 #pragma unroll
-          for (int b = 0; b < NB; ++b)
-            scale[b] = uint32_t(__ldg(sr + b / per_group)) | (uint32_t(__ldg(br + b / per_group)) << 16);
-        };
-        if (hc.group_shift == 5) get(std::integral_constant<int, 1>());
-        else if (hc.group_shift == 6) get(std::integral_constant<int, 2>());
-        else get(std::integral_constant<int, 4>());
+        for (int b = 0; b < NB; ++b) {
+          const int at = b == 0 ? 0 : 2 * (b >> blocks_per_group_shift);
+          scale[b] = load_u16(sr + at), bias_bits[b] = load_u16(br + at);
+        }
       } else if constexpr (kScaleBytes) {
         if (grouped(F, hc)) load_bytes<kScaleRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);  // fp8: none
       }
@@ -625,7 +642,7 @@ struct KRow {
   // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it.
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
     if constexpr (F == Fam::u4 || F == Fam::u8) {
-      return __half2float(__ushort_as_half(uint16_t(scale[b] & 0xFFFFu)));
+      return __half2float(__ushort_as_half(uint16_t(scale[b])));
     } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
       if (!grouped(F, hc)) return 1.0f;  // fp8: the tensor scale is in q
       return __uint_as_float(scale_byte_at_16(b) << 7);
@@ -635,7 +652,7 @@ struct KRow {
   }
   // Affine's bias of block b (0 elsewhere).
   __device__ __forceinline__ float bias(int b) const {
-    if constexpr (F == Fam::u4 || F == Fam::u8) return __half2float(__ushort_as_half(uint16_t(scale[b] >> 16)));
+    if constexpr (kAffine) return __half2float(__ushort_as_half(uint16_t(bias_bits[b])));
     return 0.0f;
   }
 };
@@ -684,7 +701,7 @@ struct TurboKRow {
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
     load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.codes + uint64_t(j) * hc.code_stride, raw);
-    scale = __ldg(reinterpret_cast<const uint16_t*>(hc.scales + uint64_t(j) * hc.scale_stride));
+    scale = load_u16(hc.scales + uint64_t(j) * hc.scale_stride);
   }
   __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int, uint32_t h[][4], uint32_t*) const {
     turbo_lookup<kBits>(turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, b)), hc, h);
@@ -699,12 +716,29 @@ template <Fam F, int D>
 struct TurboVPiece {
   static constexpr int kBits = turbo_bits(F), kBytes = D * kBits / 64, kWords = (kBytes + 3) / 4;
   static constexpr int kAlign = kBytes & -kBytes;
-  uint32_t raw[kWords];
+  // Pieces only 2-byte aligned (turbo3 at D = 128: 6 bytes) keep their 16-bit loads in separate
+  // registers until the step decodes them: joined at the load, the first tile's joins waited for
+  // their loads in the prologue, before q's loads went out (session 15's SASS).
+  static constexpr bool kHalves = kAlign == 2 && kBytes > 2;
+  uint32_t raw[kHalves ? kBytes / 2 : kWords];
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
-    load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.codes + uint64_t(j) * hc.code_stride, raw);
+    const uint8_t* p = hc.codes + uint64_t(j) * hc.code_stride;
+    if constexpr (kHalves) {
+#pragma unroll
+      for (int i = 0; i < kBytes / 2; ++i) raw[i] = load_u16(p + 2 * i);
+    } else {
+      load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(p, raw);
+    }
   }
   __device__ __forceinline__ uint32_t nibbles(int o) const {
-    return turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, o));
+    if constexpr (kHalves) {
+      uint32_t words[kWords];
+#pragma unroll
+      for (int i = 0; i < kWords; ++i) words[i] = 2 * i + 1 < kBytes / 2 ? prmt(raw[2 * i], raw[2 * i + 1], 0x5410) : raw[2 * i];
+      return turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(words, o));
+    } else {
+      return turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, o));
+    }
   }
 };
 
@@ -815,7 +849,7 @@ struct Tile {
     if constexpr (is_turbo(VF)) {
 #pragma unroll
       for (int i = 0; i < 2; ++i)
-        vscale[i] = __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(min(j0 + g + 8 * i, last)) * vh.scale_stride));
+        vscale[i] = load_u16(vh.scales + uint64_t(min(j0 + g + 8 * i, last)) * vh.scale_stride);
     }
   }
   __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
@@ -995,10 +1029,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     cur.load_vscale(vh, wlo, whi - 1, g);
   }
 
-  // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads.
-  const uint32_t vscale0 = is_turbo(VF) && wlo < whi
-                               ? __ldg(reinterpret_cast<const uint16_t*>(vh.scales + uint64_t(wlo) * vh.scale_stride))
-                               : 0u;
+  // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads
+  // where the first tile (whose vscale[0] is that scale in lanes g = 0) is not loaded here.
+  const uint32_t vscale0_load =
+      is_turbo(VF) && !kRolling && wlo < whi ? load_u16(vh.scales + uint64_t(wlo) * vh.scale_stride) : 0u;
 
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it. A thread's
   // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
@@ -1191,6 +1225,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   uint32_t vscale_lo = 0u, vscale_span = 0xFFFFu;
   if constexpr (kTurboV) {
     uint32_t e = 15;
+    // Taken here, after q's staging and its barriers: the scale's first use, hoisted by ptxas to
+    // just after its load in the prologue, made q's loads wait a memory latency (session 15).
+    const uint32_t vscale0 = !kRolling ? vscale0_load : wlo < whi ? __shfl_sync(0xFFFFFFFFu, cur.vscale[0], 0) : 0u;
     const uint32_t field = (vscale0 >> 10) & 31u;
     if (field >= 1u && field <= 30u) e = field;
     vnorm = __uint_as_float((127u + 19u - e) << 23);
@@ -1459,9 +1496,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       uint32_t mul[2], add[2];  // per key pair: (scale a, scale b), (bias a, bias b)
 #pragma unroll
       for (int pr = 0; pr < 2; ++pr) {
-        const uint32_t wa = cur.v[2 * pr].scale[0], wb = cur.v[2 * pr + 1].scale[0];  // scale | bias << 16
-        mul[pr] = prmt(wa, wb, 0x5410);
-        add[pr] = prmt(wa, wb, 0x7632);
+        mul[pr] = prmt(cur.v[2 * pr].scale[0], cur.v[2 * pr + 1].scale[0], 0x5410);
+        add[pr] = prmt(cur.v[2 * pr].bias_bits[0], cur.v[2 * pr + 1].bias_bits[0], 0x5410);
       }
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
