@@ -82,45 +82,54 @@ __device__ inline int64_t sequence_length(const KernelArgs& p, int64_t b) {
   return n;
 }
 
-// One row of 32 * E values per warp, E consecutive values a lane: butterflies of distance < E
-// inside the lane, the others between lanes by shuffles (lane ^ distance / E), so no barrier between
-// the log2(n) passes. Each value sees the same operations in the same order as fmt::fwht's.
+// One row of 32 * E values held by a warp, E consecutive values a lane, rotated in registers:
+// butterflies of distance < E inside the lane, the others between lanes by shuffles (lane ^
+// distance / E), so no barrier between the log2(n) passes. Each value sees the same operations in
+// the same order as fmt::fwht's. Every lane of the warp calls it.
 template <int E>
-__device__ void rotate_rows_warps(float* v, int rows, uint64_t seed, bool inverse) {
+__device__ __forceinline__ void rotate_row_lanes(float (&x)[E], int lane, uint64_t seed, bool inverse) {
   constexpr int n = 32 * E;
-  const int lane = threadIdx.x & 31;
   const float norm = rsqrtf(float(n));
   // The lane's E signs lie in one 64-sign word (E divides 64).
   const uint64_t signs = fmt::turbo_sign_word(seed, (lane * E) >> 6) >> ((lane * E) & 63);
-  for (int r = int(threadIdx.x >> 5); r < rows; r += int(blockDim.x >> 5)) {
-    float* row = v + r * n + lane * E;
-    float x[E];
 #pragma unroll
-    for (int k = 0; k < E; ++k) {
-      x[k] = row[k];
-      if (!inverse && ((signs >> k) & 1u)) x[k] = -x[k];
-    }
+  for (int k = 0; k < E; ++k)
+    if (!inverse && ((signs >> k) & 1u)) x[k] = -x[k];
 #pragma unroll
-    for (int len = 1; len < E; len <<= 1)
+  for (int len = 1; len < E; len <<= 1)
 #pragma unroll
-      for (int k = 0; k < E; ++k)
-        if (!(k & len)) {
-          const float a = x[k], b = x[k + len];
-          x[k] = a + b;
-          x[k + len] = a - b;
-        }
-#pragma unroll
-    for (int m = 1; m < 32; m <<= 1)
-#pragma unroll
-      for (int k = 0; k < E; ++k) {
-        const float other = __shfl_xor_sync(0xFFFFFFFFu, x[k], m);
-        x[k] = (lane & m) ? other - x[k] : x[k] + other;
+    for (int k = 0; k < E; ++k)
+      if (!(k & len)) {
+        const float a = x[k], b = x[k + len];
+        x[k] = a + b;
+        x[k + len] = a - b;
       }
 #pragma unroll
+  for (int m = 1; m < 32; m <<= 1)
+#pragma unroll
     for (int k = 0; k < E; ++k) {
-      const float y = x[k] * norm;
-      row[k] = inverse && ((signs >> k) & 1u) ? -y : y;
+      const float other = __shfl_xor_sync(0xFFFFFFFFu, x[k], m);
+      x[k] = (lane & m) ? other - x[k] : x[k] + other;
     }
+#pragma unroll
+  for (int k = 0; k < E; ++k) {
+    const float y = x[k] * norm;
+    x[k] = inverse && ((signs >> k) & 1u) ? -y : y;
+  }
+}
+
+// Rows of 32 * E values in shared memory, a warp per row (rotate_row_lanes).
+template <int E>
+__device__ void rotate_rows_warps(float* v, int rows, uint64_t seed, bool inverse) {
+  const int lane = threadIdx.x & 31;
+  for (int r = int(threadIdx.x >> 5); r < rows; r += int(blockDim.x >> 5)) {
+    float* row = v + r * 32 * E + lane * E;
+    float x[E];
+#pragma unroll
+    for (int k = 0; k < E; ++k) x[k] = row[k];
+    rotate_row_lanes<E>(x, lane, seed, inverse);
+#pragma unroll
+    for (int k = 0; k < E; ++k) row[k] = x[k];
   }
 }
 

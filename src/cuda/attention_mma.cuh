@@ -88,6 +88,11 @@
 // pushes, and f16's first step asked into L1 before the prologue: 1K f16 6.73, affine4 7.29, mxfp4
 // 6.05 us against cuDNN's 7.44 (affine8 8.0, turbo 8.6 still slower); 2K f16 8.59 (cuDNN 9.12); 4K
 // f16 13.25 (13.30), mxfp4 10.6; 32K 0.5 us less; 128K unchanged (mxfp4 70.4 us, 2.63x cuDNN).
+// Session 15 (85da47b, bench/results/cuda-h100-2026-11-26-session15.md): 16-bit scales loaded into
+// registers of their own (load_u16) and first used in the step that needs them (affine's were
+// joined, or moved, right after their loads: a memory latency a row): 128K affine8 142 -> 120 us
+// (80%; MHA 90%), affine4 110 -> 95 (53%, 1.96x cuDNN), turbo3 110 (1.68x); 2K affine4 8.38 us
+// (cuDNN 9.26); 1K every format but turbo (8.5) faster than cuDNN's 7.65.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -814,12 +819,24 @@ template <int D>
 constexpr int receive_stride() {
   return D + 4;
 }
+// q staged in f32 in the prologue: row r's dim d at r * kRow + d + 8 * (d / 32). The fragment
+// build reads 16 bytes a lane at dims k_dim0 + 4 * (s % 2): lanes (g, t) on rows g and on dims t
+// blocks (KRow) or t quarters (turbo) apart, which in rows of D words fell on 4 banks (KRow, 8-way)
+// or on one bank (turbo, 32-way). The 8 words after each 32 dims and the row stride of 4 (mod 32)
+// words more than that spread them: no conflict at D = 64 and 128 (2-way for turbo at 256; counted
+// by hand over the 8 lanes of each quarter-warp). Octets (the staging's 16-byte stores) and a lane's
+// E = D / 32 values (the rotation) stay contiguous and 16-byte aligned.
+template <int D>
+struct QStage {
+  static constexpr int kRow = D + 8 * (D / 32) + 4;
+  __host__ __device__ static constexpr int at(int r, int d) { return r * kRow + d + 8 * (d >> 5); }
+};
 // Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4) and after them q staged in f32
-// ([NT*8][D]) until the loop; at the end the warp partials over both (after the barrier that follows
-// every warp's loop).
+// (QStage, NT*8 rows) until the loop; at the end the warp partials over both (after the barrier that
+// follows every warp's loop).
 template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return std::max(size_t(D / 16) * NT * 32 * 16 + size_t(NT) * 8 * D * 4,
+  return std::max(size_t(D / 16) * NT * 32 * 16 + size_t(NT) * 8 * QStage<D>::kRow * 4,
                   size_t(Warps) * NT * 8 * WarpPartials<D>::kRowStride * 4);
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
@@ -1057,10 +1074,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // Keys the prologue rotates (turbo, or the generic decoder's turbo keys) take the row maxima after
   // the rotation; the others take them while q is staged.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
-  if constexpr (!kRotatesQ) {
+  {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
-    // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
-    // among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
+    // bf16, two in f32, where the host found q aligned), and the row maxima (of keys that do not
+    // rotate q) come from shuffles among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
     // barrier for the rows' offsets, it took ~180 instructions a thread and then a row-max pass over
     // shared memory (~130), in a prologue that four blocks per SM run at once (~5 us at 32K-128K).
     constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
@@ -1093,14 +1110,16 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
       for (int j = 0; j < 8; ++j) v[j] *= qmul, mx = fmaxf(mx, fabsf(v[j])), sum += v[j];
       if (c < kOctets) {
-        float4* dst = reinterpret_cast<float4*>(fl + r * D + d0);
+        float4* dst = reinterpret_cast<float4*>(fl + QStage<D>::at(r, d0));
         dst[0] = make_float4(v[0], v[1], v[2], v[3]);
         dst[1] = make_float4(v[4], v[5], v[6], v[7]);
       }
       // Whole warps are in or out of c < kOctets (a multiple of 32): every lane shuffles.
+      if constexpr (!kRotatesQ) {
 #pragma unroll
-      for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
-      if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
+        for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+        if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
+      }
       if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
@@ -1111,38 +1130,28 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     }
     __syncthreads();
     QSDPA_PHASE(1);
-  } else {
-    __shared__ int64_t q_row[RP];  // offset of each row's q (row = i * G + head in the KV head's group)
-    if (threadIdx.x < R) {
-      const int row = row0 + int(threadIdx.x);
-      q_row[threadIdx.x] = p.q.offset(b, hk * G + row % G, row / G, 0);
-    }
-    __syncthreads();
-    auto stage_q = [&](auto load_one) {
-      constexpr int kPer = RP * D / kT;
-      float v[kPer];
+  }
+  if constexpr (kRotatesQ) {
+    // Turbo keys (the turbo families, or the generic decoder's pairs without a compiled instance):
+    // after the same octet staging, a warp per row rotates it in registers and takes its maximum by
+    // shuffles, in one pass and one barrier. (Before: a pass for the rows' offsets, value-by-value
+    // staging, the rotation and a row-maximum pass over shared memory, three barriers more; session
+    // 14's probe put 1.6 us between q's staging and the loop at 1K, turbo3, against f16's 0.54.)
+    constexpr int E = D / 32;  // a lane's consecutive values of a row
+    const bool rotate = kc.kind == FormatKind::turbo;
+    for (int r = warp; r < RP; r += W) {
+      float* row = fl + QStage<D>::at(r, lane * E);  // E <= 8 values inside one 32-dim chunk
+      float x[E];
 #pragma unroll
-      for (int k = 0; k < kPer; ++k) {
-        const int idx = threadIdx.x + k * kT, r = idx / D, d = idx % D;
-        v[k] = r < R ? load_one(q_row[r] + d * p.q.strides[3]) : 0.0f;
+      for (int k = 0; k < E; ++k) x[k] = row[k];
+      if (rotate && r < R) {  // rows past R are zeros
+        rotate_row_lanes<E>(x, lane, kc.seed, false);
+#pragma unroll
+        for (int k = 0; k < E; ++k) row[k] = x[k];
       }
-#pragma unroll
-      for (int k = 0; k < kPer; ++k) fl[threadIdx.x + k * kT] = v[k] * qmul;
-    };
-    if (p.q.dtype == DType::f32) {
-      stage_q([&](int64_t i) { return __ldg(static_cast<const float*>(p.q.data) + i); });
-    } else {
-      const uint16_t* q16 = static_cast<const uint16_t*>(p.q.data);
-      if (p.q.dtype == DType::f16) stage_q([&](int64_t i) { return __half2float(__ushort_as_half(__ldg(q16 + i))); });
-      else stage_q([&](int64_t i) { return fmt::bf16_to_f32(__ldg(q16 + i)); });
-    }
-    __syncthreads();
-    QSDPA_PHASE(1);
-    // Turbo keys: the turbo families, or the generic decoder (pairs without a compiled instance).
-    if (kc.kind == FormatKind::turbo) rotate_rows_shared(fl, R, D, kc.seed, false);
-    for (int r = warp; r < RP; r += W) {  // a warp per row: the prologue is part of every call's latency
       float mx = 0.0f;
-      for (int d = lane; d < D; d += 32) mx = fmaxf(mx, fabsf(fl[r * D + d]));
+#pragma unroll
+      for (int k = 0; k < E; ++k) mx = fmaxf(mx, fabsf(x[k]));
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
       if (lane == 0) row_powers(r, mx);
@@ -1152,12 +1161,15 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
-    const float* q = fl + row * D;
+    // Dims pair_lo(jj), pair_lo(jj + 1), pair_hi(jj), pair_hi(jj + 1) of the octet: 4 in a row.
+    static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
+    const float4 x4 = *reinterpret_cast<const float4*>(fl + QStage<D>::at(row, base + pair_lo(jj)));
+    const float x[4] = {x4.x, x4.y, x4.z, x4.w};
     const float inv = row_inv[row];
     uint32_t hi[2], lo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const float a = q[base + pair_lo(jj + h)] * inv, c = q[base + pair_hi(jj + h)] * inv;
+      const float a = x[h] * inv, c = x[2 + h] * inv;
       const __half2 x = __floats2half2_rn(a, c);
       const float2 back = __half22float2(x);
       hi[h] = as_u32(x);
