@@ -88,11 +88,13 @@
 // pushes, and f16's first step asked into L1 before the prologue: 1K f16 6.73, affine4 7.29, mxfp4
 // 6.05 us against cuDNN's 7.44 (affine8 8.0, turbo 8.6 still slower); 2K f16 8.59 (cuDNN 9.12); 4K
 // f16 13.25 (13.30), mxfp4 10.6; 32K 0.5 us less; 128K unchanged (mxfp4 70.4 us, 2.63x cuDNN).
-// Session 15 (85da47b, bench/results/cuda-h100-2026-11-26-session15.md): 16-bit scales loaded into
+// Session 15 (1566649, bench/results/cuda-h100-2026-11-26-session15.md): 16-bit scales loaded into
 // registers of their own (load_u16) and first used in the step that needs them (affine's were
 // joined, or moved, right after their loads: a memory latency a row): 128K affine8 142 -> 120 us
-// (80%; MHA 90%), affine4 110 -> 95 (53%, 1.96x cuDNN), turbo3 110 (1.68x); 2K affine4 8.38 us
-// (cuDNN 9.26); 1K every format but turbo (8.5) faster than cuDNN's 7.65.
+// (80%; MHA 89%), affine4 110 -> 95 (53%, 1.94x cuDNN); 2K affine4 8.34 us (cuDNN 9.23). Turbo's
+// prologue in one pass (octet staging, rotation and row maximum in registers) and q staged without
+// bank conflicts (QStage): turbo3 1K 8.55 -> 7.89, 4K 14.2 -> 13.2 us; at 1K only turbo (7.8-8.0)
+// is slower than cuDNN's 7.54, at 4K only turbo4 (13.86 against 13.33).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
