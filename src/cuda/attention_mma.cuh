@@ -578,7 +578,7 @@ struct KRow {
   uint32_t raw[NB * kOctetWords];
   uint32_t scale[kScaleRegs];  // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
   uint32_t bias_bits[kAffine ? NB : 1];  // affine: the f16 bias's bits per block (unjoined: see RowPiece)
-  GenericRow row;              // generic only
+  GenericRow row;                        // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
     if constexpr (F == Fam::generic) {
@@ -589,7 +589,7 @@ struct KRow {
       // offset below is an immediate of the load instruction.
 #pragma unroll
       for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
-      if constexpr (F == Fam::u4 || F == Fam::u8) {
+      if constexpr (kAffine) {
         const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
         const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
         // Group sizes 32, 64, 128: block b's group is b >> (group_shift - 5). No branch on the group
@@ -648,7 +648,7 @@ struct KRow {
   // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127), infinite for
   // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it.
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
-    if constexpr (F == Fam::u4 || F == Fam::u8) {
+    if constexpr (kAffine) {
       return __half2float(__ushort_as_half(uint16_t(scale[b])));
     } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
       if (!grouped(F, hc)) return 1.0f;  // fp8: the tensor scale is in q
@@ -826,7 +826,7 @@ constexpr int receive_stride() {
 // blocks (KRow) or t quarters (turbo) apart, which in rows of D words fell on 4 banks (KRow, 8-way)
 // or on one bank (turbo, 32-way). The 8 words after each 32 dims and the row stride of 4 (mod 32)
 // words more than that spread them: no conflict at D = 64 and 128 (2-way for turbo at 256; counted
-// by hand over the 8 lanes of each quarter-warp). Octets (the staging's 16-byte stores) and a lane's
+// by a script over the 8 lanes of each quarter-warp, session 15). Octets (the staging's 16-byte stores) and a lane's
 // E = D / 32 values (the rotation) stay contiguous and 16-byte aligned.
 template <int D>
 struct QStage {
@@ -1079,9 +1079,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
     // bf16, two in f32, where the host found q aligned), and the row maxima (of keys that do not
-    // rotate q) come from shuffles among the D / 8 lanes of a row (session 10). Element by element, with 64-bit offsets and a
-    // barrier for the rows' offsets, it took ~180 instructions a thread and then a row-max pass over
-    // shared memory (~130), in a prologue that four blocks per SM run at once (~5 us at 32K-128K).
+    // rotate q) come from shuffles among the D / 8 lanes of a row (session 10). Element by element,
+    // with 64-bit offsets and a barrier for the rows' offsets, it took ~180 instructions a thread and
+    // then a row-max pass over shared memory (~130), in a prologue that four blocks per SM run at
+    // once (~5 us at 32K-128K).
     constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
