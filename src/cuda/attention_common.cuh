@@ -82,13 +82,15 @@ __device__ inline int64_t sequence_length(const KernelArgs& p, int64_t b) {
   return n;
 }
 
-// One row of 32 * E values held by a warp, E consecutive values a lane, rotated in registers:
-// butterflies of distance < E inside the lane, the others between lanes by shuffles (lane ^
-// distance / E), so no barrier between the log2(n) passes. Each value sees the same operations in
-// the same order as fmt::fwht's. Every lane of the warp calls it.
-template <int E>
+// One row of L * E values held by L adjacent lanes (an aligned group: L divides 32), E consecutive
+// values a lane (`lane`: the lane's place in the group), rotated in registers: butterflies of
+// distance < E inside the lane, the others between lanes by shuffles (lane ^ distance / E), so no
+// barrier between the log2(n) passes. Each value sees the same operations in the same order as
+// fmt::fwht's. Every lane of the warp calls it.
+template <int E, int L = 32>
 __device__ __forceinline__ void rotate_row_lanes(float (&x)[E], int lane, uint64_t seed, bool inverse) {
-  constexpr int n = 32 * E;
+  static_assert(L >= 1 && L <= 32 && 32 % L == 0 && 64 % E == 0, "a row's lanes lie in one warp");
+  constexpr int n = L * E;
   const float norm = rsqrtf(float(n));
   // The lane's E signs lie in one 64-sign word (E divides 64).
   const uint64_t signs = fmt::turbo_sign_word(seed, (lane * E) >> 6) >> ((lane * E) & 63);
@@ -105,7 +107,7 @@ __device__ __forceinline__ void rotate_row_lanes(float (&x)[E], int lane, uint64
         x[k + len] = a - b;
       }
 #pragma unroll
-  for (int m = 1; m < 32; m <<= 1)
+  for (int m = 1; m < L; m <<= 1)
 #pragma unroll
     for (int k = 0; k < E; ++k) {
       const float other = __shfl_xor_sync(0xFFFFFFFFu, x[k], m);

@@ -184,6 +184,8 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   MmaParams p;
   static_cast<KernelArgs&>(p) = kernel_args(a, status);
   p.rows = int(Hq / Hkv * Lq);
+  if (a.k.format.kind == FormatKind::turbo) fmt::turbo_luts(p.k_levels.v, a.k.format.bits, &p.k_luts[0], &p.k_luts[1]);
+  if (a.v.format.kind == FormatKind::turbo) fmt::turbo_luts(p.v_levels.v, a.v.format.bits, &p.v_luts[0], &p.v_luts[1]);
   const Instance inst = pick(a);
   const Split split = mma_split(a, inst);
   p.splits = split.splits;

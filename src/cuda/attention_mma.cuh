@@ -573,10 +573,12 @@ struct KRow {
   // register instead of one): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
   static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
-  static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kScaled ? NB : 1;
-  static constexpr bool kAffine = F == Fam::u4 || F == Fam::u8;
+  // Affine 4-bit keys load their rows' scales and biases here, a block at a time; 8-bit keys
+  // through AffineKScales (which cost affine4 4% at 32K: more spills in its loop; A/B, session 16).
+  static constexpr bool kAffine = F == Fam::u4;
+  static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kAffine ? NB : 1;
   uint32_t raw[NB * kOctetWords];
-  uint32_t scale[kScaleRegs];  // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
+  uint32_t scale[kScaleRegs];            // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
   uint32_t bias_bits[kAffine ? NB : 1];  // affine: the f16 bias's bits per block (unjoined: see RowPiece)
   GenericRow row;                        // generic only
 
@@ -646,7 +648,8 @@ struct KRow {
   }
 
   // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127), infinite for
-  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it.
+  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it (affine's: see
+  // AffineKScales).
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
     if constexpr (kAffine) {
       return __half2float(__ushort_as_half(uint16_t(scale[b])));
@@ -662,6 +665,38 @@ struct KRow {
     if constexpr (kAffine) return __half2float(__ushort_as_half(uint16_t(bias_bits[b])));
     return 0.0f;
   }
+};
+
+// Affine 8-bit keys' group scales and biases (f16 bits) for a step's two key rows, g and g + 8,
+// loaded by the 4 lanes of the key quad between them: lane t loads block t's (and t + 4's at
+// D = 256) of each row, and each block takes its values from that lane by a shuffle. KRow loads
+// them a block and a row at a time in every lane: 16 loads a step at D = 128, each touching 8
+// keys' rows (128 L1 tag lookups of an affine step's ~240; mxfp4's step makes 112); here 4 loads,
+// 32 lookups. A/B (H100, session 16): affine8 128K 120.4 -> 116.4 us, 32K 40.5 -> 39.6; affine4
+// lost (32K 33.2 -> 34.5, its loop spilling more), so 4-bit keys keep KRow's loads.
+template <int D>
+struct AffineKScales {
+  static constexpr int NB = D / 32, kLoads = (NB + 3) / 4;  // blocks of a row; a lane's loads a row
+  uint32_t scale[2][kLoads], bias[2][kLoads];  // [key g, g + 8][the lane's blocks t, t + 4]
+
+  __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t ja, uint32_t jb, int t) {
+#pragma unroll
+    for (int k = 0; k < kLoads; ++k) {
+      // Block t + 4k's group (groups of 32, 64, 128 values: blocks >> (group_shift - 5)).
+      const uint32_t at = 2u * uint32_t(min(t + 4 * k, NB - 1) >> (hc.group_shift - 5));
+      scale[0][k] = load_u16(hc.scales + uint64_t(ja) * hc.scale_stride + at);
+      bias[0][k] = load_u16(hc.biases + uint64_t(ja) * hc.bias_stride + at);
+      scale[1][k] = load_u16(hc.scales + uint64_t(jb) * hc.scale_stride + at);
+      bias[1][k] = load_u16(hc.biases + uint64_t(jb) * hc.bias_stride + at);
+    }
+  }
+  // Row r's (0: key g, 1: key g + 8) value of block b, from the loaded words w (scale or bias).
+  __device__ __forceinline__ static float pick(const uint32_t (&w)[2][kLoads], int r, int b) {
+    return __half2float(__ushort_as_half(uint16_t(__shfl_sync(0xFFFFFFFFu, w[r][b / 4], b % 4, 4))));
+  }
+};
+struct NoKScales {
+  __device__ __forceinline__ void load(const HeadCodec&, uint32_t, uint32_t, int) {}
 };
 
 // Octet o (codes of values [8o, 8o + 8)) of a turbo chunk of words, as one word in the bitstream's
@@ -768,7 +803,8 @@ __device__ __forceinline__ float head_factor(const fmt::RowCodec& c) {
   return 1.0f;
 }
 
-__device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& cv, int64_t b, int64_t hk) {
+__device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& cv, int64_t b, int64_t hk,
+                                       const fmt::F16Lut (&luts)[2]) {
   HeadCodec h;
   h.codec = c;
   const bool grouped = c.kind == FormatKind::affine || c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8 ||
@@ -780,7 +816,7 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   h.code_stride = uint32_t(cv.code_strides[2]);
   h.scale_stride = uint32_t(cv.scale_strides[2]);
   h.bias_stride = uint32_t(cv.bias_strides[2]);
-  if (c.kind == FormatKind::turbo) fmt::turbo_luts(c.levels, c.bits, &h.lut_hi, &h.lut_lo);
+  h.lut_hi = luts[0], h.lut_lo = luts[1];
   return h;
 }
 
@@ -794,6 +830,9 @@ struct MmaParams : KernelArgs {
   int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, or kWideWarps)
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
+  // Turbo K / V: the levels' f16 hi and lo planes (fmt::turbo_luts), built once on the host: built
+  // in every block's prologue, their 32 conversions a side came before the block's first load.
+  fmt::F16Lut k_luts[2]{}, v_luts[2]{};
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
 };
 
@@ -859,9 +898,12 @@ struct Tile {
   std::conditional_t<is_turbo(KF), TurboKRow<KF, D>, KRow<KF, D / 32>> k[2];
   std::conditional_t<is_turbo(VF), TurboVPiece<VF, D>, RowPiece<VF, D / 64>> v[4];
   uint32_t vscale[is_turbo(VF) ? 2 : 1];  // turbo V: the f16 scales of keys g, g+8 (the lane's P)
+  std::conditional_t<KF == Fam::u8, AffineKScales<D>, NoKScales> kscales;
   __device__ __forceinline__ void load_k(const HeadCodec& kh, int j0, int last, int g, int t) {
-    k[0].load(kh, min(j0 + g, last), t);
-    k[1].load(kh, min(j0 + g + 8, last), t);
+    const uint32_t ja = uint32_t(min(j0 + g, last)), jb = uint32_t(min(j0 + g + 8, last));
+    k[0].load(kh, ja, t);
+    k[1].load(kh, jb, t);
+    kscales.load(kh, ja, jb, t);
   }
   // Turbo V's row scales of keys g, g+8, which the step's softmax takes (loaded after it, a step ahead).
   __device__ __forceinline__ void load_vscale(const HeadCodec& vh, int j0, int last, int g) {
@@ -986,7 +1028,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   wait_for_prior_grid();
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
-  HeadCodec kh = head_codec(kc, p.k, b, hk), vh = head_codec(vc, p.v, b, hk);
+  HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
   kh.k_lane<KF, D>(t);
   const int64_t n = sequence_length(p, b);
@@ -1073,13 +1115,14 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
   constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
   __shared__ float qsum[kAffineK ? NB * RP : 1];
-  // Keys the prologue rotates (turbo, or the generic decoder's turbo keys) take the row maxima after
-  // the rotation; the others take them while q is staged.
+  // Keys whose q the prologue rotates: turbo, or the generic decoder's turbo keys.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
+  const bool rotate = kRotatesQ && kc.kind == FormatKind::turbo;
   {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
-    // bf16, two in f32, where the host found q aligned), and the row maxima (of keys that do not
-    // rotate q) come from shuffles among the D / 8 lanes of a row (session 10). Element by element,
+    // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
+    // among the D / 8 lanes of a row (session 10; turbo keys' since session 16, after the
+    // rotation, which took a pass over shared memory and a barrier of its own: ~0.5 us at 1K). Element by element,
     // with 64-bit offsets and a barrier for the rows' offsets, it took ~180 instructions a thread and
     // then a row-max pass over shared memory (~130), in a prologue that four blocks per SM run at
     // once (~5 us at 32K-128K).
@@ -1111,18 +1154,21 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       }
       float mx = 0.0f, sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) v[j] *= qmul, mx = fmaxf(mx, fabsf(v[j])), sum += v[j];
+      for (int j = 0; j < 8; ++j) v[j] *= qmul, sum += v[j];
+      // Turbo keys rotate q's rows here, in the registers that staged them: a row's D / 8 octets
+      // lie in adjacent lanes, so the butterflies beyond an octet are shuffles among those lanes.
+      if (kRotatesQ && rotate) rotate_row_lanes<8, kRowOctets>(v, c % kRowOctets, kc.seed, false);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fabsf(v[j]));
       if (c < kOctets) {
         float4* dst = reinterpret_cast<float4*>(fl + QStage<D>::at(r, d0));
         dst[0] = make_float4(v[0], v[1], v[2], v[3]);
         dst[1] = make_float4(v[4], v[5], v[6], v[7]);
       }
       // Whole warps are in or out of c < kOctets (a multiple of 32): every lane shuffles.
-      if constexpr (!kRotatesQ) {
 #pragma unroll
-        for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
-        if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
-      }
+      for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+      if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
       if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
@@ -1133,33 +1179,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     }
     __syncthreads();
     QSDPA_PHASE(1);
-  }
-  if constexpr (kRotatesQ) {
-    // Turbo keys (the turbo families, or the generic decoder's pairs without a compiled instance):
-    // after the same octet staging, a warp per row rotates it in registers and takes its maximum by
-    // shuffles, in one pass and one barrier. (Before: a pass for the rows' offsets, value-by-value
-    // staging, the rotation and a row-maximum pass over shared memory, three barriers more; session
-    // 14's probe put 1.6 us between q's staging and the loop at 1K, turbo3, against f16's 0.54.)
-    constexpr int E = D / 32;  // a lane's consecutive values of a row
-    const bool rotate = kc.kind == FormatKind::turbo;
-    for (int r = warp; r < RP; r += W) {
-      float* row = fl + QStage<D>::at(r, lane * E);  // E <= 8 values inside one 32-dim chunk
-      float x[E];
-#pragma unroll
-      for (int k = 0; k < E; ++k) x[k] = row[k];
-      if (rotate && r < R) {  // rows past R are zeros
-        rotate_row_lanes<E>(x, lane, kc.seed, false);
-#pragma unroll
-        for (int k = 0; k < E; ++k) row[k] = x[k];
-      }
-      float mx = 0.0f;
-#pragma unroll
-      for (int k = 0; k < E; ++k) mx = fmaxf(mx, fabsf(x[k]));
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
-      if (lane == 0) row_powers(r, mx);
-    }
-    __syncthreads();
   }
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
@@ -1292,7 +1311,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         }
       }
       if constexpr (kPartial) {
-        const float ma = cur.k[0].multiplier(kh, b), mb = cur.k[1].multiplier(kh, b);
+        float ma, mb;
+        if constexpr (KF == Fam::u8) {
+          using KS = decltype(cur.kscales);
+          ma = KS::pick(cur.kscales.scale, 0, b), mb = KS::pick(cur.kscales.scale, 1, b);
+        } else {
+          ma = cur.k[0].multiplier(kh, b), mb = cur.k[1].multiplier(kh, b);
+        }
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
           s[nt][0] = fmaf(ma, c[nt][0], s[nt][0]);
@@ -1301,7 +1326,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           s[nt][3] = fmaf(mb, c[nt][3], s[nt][3]);
         }
         if constexpr (kAffineK) {
-          const float ba = cur.k[0].bias(b), bb = cur.k[1].bias(b);
+          float ba, bb;
+          if constexpr (KF == Fam::u8) {
+            using KS = decltype(cur.kscales);
+            ba = KS::pick(cur.kscales.bias, 0, b), bb = KS::pick(cur.kscales.bias, 1, b);
+          } else {
+            ba = cur.k[0].bias(b), bb = cur.k[1].bias(b);
+          }
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
             const float q0 = qsum[b * RP + nt * 8 + 2 * t], q1 = qsum[b * RP + nt * 8 + 2 * t + 1];
@@ -1746,9 +1777,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   QSDPA_PHASE(8);
-  if (p.vc.kind == FormatKind::turbo) {  // un-rotated through shared memory
-    __syncthreads();  // the warp partials are scratch now
-    merge_received_rows(p, recv, receive_stride<D>(), wpart, C, slot_rows, rank, mine, D, b, hk);
+  if (p.vc.kind == FormatKind::turbo) {  // un-rotated
+    merge_received_rows_rotated<D>(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, b, hk);
   } else {
     merge_received_rows_direct(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, D, b, hk);
   }

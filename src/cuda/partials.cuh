@@ -96,44 +96,40 @@ constexpr int kMaxCluster = 16;
 // The in-cluster merge of the split kernel (attention_mma.cuh), once every partial of this block's
 // rows has arrived in its shared memory: recv[(j * slot_rows + k) * stride + ...] = acc[D], m
 // (natural log), l of split j < C for the block's k-th row, row rank + k * C of the R (k < mine).
-// Writes those rows of the output (and LSE), adding the sink once; scratch: mine * (D + C + 2)
-// floats of shared memory outside recv. Every thread of the block calls it.
-__device__ inline void merge_received_rows(const KernelArgs& p, const float* recv, int stride, float* scratch, int C,
-                                           int slot_rows, int rank, int mine, int D, int64_t b, int64_t hk) {
-  const int G = int(p.q.shape[1] / p.k.heads);
-  float* vals = scratch;                  // [mine][D]
-  float* weight = vals + mine * D;        // [mine][C]
-  float* top_of = weight + mine * C;      // [mine]
-  float* total_of = top_of + mine;        // [mine]
-  const int warps = int(blockDim.x / 32), lane = int(threadIdx.x % 32);
-  for (int k = int(threadIdx.x / 32); k < mine; k += warps) {  // a warp per row, lane j: split j
-    const int r = rank + k * C;
-    const float sink = sink_of(p, hk * G + r % G);
-    const float* src = recv + ((lane < C ? lane : 0) * slot_rows + k) * stride;
-    const float m = lane < C ? src[D] : -INFINITY, l = lane < C ? src[D + 1] : 0.0f;
-    float top = fmaxf(m, sink);
+// Writes those rows of the output (and LSE), adding the sink once. This one is for turbo values,
+// which are un-rotated: a warp per row, lane i merging dims [i D/32, (i + 1) D/32) in registers and
+// un-rotating them there by shuffles (rotate_row_lanes), with no barrier and no scratch (it went
+// through shared memory with three barriers: 0.36 us more than the direct merge below in a 1K
+// turbo3 call, session 16's probe). Called after the receive wait; every thread of the owner block
+// calls it.
+template <int D>
+__device__ inline void merge_received_rows_rotated(const KernelArgs& p, const float* recv, int stride, int C,
+                                                   int slot_rows, int rank, int mine, int64_t b, int64_t hk) {
+  constexpr int E = D / 32;  // a lane's consecutive dims of a row
+  const int G = int(p.q.shape[1] / p.k.heads), lane = int(threadIdx.x % 32);
+  for (int k = int(threadIdx.x / 32); k < mine; k += int(blockDim.x / 32)) {  // a warp per row
+    const int row = rank + k * C;
+    const float sink = sink_of(p, hk * G + row % G);
+    float top = sink;
+    for (int j = 0; j < C; ++j) top = fmaxf(top, recv[(j * slot_rows + k) * stride + D]);
+    float total = partial_weight(sink, top), x[E] = {};
+    for (int j = 0; j < C; ++j) {
+      const float* src = recv + (j * slot_rows + k) * stride;
+      const float w = partial_weight(src[D], top);
+      total += w * src[D + 1];
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
-    const float w = partial_weight(m, top);
-    float total = w * l;
+      for (int e = 0; e < E; ++e) x[e] += w * src[E * lane + e];
+    }
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
-    if (lane < C) weight[k * C + lane] = w;
-    if (lane == 0) top_of[k] = top, total_of[k] = total + partial_weight(sink, top);
+    for (int e = 0; e < E; ++e) x[e] = normalised(x[e], total);
+    rotate_row_lanes<E>(x, lane, p.vc.seed, true);  // zeros stay zeros
+#pragma unroll
+    for (int e = 0; e < E; ++e) store_out(p, b, hk, G, row, E * lane + e, x[e]);
+    if (lane == 0 && p.lse) store_lse(p, b, hk, G, row, row_lse(top, total));
   }
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
-    const int k = idx / D, d = idx % D;
-    float sum = 0.0f;
-    for (int j = 0; j < C; ++j) sum += weight[k * C + j] * recv[(j * slot_rows + k) * stride + d];
-    vals[idx] = normalised(sum, total_of[k]);
-  }
-  __syncthreads();
-  for (int k = threadIdx.x; k < mine; k += blockDim.x) top_of[k] = row_lse(top_of[k], total_of[k]);
-  store_rows(p, vals, top_of, mine, D, b, hk, [&](int k) { return rank + k * C; });
 }
 
-// The same merge in one pass, for values that need no un-rotation (every V format but turbo): a
+// The same merge for values that need no un-rotation (every V format but turbo): a
 // thread per (row, dim) takes the C partials' m and l itself and stores its value, with no barrier
 // and no scratch (session 13's probe at 1K: the owner's merge ended 1.2-1.5 us after the last push,
 // behind five barriers and a warp per row's shuffles). Called after the receive wait; every thread

@@ -125,9 +125,9 @@ QSDPA_HD void turbo4_code_msbs(uint32_t x, uint32_t msb[2]) {
 }
 
 // f32 -> f16 round to nearest even, and f16 -> f32, as scalar.hpp's f32_to_f16 and f16_to_f32 on
-// every finite value; on the GPU one conversion instruction each. (turbo_luts runs in every block's
+// every finite value; on the GPU one conversion instruction each. (turbo_luts ran in every block's
 // prologue: with the scalar rules' branches its 32 roundings were ~1200 SASS instructions, most of
-// turbo's extra prologue at 1K, phase probe, session 9.)
+// turbo's extra prologue at 1K, phase probe, session 9; since session 16 the host builds them.)
 QSDPA_HD uint16_t f32_to_f16_rn(float f) {
 #if defined(__CUDA_ARCH__)
   unsigned short h;
