@@ -95,6 +95,11 @@
 // prologue in one pass (octet staging, rotation and row maximum in registers) and q staged without
 // bank conflicts (QStage): turbo3 1K 8.55 -> 7.89, 4K 14.2 -> 13.2 us; at 1K only turbo (7.8-8.0)
 // is slower than cuDNN's 7.54, at 4K only turbo4 (13.86 against 13.33).
+// Session 16 (5396db6, bench/results/cuda-h100-2026-11-26-session16.md): turbo's lookup planes built
+// on the host, q rotated in the staging registers, the cluster owner un-rotating in registers
+// (turbo4 4K 13.84 -> 12.96 us, 128K 121 -> 116.5); affine 8-bit keys' scales loaded between a key's
+// four lanes (128K 118.9 -> 115.1, 82%). cuDNN 7.39 at 1K, 9.10 at 2K: turbo4 1K 7.59, 2K 9.90 (9.45
+// in an A/B), turbo3 2K 9.33, affine8 2K 9.25 still slower; every format faster at 4K.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
