@@ -572,7 +572,6 @@ struct RowPiece {
 // f16, where code * scale is always exact.
 template <Fam F, int NB>
 struct KRow {
-  static constexpr bool kScaled = has_group_scales(F);
   static constexpr int kOctetWords = F == Fam::generic ? 1 : octet_bytes<F>() / 4;
   // mx and nvfp4 load a row's scale bytes whole (one load instead of one per block, and 4 bytes a
   // register instead of one): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
@@ -583,7 +582,7 @@ struct KRow {
   static constexpr bool kAffine = F == Fam::u4;
   static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kAffine ? NB : 1;
   uint32_t raw[NB * kOctetWords];
-  uint32_t scale[kScaleRegs];            // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
+  uint32_t scale[kScaleRegs];  // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
   uint32_t bias_bits[kAffine ? NB : 1];  // affine: the f16 bias's bits per block (unjoined: see RowPiece)
   GenericRow row;                        // generic only
 
@@ -653,7 +652,7 @@ struct KRow {
   }
 
   // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127), infinite for
-  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it (affine's: see
+  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it (affine 8-bit keys':
   // AffineKScales).
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
     if constexpr (kAffine) {
@@ -1126,11 +1125,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
     // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
-    // among the D / 8 lanes of a row (session 10; turbo keys' since session 16, after the
-    // rotation, which took a pass over shared memory and a barrier of its own: ~0.5 us at 1K). Element by element,
-    // with 64-bit offsets and a barrier for the rows' offsets, it took ~180 instructions a thread and
-    // then a row-max pass over shared memory (~130), in a prologue that four blocks per SM run at
-    // once (~5 us at 32K-128K).
+    // among the D / 8 lanes of a row (session 10; turbo keys' since session 16, after the rotation,
+    // which had a pass over shared memory and a barrier of its own: ~0.5 us at 1K). Element by
+    // element, with 64-bit offsets and a barrier for the rows' offsets, it took ~180 instructions a
+    // thread and then a row-max pass over shared memory (~130), in a prologue that four blocks per
+    // SM run at once (~5 us at 32K-128K).
     constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
@@ -1162,7 +1161,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       for (int j = 0; j < 8; ++j) v[j] *= qmul, sum += v[j];
       // Turbo keys rotate q's rows here, in the registers that staged them: a row's D / 8 octets
       // lie in adjacent lanes, so the butterflies beyond an octet are shuffles among those lanes.
-      if (kRotatesQ && rotate) rotate_row_lanes<8, kRowOctets>(v, c % kRowOctets, kc.seed, false);
+      if (rotate) rotate_row_lanes<8, kRowOctets>(v, c % kRowOctets, kc.seed, false);
 #pragma unroll
       for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fabsf(v[j]));
       if (c < kOctets) {
