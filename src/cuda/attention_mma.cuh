@@ -909,6 +909,16 @@ struct Tile {
     k[1].load(kh, jb, t);
     kscales.load(kh, ja, jb, t);
   }
+  // Key row r's (0: key g, 1: key g + 8) f32 multiplier and affine bias of block b (KRow's, or
+  // AffineKScales' for 8-bit affine keys).
+  __device__ __forceinline__ float k_multiplier(const HeadCodec& kh, int r, int b) const {
+    if constexpr (KF == Fam::u8) return AffineKScales<D>::pick(kscales.scale, r, b);
+    else return k[r].multiplier(kh, b);
+  }
+  __device__ __forceinline__ float k_bias(int r, int b) const {
+    if constexpr (KF == Fam::u8) return AffineKScales<D>::pick(kscales.bias, r, b);
+    else return k[r].bias(b);
+  }
   // Turbo V's row scales of keys g, g+8, which the step's softmax takes (loaded after it, a step ahead).
   __device__ __forceinline__ void load_vscale(const HeadCodec& vh, int j0, int last, int g) {
     if constexpr (is_turbo(VF)) {
@@ -1315,13 +1325,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         }
       }
       if constexpr (kPartial) {
-        float ma, mb;
-        if constexpr (KF == Fam::u8) {
-          using KS = decltype(cur.kscales);
-          ma = KS::pick(cur.kscales.scale, 0, b), mb = KS::pick(cur.kscales.scale, 1, b);
-        } else {
-          ma = cur.k[0].multiplier(kh, b), mb = cur.k[1].multiplier(kh, b);
-        }
+        const float ma = cur.k_multiplier(kh, 0, b), mb = cur.k_multiplier(kh, 1, b);
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
           s[nt][0] = fmaf(ma, c[nt][0], s[nt][0]);
@@ -1330,13 +1334,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           s[nt][3] = fmaf(mb, c[nt][3], s[nt][3]);
         }
         if constexpr (kAffineK) {
-          float ba, bb;
-          if constexpr (KF == Fam::u8) {
-            using KS = decltype(cur.kscales);
-            ba = KS::pick(cur.kscales.bias, 0, b), bb = KS::pick(cur.kscales.bias, 1, b);
-          } else {
-            ba = cur.k[0].bias(b), bb = cur.k[1].bias(b);
-          }
+          const float ba = cur.k_bias(0, b), bb = cur.k_bias(1, b);
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
             const float q0 = qsum[b * RP + nt * 8 + 2 * t], q1 = qsum[b * RP + nt * 8 + 2 * t + 1];

@@ -3,8 +3,8 @@
 //
 // Marks 0-6 are listed in docs/gpu-tests.md (session 9); mark 7 (session 13): the block's last warp
 // done with its loop (its partial in shared memory); mark 8 (session 14): a cluster owner has
-// received every partial of its rows (its mbarrier's wait returned); mark 9 (session 16): turbo keys'
-// rows rotated (after mark 1, before the fragments).
+// received every partial of its rows (its mbarrier's wait returned). (Session 16's probe had a mark
+// 9 after turbo's rotation pass, which is now part of q's staging, before mark 1.)
 // Thread 0 of every block records the GPU's global timer (ns, comparable across SMs) and its SM's
 // cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
 // latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
@@ -24,7 +24,7 @@
 namespace qsdpa::cuda::phase {
 namespace {
 
-constexpr int kMaxBlocks = 8192, kMarks = 10;
+constexpr int kMaxBlocks = 8192, kMarks = 9;
 __device__ unsigned long long g_ns[kMaxBlocks][kMarks];
 __device__ long long g_clk[kMaxBlocks][kMarks];
 __device__ unsigned g_grid;  // blocks of the latest launch
