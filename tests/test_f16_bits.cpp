@@ -88,6 +88,27 @@ TEST(F16Bits, U4OctetIsCodePlus1024OrSixteenCodesPlus1024) {
   });
 }
 
+TEST(F16Bits, U4OctetSixteenCodesPlus1024) {
+  // Hand-computed: codes 0..7 in order as 1024 + 16 * code: 0x6400 + 16 * code.
+  {
+    uint32_t h[4];
+    fmt::u4_octet_f16_sixteen_plus_1024(0x76543210u, h);
+    EXPECT_EQ(h[0], 0x64206400u);  // values 0, 2
+    EXPECT_EQ(h[1], 0x64306410u);  // values 1, 3
+    EXPECT_EQ(h[2], 0x64606440u);  // values 4, 6
+    EXPECT_EQ(h[3], 0x64706450u);  // values 5, 7
+  }
+  for_each_nibble_word(14, 16, [](uint32_t x) {
+    uint32_t h[4];
+    fmt::u4_octet_f16_sixteen_plus_1024(x, h);
+    for (int j = 0; j < 4; ++j)
+      for (int hi = 0; hi < 2; ++hi) {
+        const int p = octet_position(j, hi);
+        ASSERT_EQ(half_of(h[j], hi), 1024.0f + 16.0f * float((x >> (4 * p)) & 0xFu)) << std::hex << x << " " << p;
+      }
+  });
+}
+
 TEST(F16Bits, U8OctetIsCodePlus1024) {
   std::mt19937 rng(13);
   for (int pos = 0; pos < 8; ++pos)

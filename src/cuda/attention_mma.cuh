@@ -29,7 +29,7 @@
 // term; on the V side (the PV product sums over keys, each with its own scale) the codes are scaled
 // in f16 first; mxfp4/nvfp4 V words of two keys are interleaved by bytes before decoding, which
 // lands each value pair straight in an A-fragment register. Precision: values enter as exact f16
-// terms (see n_terms) and q and P as hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2
+// terms (see n_terms; turbo V's levels rounded to f16 since session 17) and q and P as hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2
 // holds for sharp softmaxes); per-tensor factors (fp8's scale, nvfp4's global scale) are applied in
 // f32. A V group scale outside f16's exact range sets status bit 2 (the output is then invalid)
 // rather than answering wrongly.
@@ -259,6 +259,15 @@ __device__ __forceinline__ void wait_for_bytes(uint64_t* bar) {
 // partial scores); the generic decoder splits the f32 value into hi + lo (two terms), and so do
 // turbo's codebooks (their f32 Lloyd-Max levels as f16 hi + lo; the row scale goes on the f32 score,
 // or into P for V). Term 1 of a multi-term family is the small correction: it is multiplied by q_hi / P_hi only.
+// The exception, since session 17: turbo V's levels enter as one term, the level rounded to f16 (the
+// lo lookups and products were ~13% of a turbo step: A/B on the H100, turbo4 128K 117.8 -> 102.9 us,
+// 1K 7.69 -> 7.37; turbo3 128K 107.8 -> 99.0, 2K 9.23 -> 9.05). Each value is then within 2^-11
+// relative of the decoded one, as in any f16 dequantization, so the output is too (P is exact and
+// the row scales stay in f32): inside SPEC §2's 1e-3 whatever the softmax's sharpness. Keys keep
+// hi + lo (a score's error grows with the score). QSDPA_TURBO_V_TERMS=2 restores the lo term.
+#ifndef QSDPA_TURBO_V_TERMS
+#define QSDPA_TURBO_V_TERMS 1
+#endif
 
 template <Fam F>
 constexpr int n_terms() {
@@ -287,7 +296,7 @@ __device__ __forceinline__ uint32_t e4m3_pair_f16(uint32_t x) {
 #endif
 }
 
-// An octet of 4-bit codes as exact f16 integers (see u4_octet_f16_magic).
+// An octet of 4-bit codes as exact f16 integers (see u4_octet_f16_magic; affine 4-bit V).
 __device__ __forceinline__ void u4_codes(uint32_t x, uint32_t h[4]) {
   fmt::u4_octet_f16_magic(x, h);
 #pragma unroll
@@ -297,8 +306,8 @@ __device__ __forceinline__ void u4_codes(uint32_t x, uint32_t h[4]) {
 }
 
 // The codes of one octet as exact f16 values, without their group scale (the bit rules live in
-// formats/f16_bits.hpp): f16 as stored, u4/u8 the integer code, E2M1 the value times 2^-14 (see
-// e2m1_octet_f16), E4M3 the value.
+// formats/f16_bits.hpp): f16 as stored, u8 the integer code, E2M1 the value times 2^-14 (see
+// e2m1_octet_f16), E4M3 the value. (4-bit affine codes: u4_codes for V, key_code_offset for K.)
 template <Fam F>
 __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
   if constexpr (F == Fam::f16) {
@@ -306,8 +315,6 @@ __device__ __forceinline__ void decode_codes(const uint32_t* w, uint32_t h[4]) {
     h[1] = prmt(w[0], w[1], 0x7632);
     h[2] = prmt(w[2], w[3], 0x5410);
     h[3] = prmt(w[2], w[3], 0x7632);
-  } else if constexpr (F == Fam::u4) {
-    u4_codes(w[0], h);
   } else if constexpr (F == Fam::u8) {
     fmt::u8_octet_f16_plus_1024(w, h);
 #pragma unroll
@@ -563,6 +570,21 @@ struct RowPiece {
   }
 };
 
+// Affine keys enter the tensor cores as the decoders' magic-number f16 values, 1024 + code (8 bits)
+// or 1024 + 16 * code (4 bits, q's fragments divided by 16), not as the codes: a block's partial
+// score is then sum(q * code) + offset * sum(q) (offset 1024 or 64), which the block's bias term
+// takes off (bias - offset * scale: one FFMA a key and block) instead of an f16 subtraction per
+// value pair (32 a step at D = 128; 4-bit keys also skip their odd values' / 16). Loop per 16-key
+// step (D = 128, common path): affine4 668 -> 620 instructions, affine8 612 -> 591. A/B on the H100
+// (session 17, us): affine4 128K 95.6 -> 90.8, 32K 33.3 -> 32.0, MHA 32K 94.7 -> 89.8; affine8
+// unchanged (memory-bound at 3 blocks per SM). Precision: the f32 accumulation now rounds at the
+// offset's magnitude, an absolute error of ~2^-14 code steps times sum(|q|) per block, against the
+// ~2^-24 relative of before; scores stay far inside SPEC §2's tolerance (sharp softmaxes included).
+template <Fam F>
+constexpr float key_code_offset() {
+  return F == Fam::u8 ? 1024.0f : F == Fam::u4 ? 64.0f : 0.0f;
+}
+
 // One key row's piece for QK: octet t of each 32-dim block (dims [32b + 8t, 32b + 8t + 8)), so
 // that each mma k-step (16 dims) lies inside one block, and a block inside one group when groups
 // have >= 32 values. The group's scale then multiplies the block's f32 partial score (4 FFMA per
@@ -637,10 +659,15 @@ struct KRow {
     return false;
   }
 
-  // Block b's codes as KT exact f16 terms (generic: the value's hi + lo; nvfp4: times its block scale).
+  // Block b's codes as KT exact f16 terms (generic: the value's hi + lo; nvfp4: times its block scale;
+  // affine: 1024 + code, or 1024 + 16 * code for 4 bits, see key_code_offset).
   __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], uint32_t* bad) const {
     if constexpr (F == Fam::generic) {
       row.decode(hc, 32 * b + 8 * t, h, bad);
+    } else if constexpr (F == Fam::u4) {
+      fmt::u4_octet_f16_sixteen_plus_1024(raw[b], h[0]);
+    } else if constexpr (F == Fam::u8) {
+      fmt::u8_octet_f16_plus_1024(raw + 2 * b, h[0]);
     } else {
       decode_codes<F>(raw + b * kOctetWords, h[0]);
       if constexpr (F == Fam::nv4) {
@@ -989,6 +1016,9 @@ constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 // on the H100 (B=1, Hq=32, D=128, mxfp8) 128K 110.7 -> 109.2 us with Hkv=8 (83.4 -> 84.6% of the
 // copy peak), Hkv=32 395 -> 390 us (93.4 -> 94.5%), 32K 37.8 -> 37.0 and 110.0 -> 108.4 us; common
 // path per step 462 -> 442, no spills. Four blocks per SM with them ran slower (116 us, 79%).
+// Kernels with all the registers (one block per SM) take both for every pair since session 17: A/B
+// on the H100 (us) affine8 1K 7.12 -> 6.89, 2K 9.16 -> 8.89; affine8:affine4 2K 8.98 -> 8.62;
+// Lq 8 at 32K (two row tiles) affine8 74.4 -> 70.3, mxfp8:mxfp4 59.4 -> 54.1; D 256 unchanged.
 constexpr bool pipelined_pair(Fam k, Fam v) {
   return (!eight_bit(k) && !eight_bit(v)) || (k == Fam::e4m3 && v == Fam::e4m3);
 }
@@ -1081,8 +1111,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // 128K, kept as the simpler order to reason about). f16, which loads each step's codes in the
   // step, spilled 60 bytes when its first tile was loaded here.
   constexpr bool kRolling = rolls<D, KF, VF>();
-  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && pipelined_pair(KF, VF);  // see the loop
-  constexpr bool kLazyMax = QSDPA_LAZY_MAX && pipelined_pair(KF, VF);               // see softmax
+  // Kernels held to one block per SM (the 8-warp cluster kernel, D * NT > 128) have the registers
+  // for the pipeline and the lazy maximum whatever the pair (see pipelined_pair).
+  constexpr bool kAllRegisters = kernel_min_blocks<D, NT, KF, VF, Cluster, W>() == 1;
+  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && (pipelined_pair(KF, VF) || kAllRegisters);  // see the loop
+  constexpr bool kLazyMax = QSDPA_LAZY_MAX && (pipelined_pair(KF, VF) || kAllRegisters);               // see softmax
   // f16, which loads each step's codes in the step (see rolls), asks its first step's lines into L1
   // here, so that their latency overlaps the prologue: 128 B a lane per side at D = 128. A/B on the
   // H100 (session 14, µs): the cluster kernels 1K 7.35 -> 6.7 (GQA 4), 12.3 -> 11.05 (MHA), 2K 9.35
@@ -1201,7 +1234,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
     const float4 x4 = *reinterpret_cast<const float4*>(fl + QStage<D>::at(row, base + pair_lo(jj)));
     const float x[4] = {x4.x, x4.y, x4.z, x4.w};
-    const float inv = row_inv[row];
+    const float inv = row_inv[row] * (KF == Fam::u4 ? 1.0f / 16.0f : 1.0f);  // see key_code_offset
     uint32_t hi[2], lo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -1334,7 +1367,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           s[nt][3] = fmaf(mb, c[nt][3], s[nt][3]);
         }
         if constexpr (kAffineK) {
-          const float ba = cur.k_bias(0, b), bb = cur.k_bias(1, b);
+          constexpr float kOffset = key_code_offset<KF>();
+          const float ba = fmaf(-kOffset, ma, cur.k_bias(0, b)), bb = fmaf(-kOffset, mb, cur.k_bias(1, b));
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
             const float q0 = qsum[b * RP + nt * 8 + 2 * t], q1 = qsum[b * RP + nt * 8 + 2 * t + 1];
@@ -1508,7 +1542,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       }
     } else if constexpr (kTurboV) {
       // Turbo: the nibbles of two keys interleaved by bytes (as mxfp4's codes) look up straight into
-      // the A fragments' key pairs; the level's hi and lo terms take P's hi + lo and hi.
+      // the A fragments' key pairs; the level's hi term takes P's hi + lo (and its lo term, where
+      // QSDPA_TURBO_V_TERMS is 2, P's hi: see n_terms).
       constexpr int kBits = turbo_bits(VF);
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
@@ -1523,7 +1558,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         for (int jj = 0; jj < 4; ++jj) {
           const int u = 4 * o + jj;
 #pragma unroll
-          for (int term = 0; term < 2; ++term) {
+          for (int term = 0; term < QSDPA_TURBO_V_TERMS; ++term) {
             const int dl = pair_lo(jj), dh = pair_hi(jj);
             const uint32_t a0 = hk[0][dl >> 2][term][dl & 3], a1 = hk[0][dh >> 2][term][dh & 3],
                            a2 = hk[1][dl >> 2][term][dl & 3], a3 = hk[1][dh >> 2][term][dh & 3];
