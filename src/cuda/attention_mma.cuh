@@ -29,7 +29,7 @@
 // term; on the V side (the PV product sums over keys, each with its own scale) the codes are scaled
 // in f16 first; mxfp4/nvfp4 V words of two keys are interleaved by bytes before decoding, which
 // lands each value pair straight in an A-fragment register. Precision: values enter as exact f16
-// terms (see n_terms; turbo V's levels rounded to f16 since session 17) and q and P as hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2
+// terms (see n_terms) and q and P as hi + lo f16 pairs, so scores keep f32-level accuracy (SPEC §2
 // holds for sharp softmaxes); per-tensor factors (fp8's scale, nvfp4's global scale) are applied in
 // f32. A V group scale outside f16's exact range sets status bit 2 (the output is then invalid)
 // rather than answering wrongly.
@@ -259,15 +259,6 @@ __device__ __forceinline__ void wait_for_bytes(uint64_t* bar) {
 // partial scores); the generic decoder splits the f32 value into hi + lo (two terms), and so do
 // turbo's codebooks (their f32 Lloyd-Max levels as f16 hi + lo; the row scale goes on the f32 score,
 // or into P for V). Term 1 of a multi-term family is the small correction: it is multiplied by q_hi / P_hi only.
-// The exception, since session 17: turbo V's levels enter as one term, the level rounded to f16 (the
-// lo lookups and products were ~13% of a turbo step: A/B on the H100, turbo4 128K 117.8 -> 102.9 us,
-// 1K 7.69 -> 7.37; turbo3 128K 107.8 -> 99.0, 2K 9.23 -> 9.05). Each value is then within 2^-11
-// relative of the decoded one, as in any f16 dequantization, so the output is too (P is exact and
-// the row scales stay in f32): inside SPEC §2's 1e-3 whatever the softmax's sharpness. Keys keep
-// hi + lo (a score's error grows with the score). QSDPA_TURBO_V_TERMS=2 restores the lo term.
-#ifndef QSDPA_TURBO_V_TERMS
-#define QSDPA_TURBO_V_TERMS 1
-#endif
 
 template <Fam F>
 constexpr int n_terms() {
@@ -1542,8 +1533,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       }
     } else if constexpr (kTurboV) {
       // Turbo: the nibbles of two keys interleaved by bytes (as mxfp4's codes) look up straight into
-      // the A fragments' key pairs; the level's hi term takes P's hi + lo (and its lo term, where
-      // QSDPA_TURBO_V_TERMS is 2, P's hi: see n_terms).
+      // the A fragments' key pairs; the level's hi and lo terms take P's hi + lo and hi.
       constexpr int kBits = turbo_bits(VF);
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
@@ -1558,7 +1548,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         for (int jj = 0; jj < 4; ++jj) {
           const int u = 4 * o + jj;
 #pragma unroll
-          for (int term = 0; term < QSDPA_TURBO_V_TERMS; ++term) {
+          for (int term = 0; term < 2; ++term) {
             const int dl = pair_lo(jj), dh = pair_hi(jj);
             const uint32_t a0 = hk[0][dl >> 2][term][dl & 3], a1 = hk[0][dh >> 2][term][dh & 3],
                            a2 = hk[1][dl >> 2][term][dl & 3], a3 = hk[1][dh >> 2][term][dh & 3];
