@@ -100,6 +100,11 @@
 // (turbo4 4K 13.84 -> 12.96 us, 128K 121 -> 116.5); affine 8-bit keys' scales loaded between a key's
 // four lanes (128K 118.9 -> 115.1, 82%). cuDNN 7.39 at 1K, 9.10 at 2K: turbo4 1K 7.59, 2K 9.90 (9.45
 // in an A/B), turbo3 2K 9.33, affine8 2K 9.25 still slower; every format faster at 4K.
+// Session 17 (d7f4b47, bench/results/cuda-h100-2026-11-26-session17.md): affine keys as the magic-
+// number f16 values 1024 + code (key_code_offset; affine4 128K 95.6 -> 90.8 us, 56%, 2.04x cuDNN)
+// and the pipeline in every kernel held to one block per SM (affine8 2K 9.16 -> 8.89, 1K 7.12 ->
+// 6.89; Lq 8 affine8 74.4 -> 70.3): every f16, affine and mx/nvfp4 call is faster than cuDNN at
+// 1K-4K (cuDNN 7.57 / 9.31 / 13.66 us); turbo4 1K and turbo at 2K are not (turbo unchanged).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
