@@ -58,8 +58,8 @@ QSDPA_HD void u4_octet_f16_magic(uint32_t x, uint32_t h[4]) {
 }
 
 // The same octet with every value as 1024 + 16 * code (affine keys, whose q fragments carry the
-// 1/16 and whose scores take the 1024 off per block: the kernel's KeyOffset): 7 ALU operations per
-// 8 values, where u4_octet_f16_magic and its finishing f16 operations take 10.
+// 1/16 and whose scores take the offset off per block: key_code_offset in the kernel): 7 ALU
+// operations per 8 values, where u4_octet_f16_magic and its finishing f16 operations take 10.
 QSDPA_HD void u4_octet_f16_sixteen_plus_1024(uint32_t x, uint32_t h[4]) {
   const uint32_t even = (x << 4) & 0xF0F0F0F0u;  // values 0, 2, 4, 6 in the high nibble of bytes 0-3
   const uint32_t odd = x & 0xF0F0F0F0u;          // values 1, 3, 5, 7
