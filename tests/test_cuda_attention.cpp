@@ -87,9 +87,11 @@ TEST_P(CudaAttention, TensorCoreShapes) {
       {64, 1, 3, 4, test::MaskKind::none, false, true, DType::bf16},
       {256, 4, 2, 515, test::MaskKind::causal, false, true, DType::f32},
       {256, 8, 1, 33, test::MaskKind::window, true, false, DType::f16},
-      // More rows than one block's tiles: row chunks (D=128: 16 rows a block, D=256: 8, D=64: 32).
+      // More rows than one block's tiles: row chunks (D=128: 16 rows a block, D=256: 8, D=64: 32),
+      // the last one partly filled (40 rows at D=128).
       {128, 4, 8, 777, test::MaskKind::causal, false, false, DType::f16},
       {128, 32, 1, 65, test::MaskKind::none, true, true, DType::f32},
+      {128, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
       {256, 4, 3, 100, test::MaskKind::none, false, false, DType::bf16},
       {64, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
   };

@@ -1925,6 +1925,14 @@ struct Instance {
   bool compiled_pair;    // false: the pair runs on the generic decoders
 };
 
+// resident_clusters of W warps where clusters fit the instance, else null: only then are its cluster
+// kernels compiled (a ternary would compile them for every instance).
+template <int D, int NT, Fam KF, Fam VF, int W>
+constexpr auto clusters_counter() -> int (*)(int) {
+  if constexpr (clusters_fit<D, NT>()) return &resident_clusters<D, NT, KF, VF, W>;
+  else return nullptr;
+}
+
 // The compiled (K, V) decoder pairs: same-format families plus issue 3's named mixed pairs
 // (mxfp8:turbo3 -> e4m3:turbo3, fp8:turbo4 -> e4m3:turbo4; mxfp8:mxfp4; affine8:affine4). Any other
 // pair of f16-representable formats runs as generic:generic. turbo3 at D = 64 (24-byte rows, not
@@ -1934,8 +1942,8 @@ Instance pick_pair(Fam kf, Fam vf) {
 #define QSDPA_PAIR(K, V) \
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V, kWarps> : nullptr,             \
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::K, Fam::V, kWideWarps> : nullptr, true};
+            clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
+            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u8, u8)
@@ -1956,9 +1964,8 @@ Instance pick_pair(Fam kf, Fam vf) {
   // D <= 128 only; other generic calls take the f32 split-key kernel (run == nullptr).
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic, kWarps> : nullptr,
-            clusters_fit<D, NT>() ? &resident_clusters<D, NT, Fam::generic, Fam::generic, kWideWarps> : nullptr,
-            kf == Fam::generic && vf == Fam::generic};
+            clusters_counter<D, NT, Fam::generic, Fam::generic, kWarps>(),
+            clusters_counter<D, NT, Fam::generic, Fam::generic, kWideWarps>(), kf == Fam::generic && vf == Fam::generic};
   } else {
     return {nullptr, nullptr, nullptr, nullptr, false};
   }
