@@ -1755,6 +1755,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   if (clustered) {
     // A warp per row, each lane taking the row's weights itself: no barrier between the weights
     // and the pushes (session 13's probe at 1K: the weights pass and its barrier took ~0.4 us).
+    const bool unrotate = (is_turbo(VF) || VF == Fam::generic) && p.vc.kind == FormatKind::turbo;
     cluster_wait();  // every block's mbarrier is initialised
     for (int r = warp; r < R; r += W) {
       float weight[W];
@@ -1767,15 +1768,22 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       // Lane i sends dims [4i, 4i + 4) in one 16-byte store and lane 0 the row's m and l in one
       // 8-byte store: 33 stores a row at D = 128, where 4-byte stores took 130.
       const float* row = wpart + r * WP::kRowStride;  // warp w's row: row + w * RP * kRowStride
+      float v[4] = {};
       if (4 * lane < D) {
         const float* x = row + WP::at(4 * lane);  // 4 dims inside one chunk (C is a multiple of 4)
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
         for (int w = 0; w < W; ++w, x += RP * WP::kRowStride)
           if (weight[w] != 0.0f)
-            v.x += x[0] * weight[w], v.y += x[1] * weight[w], v.z += x[2] * weight[w], v.w += x[3] * weight[w];
-        store_async(dst + 16 * uint32_t(lane), v, bar);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[e] += x[e] * weight[w];
       }
+      // Turbo values are un-rotated here, each split's partial in its own block, before the push
+      // (the rotation is linear: R^T of the weighted sum is the weighted sum of R^T partial), so
+      // that the owner's merge is the direct one. Un-rotated by the owner, a warp per row after
+      // the receive, it took ~0.6 us more than the direct merge (session 18's probe, turbo4 1K).
+      if constexpr (clusters_fit<D, NT>())  // (D <= 128: a row's lanes lie in one warp)
+        if (unrotate) rotate_row_lanes<4, D / 4>(v, lane % (D / 4), p.vc.seed, true);  // every lane: shuffles
+      if (4 * lane < D) store_async(dst + 16 * uint32_t(lane), make_float4(v[0], v[1], v[2], v[3]), bar);
       if (lane == 0) {
         float l = 0.0f;
 #pragma unroll
@@ -1809,11 +1817,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   if (!clustered || mine == 0) return;
   wait_for_bytes(&received);
   QSDPA_PHASE(8);
-  if (p.vc.kind == FormatKind::turbo) {  // un-rotated
-    merge_received_rows_rotated<D>(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, b, hk);
-  } else {
-    merge_received_rows_direct(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, D, b, hk);
-  }
+  merge_received_rows_direct(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, D, b, hk);  // turbo: un-rotated by the pushes
   QSDPA_PHASE(6);
 }
 

@@ -96,44 +96,11 @@ constexpr int kMaxCluster = 16;
 // The in-cluster merge of the split kernel (attention_mma.cuh), once every partial of this block's
 // rows has arrived in its shared memory: recv[(j * slot_rows + k) * stride + ...] = acc[D], m
 // (natural log), l of split j < C for the block's k-th row, row rank + k * C of the R (k < mine).
-// Writes those rows of the output (and LSE), adding the sink once. This one is for turbo values,
-// which are un-rotated: a warp per row, lane i merging dims [i D/32, (i + 1) D/32) in registers and
-// un-rotating them there by shuffles (rotate_row_lanes), with no barrier and no scratch (it went
-// through shared memory with three barriers: 0.36 us more than the direct merge below in a 1K
-// turbo3 call, session 16's probe). Called after the receive wait; every thread of the owner block
-// calls it.
-template <int D>
-__device__ inline void merge_received_rows_rotated(const KernelArgs& p, const float* recv, int stride, int C,
-                                                   int slot_rows, int rank, int mine, int64_t b, int64_t hk) {
-  constexpr int E = D / 32;  // a lane's consecutive dims of a row
-  const int G = int(p.q.shape[1] / p.k.heads), lane = int(threadIdx.x % 32);
-  for (int k = int(threadIdx.x / 32); k < mine; k += int(blockDim.x / 32)) {  // a warp per row
-    const int row = rank + k * C;
-    const float sink = sink_of(p, hk * G + row % G);
-    float top = sink;
-    for (int j = 0; j < C; ++j) top = fmaxf(top, recv[(j * slot_rows + k) * stride + D]);
-    float total = partial_weight(sink, top), x[E] = {};
-    for (int j = 0; j < C; ++j) {
-      const float* src = recv + (j * slot_rows + k) * stride;
-      const float w = partial_weight(src[D], top);
-      total += w * src[D + 1];
-#pragma unroll
-      for (int e = 0; e < E; ++e) x[e] += w * src[E * lane + e];
-    }
-#pragma unroll
-    for (int e = 0; e < E; ++e) x[e] = normalised(x[e], total);
-    rotate_row_lanes<E>(x, lane, p.vc.seed, true);  // zeros stay zeros
-#pragma unroll
-    for (int e = 0; e < E; ++e) store_out(p, b, hk, G, row, E * lane + e, x[e]);
-    if (lane == 0 && p.lse) store_lse(p, b, hk, G, row, row_lse(top, total));
-  }
-}
-
-// The same merge for values that need no un-rotation (every V format but turbo): a
-// thread per (row, dim) takes the C partials' m and l itself and stores its value, with no barrier
-// and no scratch (session 13's probe at 1K: the owner's merge ended 1.2-1.5 us after the last push,
-// behind five barriers and a warp per row's shuffles). Called after the receive wait; every thread
-// of the owner block calls it.
+// Writes those rows of the output (and LSE), adding the sink once. A thread per (row, dim) takes
+// the C partials' m and l itself and stores its value, with no barrier and no scratch (session 13's
+// probe at 1K: the owner's merge ended 1.2-1.5 us after the last push, behind five barriers and a
+// warp per row's shuffles). Turbo values arrive un-rotated (the pushing blocks un-rotate their
+// partials; session 18). Called after the receive wait; every thread of the owner block calls it.
 __device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int stride, int C, int slot_rows,
                                                   int rank, int mine, int D, int64_t b, int64_t hk) {
   const int G = int(p.q.shape[1] / p.k.heads);
