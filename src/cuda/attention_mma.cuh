@@ -105,6 +105,12 @@
 // and the pipeline in every kernel held to one block per SM (affine8 2K 9.16 -> 8.89, 1K 7.12 ->
 // 6.89; Lq 8 affine8 74.4 -> 70.3): every f16, affine and mx/nvfp4 call is faster than cuDNN at
 // 1K-4K (cuDNN 7.57 / 9.31 / 13.66 us); turbo4 1K and turbo at 2K are not (turbo unchanged).
+// Session 18 (d65ea7b, bench/results/cuda-h100-2026-11-26-session18.md): turbo values un-rotated by
+// the cluster's pushing blocks, so the owner's merge is the direct one (turbo4 1K 7.64 -> 7.23 us,
+// 2K 9.51 -> 9.07; turbo3 1K 7.46 -> 7.09, 2K 9.22 -> 8.80): at 1K every format is faster than
+// cuDNN (7.49 us), at 2K all but turbo4 in the README's run (9.55 against 9.30; 9.07 in other
+// processes, a 2K measurement mode not understood yet). Four row tiles at D = 128 (Lq 8 decoded once)
+// spilled and were 20-40% slower (docs/gpu-tests.md): not kept.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
