@@ -18,6 +18,7 @@ struct CudaBenchRow {
   std::string kernel;  // the kernel attention() chose (cuda::kernel_name)
   double append_us;    // one append() of one new token of K and V per sequence (NaN if it failed)
   double eager_us;     // per call, back-to-back eager calls (host work per call included)
+  int copies;          // rotating cache copies the batch cycles through (together > 2x the L2)
 };
 
 struct CudaBenchResult {
