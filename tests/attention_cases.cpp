@@ -61,7 +61,7 @@ std::string test_name(const std::string& format) {
 
 std::string AttentionCase::describe() const {
   std::ostringstream s;
-  s << "D=" << dim << " gqa=" << gqa << " Lq=" << lq << " N=" << n << " mask=" << mask_name(mask)
+  s << "D=" << dim << " gqa=" << gqa << (kv_heads > 0 ? " Hkv=" + std::to_string(kv_heads) : std::string()) << " Lq=" << lq << " N=" << n << " mask=" << mask_name(mask)
     << " sinks=" << sinks << " ragged=" << ragged << " q=" << to_string(q_dtype) << (q_bshd ? " (BSHD)" : "") << (q_gapped ? " (D stride 2)" : "")
     << " seed=" << seed;
   return s.str();
@@ -130,7 +130,7 @@ std::vector<AttentionCase> pairwise_cases(const std::vector<int64_t>& dims, uint
 ::testing::AssertionResult check_case(const Format& kf, const Format& vf, const AttentionCase& c, const AttentionFn& fn,
                                       int threads) {
   std::mt19937_64 rng(c.seed);
-  const int64_t B = c.ragged ? 2 : 1, Hkv = c.gqa >= 8 ? 1 : 2, Hq = Hkv * c.gqa, Lq = c.lq, D = c.dim, N = c.n;
+  const int64_t B = c.ragged ? 2 : 1, Hkv = c.kv_heads > 0 ? c.kv_heads : c.gqa >= 8 ? 1 : 2, Hq = Hkv * c.gqa, Lq = c.lq, D = c.dim, N = c.n;
   const int64_t cap = N + 3;  // a preallocated capacity shows in the strides
   const auto kx = random_normal(size_t(B * Hkv * cap * D), c.seed + 1);
   const auto vx = random_normal(size_t(B * Hkv * cap * D), c.seed + 2);

@@ -15,6 +15,7 @@ enum class MaskKind { none, causal, boolean, additive, window };
 
 struct AttentionCase {
   int64_t dim = 128, gqa = 1, lq = 1, n = 33;
+  int64_t kv_heads = 0;  // 0: 2 (1 from GQA 8); more reach the GPU's split rules for many heads
   MaskKind mask = MaskKind::none;
   bool sinks = false, ragged = false;
   DType q_dtype = DType::f32;

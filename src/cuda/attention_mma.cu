@@ -171,7 +171,24 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
     const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
     splits = int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
   }
-  return {splits, cluster_of(a, inst, splits), kWarps};
+  if (const int cluster = cluster_of(a, inst, splits); cluster > 1) return {splits, cluster, kWarps};
+  // The merge kernel costs a short call ~1.5-2 us (its launch and the partials' round trip through
+  // memory): down to half the splits, the largest count that merges in clusters instead, if its
+  // blocks still cover every SM and their warps take at most max_steps steps (f16's are cheap).
+  // A/B (session 19, H100, MHA, 16 splits and the merge kernel -> 8 in clusters, µs): 2K f16 19.32
+  // -> 17.37, mxfp4 12.82 -> 11.33, turbo4 16.85 -> 16.67; 4K (8 steps) f16 31.27 -> 30.01 but
+  // mxfp4 16.74 -> 17.00 and turbo4 24.73 -> 26.70. GQA 4 at 4K (16 splits: 128 blocks, fewer than
+  // the SMs) was slower in session 10.
+  static const int max_steps_env = env_switch("QSDPA_CLUSTER_STEPS", -1, 0, 64);  // A/B switch; 0: off
+  const bool f16_pair = a.k.format.kind == FormatKind::f16 && a.v.format.kind == FormatKind::f16;
+  const int64_t max_steps = max_steps_env >= 0 ? max_steps_env : f16_pair ? 8 : 4;
+  static const int largest = env_switch("QSDPA_CLUSTER_RULE_MAX", 8, 2, kMaxCluster);  // A/B switch: sizes 9-16 untried
+  for (int c = std::min(splits - 1, largest); 2 * c >= splits && c >= 2; --c) {
+    const int64_t steps = (a.k.tokens + int64_t(16 * kWarps) * c - 1) / (int64_t(16 * kWarps) * c);
+    if (steps > max_steps || per_split * c < sms) break;
+    if (cluster_of(a, inst, c) > 1) return {c, c, kWarps};
+  }
+  return {splits, 1, kWarps};
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
