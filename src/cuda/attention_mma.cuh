@@ -111,6 +111,11 @@
 // cuDNN (7.49 us), at 2K all but turbo4 in the README's run (9.55 against 9.30; 9.07 in other
 // processes, a 2K measurement mode not understood yet). Four row tiles at D = 128 (Lq 8 decoded once)
 // spilled and were 20-40% slower (docs/gpu-tests.md): not kept.
+// Session 19 (b5ee79f, bench/results/cuda-h100-2026-11-26-session19.md; every row's cache copies now
+// outside the L2): MHA calls at 2K-4K merge in clusters of 8 rather than by the merge kernel
+// (attention_mma.cu, mma_split): MHA f16 2K 19.1 -> 17.3 us, 4K 31.8 -> 30.0, mxfp4 2K 13.2 -> 11.7,
+// every MHA call at 1K-4K faster than cuDNN; at GQA 4 all but turbo4 1K (7.54 us, 0.99x), 2K (9.66,
+// 0.94x) and turbo3 2K (9.33, 0.98x; cuDNN 7.46 / 9.10 us).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
