@@ -17,21 +17,32 @@ def name(row):
     return k if k == v else f"{k}:{v}"
 
 
+def us(t):
+    """A time in µs to three significant digits (short calls differ by a few percent)."""
+    return f"{t:.2f}" if t < 10 else f"{t:.1f}" if t < 100 else f"{t:.0f}"
+
+
 def bench_table(doc):
     out = [f"{doc['device_name']} ({doc['device']}, {doc['threads']} threads), peak {doc['peak_gbps']:.1f} GB/s "
            f"({doc['peak_kind']}), commit {doc['commit']}, {doc['date']}", ""]
     rows = doc["rows"]
     r0 = rows[0]
+    torch = any("torch_best_time_us" in r for r in rows)
+    clocks = any(r.get("sm_clock_mhz") for r in rows)  # bench JSONs since session 19
     out.append(f"B={r0['batch']}, Hq={r0['hq']}, Hkv={r0['hkv']}, D={r0['dim']}, Lq={r0['lq']}")
     out.append("")
     out.append("| format | context | time (µs) | GB/s | % of peak | f16 (µs) | unfused (µs) | vs f16 | vs unfused |"
-               + (" torch (µs) | vs torch |" if any("torch_best_time_us" in r for r in rows) else ""))
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if any("torch_best_time_us" in r for r in rows) else ""))
+               + (" torch (µs) | vs torch |" if torch else "") + (" SM MHz (ours / torch) |" if clocks else ""))
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if torch else "") + ("---:|" if clocks else ""))
     for r in rows:
-        line = (f"| {name(r)} | {r['context']} | {r['time_us']:.0f} | {r['gbps']:.1f} | {100 * r['gbps'] / doc['peak_gbps']:.0f}% "
-                f"| {r['f16_time_us']:.0f} | {r['unfused_time_us']:.0f} | {r['speedup_vs_f16']:.2f}× | {r['speedup_vs_unfused']:.2f}× |")
-        if "torch_best_time_us" in r:
-            line += f" {r['torch_best_time_us']:.0f} | {r['speedup_vs_torch']:.2f}× |"
+        line = (f"| {name(r)} | {r['context']} | {us(r['time_us'])} | {r['gbps']:.1f} | {100 * r['gbps'] / doc['peak_gbps']:.0f}% "
+                f"| {us(r['f16_time_us'])} | {us(r['unfused_time_us'])} | {r['speedup_vs_f16']:.2f}× | {r['speedup_vs_unfused']:.2f}× |")
+        if torch:
+            line += (f" {us(r['torch_best_time_us'])} | {r['speedup_vs_torch']:.2f}× |" if r.get("torch_best_time_us")
+                     else " – | – |")
+        if clocks:
+            mine, theirs = r.get("sm_clock_mhz"), r.get("torch_sm_clock_mhz")
+            line += f" {f'{mine:.0f}' if mine else '–'} / {f'{theirs:.0f}' if theirs else '–'} |"
         out.append(line)
     return "\n".join(out)
 

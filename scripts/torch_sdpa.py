@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Times PyTorch's fp16 SDPA backends (cuDNN, FlashAttention, memory-efficient) on the shapes of a
-`qsdpa bench --device cuda` JSON and writes, into each row, torch_best_time_us, torch_backend and
-speedup_vs_torch (= torch_best_time_us / time_us). Run it on the same GPU right after the bench.
+`qsdpa bench --device cuda` JSON and writes, into each row, torch_best_time_us, torch_backend,
+torch_copies, torch_sm_clock_mhz (the SM clock right after the best backend's timing, measured as the
+bench's sm_clock_mhz) and speedup_vs_torch (= torch_best_time_us / time_us). Run it on the same GPU
+right after the bench.
 
 Measurement as `qsdpa bench --device cuda` does it (SPEC §5): K/V copies rotated so that together
 they exceed twice the L2, CUDA events around a batch of back-to-back calls (one per copy, captured once in a CUDA
@@ -66,6 +68,22 @@ def time_backend(backend, q, ks, vs, min_seconds):
     return statistics.median(times)
 
 
+def sm_clock_mhz(cycles=2_000_000):
+    """The SM clock now, as qsdpa bench measures it (cuda::sm_clock_mhz): a one-thread kernel
+    spinning a fixed count of clock64() cycles (torch.cuda._sleep), timed by events."""
+    try:
+        torch.cuda._sleep(1000)
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        torch.cuda._sleep(cycles)
+        b.record()
+        b.synchronize()
+        return cycles / (a.elapsed_time(b) * 1e3)
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("json")
@@ -87,10 +105,11 @@ def main():
             copies = max(1, min(256, -(-2 * l2 // kv_bytes)))  # as qsdpa bench (16 until session 18)
             ks = [torch.randn(B, hkv, n, D, device="cuda", dtype=torch.float16, generator=gen) for _ in range(copies)]
             vs = [torch.randn(B, hkv, n, D, device="cuda", dtype=torch.float16, generator=gen) for _ in range(copies)]
-            results = {}
+            results, clocks = {}, {}
             for name, backend in BACKENDS.items():
                 try:
                     results[name] = time_backend(backend, q, ks, vs, args.min_seconds)
+                    clocks[name] = sm_clock_mhz()  # the clock the backend just ran at
                 except RuntimeError as e:  # a backend that does not take this shape
                     results[name] = None
                     print(f"  {name} skipped at {key}: {str(e).splitlines()[0][:100]}")
@@ -98,11 +117,12 @@ def main():
             torch.cuda.empty_cache()
             ok = {k: v for k, v in results.items() if v is not None}
             best = min(ok, key=ok.get) if ok else None
-            cache[key] = (best, ok.get(best), results, copies)
+            cache[key] = (best, ok.get(best), results, copies, clocks.get(best))
             print(f"torch {key}: " + ", ".join(f"{k} {v:.1f} us" for k, v in ok.items()))
-        best, best_us, results, copies = cache[key]
+        best, best_us, results, copies, clock = cache[key]
         row["torch_backend"] = best
         row["torch_copies"] = copies
+        row["torch_sm_clock_mhz"] = clock
         row["torch_best_time_us"] = best_us
         row["torch_times_us"] = results
         row["speedup_vs_torch"] = best_us / row["time_us"] if best_us else None

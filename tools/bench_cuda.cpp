@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <memory>
 
 #include "cuda/check.cuh"
@@ -202,6 +203,14 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
       const int64_t bytes = upload(kf, vf, ks, vs) + qo_bytes;
       double eager_us = 0;
       const double us = timed(ks, vs, &eager_us);
+      // The clock the call just ran at (a latency-bound short call's time follows it; session 19
+      // found 2K calls ~4% apart between bench processes). NaN if the probe fails.
+      double clock_mhz = std::nan("");
+      try {
+        clock_mhz = cuda::sm_clock_mhz();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "  SM clock probe failed: %s\n", e.what());
+      }
       const double unfused_us = time_us(int(ks.size()), std::max(3, reps / 4), [&](int c) {
         cuda::dequantize(ks[size_t(c)]->view, kbuf.as<float>(), nullptr);
         cuda::dequantize(vs[size_t(c)]->view, vbuf.as<float>(), nullptr);
@@ -242,7 +251,7 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         std::fprintf(stderr, "  append %s:%s failed: %s\n", to_string(kf).c_str(), to_string(vf).c_str(), e.what());
       }
       CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view)),
-                     append_us, eager_us, int(ks.size())};
+                     append_us, eager_us, int(ks.size()), clock_mhz};
       res.rows.push_back(r);
       if (verbose)
         std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),

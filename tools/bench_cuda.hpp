@@ -19,6 +19,7 @@ struct CudaBenchRow {
   double append_us;    // one append() of one new token of K and V per sequence (NaN if it failed)
   double eager_us;     // per call, back-to-back eager calls (host work per call included)
   int copies;          // rotating cache copies the batch cycles through (together > 2x the L2)
+  double sm_clock_mhz; // the SM clock right after the row's timing (cuda::sm_clock_mhz; NaN if it failed)
 };
 
 struct CudaBenchResult {

@@ -276,7 +276,7 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
                     {"append_us", std::isnan(row.append_us) ? nlohmann::json(nullptr) : nlohmann::json(row.append_us)},
                     {"eager_time_us", row.eager_us}, {"timing", "cuda-graph"}, {"kernel", row.kernel},
-                    {"copies", row.copies}});
+                    {"copies", row.copies}, {"sm_clock_mhz", std::isnan(row.sm_clock_mhz) ? nlohmann::json(nullptr) : nlohmann::json(row.sm_clock_mhz)}});
   }
   if (!json.empty()) {
     nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},

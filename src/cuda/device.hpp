@@ -12,6 +12,10 @@ namespace qsdpa::cuda {
 // Number of usable CUDA devices; 0 when there is no driver or no GPU (never throws).
 int device_count();
 std::string device_name(int device);
+// The SM clock now, in MHz: a one-thread kernel spinning a fixed count of clock64() cycles, timed by
+// events (as PyTorch's torch.cuda._sleep can be). Short calls are latency-bound, so their time
+// follows this clock; the bench records it per row. Throws CudaError if a launch fails.
+double sm_clock_mhz();
 
 // Decodes every row of a cache whose codes/scales/biases live in device memory into out
 // ([B, H, N, dim] f32, device memory), on `stream`, with the formats' shared scalar rules.

@@ -14,6 +14,31 @@ int device_count() {
   return n;
 }
 
+namespace {
+__global__ void spin_cycles(long long cycles) {
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
+  }
+}
+}  // namespace
+
+double sm_clock_mhz() {
+  constexpr long long kCycles = 2'000'000;  // ~1 ms at the H100's clocks: the events' ~1 us is 0.1%
+  cudaEvent_t start, stop;
+  QSDPA_CUDA_CHECK(cudaEventCreate(&start));
+  QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
+  spin_cycles<<<1, 1>>>(1000);  // the first launch loads the module
+  QSDPA_CUDA_CHECK(cudaEventRecord(start));
+  spin_cycles<<<1, 1>>>(kCycles);
+  QSDPA_CUDA_CHECK(cudaEventRecord(stop));
+  QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms > 0 ? double(kCycles) / (double(ms) * 1e3) : 0.0;
+}
+
 std::string device_name(int device) {
   cudaDeviceProp prop{};
   QSDPA_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
