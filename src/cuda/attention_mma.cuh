@@ -1826,9 +1826,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // allocation, session 9, with no device time left to test it).
   const int mine = rank < R ? div_cluster(R - rank + C - 1, p.cluster_magic) : 0;
   if (!clustered || mine == 0) return;
-  wait_for_bytes(&received);
-  QSDPA_PHASE(8);
-  merge_received_rows_direct(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, D, b, hk);  // turbo: un-rotated by the pushes
+  merge_received_rows_direct<D>(p, recv, receive_stride<D>(), C, slot_rows, rank, mine, b, hk, [&] {
+    wait_for_bytes(&received);
+    QSDPA_PHASE(8);
+  });  // turbo: un-rotated by the pushes
   QSDPA_PHASE(6);
 }
 

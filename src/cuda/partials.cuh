@@ -93,31 +93,77 @@ __device__ __forceinline__ float row_lse(float top, float total) { return total 
 // The largest thread-block cluster the split kernel merges in (16: Hopper's non-portable limit).
 constexpr int kMaxCluster = 16;
 
-// The in-cluster merge of the split kernel (attention_mma.cuh), once every partial of this block's
-// rows has arrived in its shared memory: recv[(j * slot_rows + k) * stride + ...] = acc[D], m
-// (natural log), l of split j < C for the block's k-th row, row rank + k * C of the R (k < mine).
-// Writes those rows of the output (and LSE), adding the sink once. A thread per (row, dim) takes
-// the C partials' m and l itself and stores its value, with no barrier and no scratch (session 13's
-// probe at 1K: the owner's merge ended 1.2-1.5 us after the last push, behind five barriers and a
-// warp per row's shuffles). Turbo values arrive un-rotated (the pushing blocks un-rotate their
-// partials; session 18). Called after the receive wait; every thread of the owner block calls it.
+// The in-cluster merge of the split kernel (attention_mma.cuh): recv[(j * slot_rows + k) * stride +
+// ...] = acc[D], m (natural log), l of split j < C for the block's k-th row, row rank + k * C of the
+// R (k < mine). Writes those rows of the output (and LSE), adding the sink once. A thread per (row,
+// dim) takes the C partials' m and l itself and stores its value, with no barrier and no scratch
+// (session 13). Turbo values arrive un-rotated (the pushing blocks un-rotate their partials;
+// session 18). Every thread of the owner block calls it; `wait` returns once every partial has
+// arrived. This is the last thing a short call does, on its critical path (session 18's probe:
+// 1.2 us from the receive to the merge's end at 1K), so what does not need the partials (the
+// head's G, the row's indices, output offset and sink) is computed before the wait, and the C
+// partials' loads go out together, eight at a time, with no branch per partial.
+template <int D, typename Wait>
 __device__ inline void merge_received_rows_direct(const KernelArgs& p, const float* recv, int stride, int C, int slot_rows,
-                                                  int rank, int mine, int D, int64_t b, int64_t hk) {
+                                                  int rank, int mine, int64_t b, int64_t hk, Wait wait) {
   const int G = int(p.q.shape[1] / p.k.heads);
-  for (int idx = threadIdx.x; idx < mine * D; idx += blockDim.x) {
-    const int k = idx / D, d = idx - k * D, row = rank + k * C;
-    const float sink = sink_of(p, hk * G + row % G);
-    float top = sink;
-    for (int j = 0; j < C; ++j) top = fmaxf(top, recv[(j * slot_rows + k) * stride + D]);
-    float total = partial_weight(sink, top), sum = 0.0f;
-    for (int j = 0; j < C; ++j) {
-      const float* src = recv + (j * slot_rows + k) * stride;
-      const float w = partial_weight(src[D], top);
-      total += w * src[D + 1];
-      sum += w * src[d];
+  int idx = int(threadIdx.x);
+  if (idx >= mine * D) return;  // nothing to read or write
+  struct At {
+    int k, d, row;
+    float sink;
+    int64_t out, lse;
+  };
+  auto at = [&](int i) {
+    At a;
+    a.k = i / D, a.d = i - a.k * D, a.row = rank + a.k * C;
+    const int head = int(hk) * G + a.row % G, step = a.row / G;
+    a.sink = sink_of(p, head);
+    a.out = p.out.offset(b, head, step, a.d);
+    a.lse = (b * p.q.shape[1] + head) * p.q.shape[2] + step;
+    return a;
+  };
+  At a = at(idx);
+  wait();
+  // Eight partials at a time (a cluster has at most 8 in the split rules but for B > 1), each
+  // chunk's loads issued together and predicated, no branch per partial (an empty partial's m is
+  // -inf, so its weight exp(m - top) is 0, as partial_weight's).
+  constexpr int kChunk = 8;
+  float m[kChunk], l[kChunk], v[kChunk];
+  for (;;) {
+    auto load = [&](int j0) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const bool in = j0 + j < C;
+        const float* src = recv + ((j0 + j) * slot_rows + a.k) * stride;
+        m[j] = in ? src[D] : -INFINITY;
+        l[j] = in ? src[D + 1] : 0.0f;
+        v[j] = in ? src[a.d] : 0.0f;
+      }
+    };
+    load(0);
+    float top = a.sink;
+#pragma unroll
+    for (int j = 0; j < kChunk; ++j) top = fmaxf(top, m[j]);
+    for (int j0 = kChunk; j0 < C; ++j0) top = fmaxf(top, recv[(j0 * slot_rows + a.k) * stride + D]);
+    const float base = top == -INFINITY ? 0.0f : top;
+    float total = a.sink == -INFINITY ? 0.0f : expf(a.sink - base), sum = 0.0f;
+    for (int j0 = 0;;) {
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j) {
+        const float w = expf(m[j] - base);
+        total += w * l[j];
+        sum += w * v[j];
+      }
+      j0 += kChunk;
+      if (j0 >= C) break;
+      load(j0);
     }
-    store_out(p, b, hk, G, row, d, normalised(sum, total));
-    if (d == 0 && p.lse) store_lse(p, b, hk, G, row, row_lse(top, total));
+    detail::store_float(p.out.data, p.out.dtype, a.out, normalised(sum, total));
+    if (a.d == 0 && p.lse) p.lse[a.lse] = row_lse(top, total);
+    idx += int(blockDim.x);
+    if (idx >= mine * D) return;
+    a = at(idx);
   }
 }
 
