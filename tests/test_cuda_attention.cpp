@@ -127,15 +127,17 @@ TEST(CudaAttentionSplits, SplitCountsAgreeWithTheReference) {
 
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at
 // 2K-4K the wave's split count whose partials would go to the merge kernel gives way to a smaller
-// one that merges in clusters (attention_mma.cu, mma_split), and a split count that is no power of
-// two makes clusters of odd sizes.
+// one that merges in clusters (attention_mma.cu, mma_split); Lq 4 and causal masks on some cases.
 TEST(CudaAttentionSplits, ManyHeadsAgreeWithTheReference) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   uint64_t seed = 3100;
   for (const char* name : {"f16", "mxfp4", "turbo3", "affine8"})
     for (const int64_t n : {700, 1900, 2048, 3001, 4096}) {
       test::AttentionCase c;
-      c.dim = 128, c.gqa = 1, c.kv_heads = 32, c.lq = 1, c.n = n, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16, c.seed = seed++;
+      c.dim = 128, c.gqa = 1, c.kv_heads = 32, c.n = n, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16;
+      c.lq = seed % 3 == 0 ? 4 : 1;  // 4 rows a head: owners of one row each in a cluster of 8
+      c.mask = seed % 4 == 1 ? test::MaskKind::causal : test::MaskKind::none;
+      c.seed = seed++;
       const Format f = parse_format(name);
       EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << name << " N=" << n;
     }

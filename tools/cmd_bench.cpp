@@ -263,6 +263,7 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
   fmt::print("{:>16} {:>8} {:>10} {:>8} {:>7} {:>10} {:>10} {:>8} {:>9} {:>10}\n", "format", "context", "time_us", "GB/s",
              "%peak", "f16_us", "unfused_us", "vs_f16", "vs_unfus", "append_us");
   nlohmann::json rows = nlohmann::json::array();
+  auto or_null = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };  // a failed measurement
   for (const auto& row : r.rows) {
     const std::string name = row.k == row.v ? to_string(row.k) : to_string(row.k) + ":" + to_string(row.v);
     const double gbps = double(row.bytes) / (row.time_us * 1e-6) / 1e9;
@@ -274,9 +275,9 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
                     {"time_us", row.time_us}, {"bytes", row.bytes}, {"gbps", gbps}, {"f16_time_us", row.f16_time_us},
                     {"unfused_time_us", row.unfused_time_us}, {"speedup_vs_f16", row.f16_time_us / row.time_us},
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
-                    {"append_us", std::isnan(row.append_us) ? nlohmann::json(nullptr) : nlohmann::json(row.append_us)},
+                    {"append_us", or_null(row.append_us)},
                     {"eager_time_us", row.eager_us}, {"timing", "cuda-graph"}, {"kernel", row.kernel},
-                    {"copies", row.copies}, {"sm_clock_mhz", std::isnan(row.sm_clock_mhz) ? nlohmann::json(nullptr) : nlohmann::json(row.sm_clock_mhz)}});
+                    {"copies", row.copies}, {"sm_clock_mhz", or_null(row.sm_clock_mhz)}});
   }
   if (!json.empty()) {
     nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},

@@ -24,12 +24,14 @@ __global__ void spin_cycles(long long cycles) {
 
 double sm_clock_mhz() {
   constexpr long long kCycles = 2'000'000;  // ~1 ms at the H100's clocks: the events' ~1 us is 0.1%
+  spin_cycles<<<1, 1>>>(1000);  // the first launch loads the module
+  QSDPA_CUDA_CHECK(cudaGetLastError());
   cudaEvent_t start, stop;
   QSDPA_CUDA_CHECK(cudaEventCreate(&start));
   QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
-  spin_cycles<<<1, 1>>>(1000);  // the first launch loads the module
   QSDPA_CUDA_CHECK(cudaEventRecord(start));
   spin_cycles<<<1, 1>>>(kCycles);
+  QSDPA_CUDA_CHECK(cudaGetLastError());
   QSDPA_CUDA_CHECK(cudaEventRecord(stop));
   QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
   float ms = 0;
