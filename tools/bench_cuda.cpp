@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 
@@ -63,17 +64,20 @@ double median(std::vector<double> v) {
 }
 
 // Median over `reps` of the time between two CUDA events recorded on `stream` around
-// launch_batch(), divided by the `copies` calls the batch makes.
+// launch_batch(), divided by the `copies` calls the batch makes. With a gate, the GPU waits behind
+// it until both events and the batch are enqueued (cuda::HostGate).
 template <typename Fn>
-double event_median_us(int copies, int reps, cudaStream_t stream, Fn launch_batch) {
+double event_median_us(int copies, int reps, cudaStream_t stream, Fn launch_batch, cuda::HostGate* gate = nullptr) {
   cudaEvent_t start, stop;
   QSDPA_CUDA_CHECK(cudaEventCreate(&start));
   QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<double> us;
   for (int r = 0; r < reps; ++r) {
+    if (gate) gate->close(stream);
     QSDPA_CUDA_CHECK(cudaEventRecord(start, stream));
     launch_batch();
     QSDPA_CUDA_CHECK(cudaEventRecord(stop, stream));
+    if (gate) gate->open();
     QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
@@ -97,7 +101,9 @@ double time_us(int copies, int reps, Fn fn) {
 
 // The same measurement with the batch captured once in a CUDA graph and replayed: the GPU's own time
 // per call, without the host's per-call work (validation, two kernel launches), which is longer
-// than the kernels at N <= 4K. scripts/torch_sdpa.py times PyTorch the same way. fn(copy, stream).
+// than the kernels at N <= 4K, and behind a HostGate, without the graph launch's own host time.
+// scripts/torch_sdpa.py times PyTorch the same way. fn(copy, stream). QSDPA_BENCH_NO_GATE=1 times
+// without the gate (an A/B switch: how much host time the events had counted).
 template <typename Fn>
 double graph_time_us(int copies, int reps, Fn fn) {
   cudaStream_t stream;
@@ -111,7 +117,10 @@ double graph_time_us(int copies, int reps, Fn fn) {
   QSDPA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  const double us = event_median_us(copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  cuda::HostGate gate;
+  const bool gated = std::getenv("QSDPA_BENCH_NO_GATE") == nullptr;
+  const double us = event_median_us(
+      copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, gated ? &gate : nullptr);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);

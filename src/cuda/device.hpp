@@ -17,6 +17,27 @@ std::string device_name(int device);
 // follows this clock; the bench records it per row. Throws CudaError if a launch fails.
 double sm_clock_mhz();
 
+// Holds a stream's GPU work back until the host opens the gate: close(stream) enqueues a one-thread
+// kernel that spins on a flag in pinned host memory; open() sets it. A benchmark closes the gate,
+// enqueues its start event, the timed work and its stop event, then opens it, so that the events
+// time the GPU alone. Without it, the host's enqueueing (a graph launch: ~5-20 us) runs while the
+// GPU sits idle between the start event and the work, and counts as kernel time divided by the
+// batch's calls (2-25 calls at the 2K-4K shapes; docs/decisions.md). Work enqueued behind a
+// closed gate must not wait on the host (a host launch queue that fills up would hang until the
+// spin's ~2 s limit): one graph launch, not hundreds of launches.
+class HostGate {
+ public:
+  HostGate();
+  ~HostGate();
+  HostGate(const HostGate&) = delete;
+  HostGate& operator=(const HostGate&) = delete;
+  void close(cudaStream_t stream);
+  void open();
+
+ private:
+  volatile int* open_ = nullptr;
+};
+
 // Decodes every row of a cache whose codes/scales/biases live in device memory into out
 // ([B, H, N, dim] f32, device memory), on `stream`, with the formats' shared scalar rules.
 // Asynchronous: the caller synchronizes. Throws CudaError if the launch fails.
