@@ -872,6 +872,7 @@ struct MmaParams : KernelArgs {
   // in every block's prologue, their 32 conversions a side came before the block's first load.
   fmt::F16Lut k_luts[2]{}, v_luts[2]{};
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
+  bool early_next = false;    // the cluster kernel lets the next kernel launch at its start (mma_split)
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -1070,8 +1071,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const int Lq = int(p.q.shape[2]), G = int(p.q.shape[1]) / int(p.k.heads);
   const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  // The merge kernel, which follows only the ordinary kernel, may launch now; it waits for this grid.
-  if constexpr (!Cluster) allow_dependent_launch();
+  // The kernel after this one in the stream may launch now and wait for this grid: the merge kernel
+  // after the ordinary kernel, and after the cluster kernel where the host asks for it (early_next:
+  // the next call's blocks then take their SMs as this grid's leave, not after a launch once it has
+  // ended; attention_mma.cu).
+  if (!Cluster || p.early_next) allow_dependent_launch();
 
   // Programmatic dependent launch (the host's launch, sm_90): this grid may start while the kernel
   // before it in the stream is still ending. Until wait_for_prior_grid the block reads nothing that
