@@ -3,7 +3,8 @@
 Times cuDNN's fp16 SDPA at B=1, Hq=32, Hkv=8, D=128, N=2048 (rotating copies, as torch_sdpa.py) on a
 fresh GPU, right after sustained load (1 GiB device copies, as the bench's copy-peak measurement),
 and after an idle pause, while nvidia-smi logs the SM clock, power and throttle reasons.
-Written in session 19 and not yet run (no device time was left): docs/gpu-tests.md, session 19.
+Written in session 19; first run in session 20 (docs/gpu-tests.md, session 20): the SM clock stayed
+at 1980 MHz while cuDNN's ungated 2K call went from 9.1 to 9.8-9.9 us with a build on the host.
 Usage (GPU machine): python3 scripts/clock_probe.py OUT_DIR [load_seconds]"""
 import os
 import subprocess

@@ -116,6 +116,12 @@
 // (attention_mma.cu, mma_split): MHA f16 2K 19.1 -> 17.3 us, 4K 31.8 -> 30.0, mxfp4 2K 13.2 -> 11.7,
 // every MHA call at 1K-4K faster than cuDNN; at GQA 4 all but turbo4 1K (7.54 us, 0.99x), 2K (9.66,
 // 0.94x) and turbo3 2K (9.33, 0.98x; cuDNN 7.46 / 9.10 us).
+// Session 20 (7394410, bench/results/cuda-h100-2026-11-27-session20.md; timing now behind a host gate,
+// which measures our short calls ~0.35 us slower and cuDNN's the same): the cluster owner's merge
+// set up before its receive wait (0.3-0.7 us off cluster calls) and, at one block per SM, the next
+// call launched at the cluster kernel's start (0.55-0.76 us off quantized 1K-2K calls): GQA 4 1K
+// mxfp4 5.55, turbo4 6.80 us (cuDNN 7.30), 2K turbo4 8.55 (8.95); every format faster than cuDNN at
+// 1K-4K for both head counts (f16 4K at parity, 13.42 against 13.48); 128K unchanged (mxfp4 69.6).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
