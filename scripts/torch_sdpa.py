@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Times PyTorch's fp16 SDPA backends (cuDNN, FlashAttention, memory-efficient) on the shapes of a
 `qsdpa bench --device cuda` JSON and writes, into each row, torch_best_time_us, torch_backend,
-torch_copies, torch_sm_clock_mhz (the SM clock right after the best backend's timing, measured as the
+torch_copies, torch_timing, torch_sm_clock_mhz (the SM clock right after the best backend's timing, measured as the
 bench's sm_clock_mhz) and speedup_vs_torch (= torch_best_time_us / time_us). Run it on the same GPU
 right after the bench.
 
 Measurement as `qsdpa bench --device cuda` does it (SPEC §5): K/V copies rotated so that together
 they exceed twice the L2, CUDA events around a batch of back-to-back calls (one per copy, captured once in a CUDA
-graph and replayed, so Python's dispatch is not timed) divided by the batch size, median after warm-up; the backend is chosen once, outside the timed region. GQA goes
+graph and replayed, so Python's dispatch is not timed) divided by the batch size, median after warm-up; the GPU
+spins (torch.cuda._sleep) while the host enqueues the events and the replay, so that only GPU time is
+timed (qsdpa bench's cuda::HostGate; QSDPA_BENCH_NO_GATE=1: without it). The backend is chosen once, outside the timed region. GQA goes
 through enable_gqa=True (no repeated K/V).
 
 Usage: python3 scripts/torch_sdpa.py bench.json [--min-seconds 0.2]
@@ -137,6 +139,7 @@ def main():
         best, best_us, results, copies, clock = cache[key]
         row["torch_backend"] = best
         row["torch_copies"] = copies
+        row["torch_timing"] = "cuda-graph-gated" if GATE_CYCLES else "cuda-graph"  # as the row's "timing"
         row["torch_sm_clock_mhz"] = clock
         row["torch_best_time_us"] = best_us
         row["torch_times_us"] = results

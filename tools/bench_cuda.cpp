@@ -99,6 +99,8 @@ double time_us(int copies, int reps, Fn fn) {
   });
 }
 
+bool graph_gated() { return std::getenv("QSDPA_BENCH_NO_GATE") == nullptr; }
+
 // The same measurement with the batch captured once in a CUDA graph and replayed: the GPU's own time
 // per call, without the host's per-call work (validation, two kernel launches), which is longer
 // than the kernels at N <= 4K, and behind a HostGate, without the graph launch's own host time.
@@ -118,9 +120,8 @@ double graph_time_us(int copies, int reps, Fn fn) {
   QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
   cuda::HostGate gate;
-  const bool gated = std::getenv("QSDPA_BENCH_NO_GATE") == nullptr;
   const double us = event_median_us(
-      copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, gated ? &gate : nullptr);
+      copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, graph_gated() ? &gate : nullptr);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
@@ -260,7 +261,7 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         std::fprintf(stderr, "  append %s:%s failed: %s\n", to_string(kf).c_str(), to_string(vf).c_str(), e.what());
       }
       CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view)),
-                     append_us, eager_us, int(ks.size()), clock_mhz};
+                     append_us, eager_us, int(ks.size()), clock_mhz, graph_gated()};
       res.rows.push_back(r);
       if (verbose)
         std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),

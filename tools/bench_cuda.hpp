@@ -20,6 +20,7 @@ struct CudaBenchRow {
   double eager_us;     // per call, back-to-back eager calls (host work per call included)
   int copies;          // rotating cache copies the batch cycles through (together > 2x the L2)
   double sm_clock_mhz; // the SM clock right after the row's timing (cuda::sm_clock_mhz; NaN if it failed)
+  bool gated;          // timed behind cuda::HostGate ("cuda-graph-gated"; QSDPA_BENCH_NO_GATE=1: "cuda-graph")
 };
 
 struct CudaBenchResult {

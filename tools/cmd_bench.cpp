@@ -276,7 +276,7 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
                     {"unfused_time_us", row.unfused_time_us}, {"speedup_vs_f16", row.f16_time_us / row.time_us},
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
                     {"append_us", or_null(row.append_us)},
-                    {"eager_time_us", row.eager_us}, {"timing", "cuda-graph"}, {"kernel", row.kernel},
+                    {"eager_time_us", row.eager_us}, {"timing", row.gated ? "cuda-graph-gated" : "cuda-graph"}, {"kernel", row.kernel},
                     {"copies", row.copies}, {"sm_clock_mhz", or_null(row.sm_clock_mhz)}});
   }
   if (!json.empty()) {
