@@ -60,19 +60,26 @@ __device__ __forceinline__ float sink_of(const KernelArgs& p, int64_t h) { retur
 // sum / total, 0 for a row that saw no key (a NaN total, from a NaN score, stays NaN).
 __device__ __forceinline__ float normalised(float sum, float total) { return total != 0.0f ? sum / total : 0.0f; }
 
+// Where row `row` of the R = G * Lq of (b, kv head hk) goes (query head hk * G + row % G, query
+// step row / G): its value d in the output, and its LSE.
+__device__ __forceinline__ int64_t out_offset(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, int d) {
+  return p.out.offset(b, hk * G + row % G, row / G, d);
+}
+__device__ __forceinline__ int64_t lse_index(const KernelArgs& p, int64_t b, int64_t hk, int G, int row) {
+  return (b * p.q.shape[1] + hk * G + row % G) * p.q.shape[2] + row / G;
+}
+__device__ __forceinline__ void store_out(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, int d, float v) {
+  detail::store_float(p.out.data, p.out.dtype, out_offset(p, b, hk, G, row, d), v);
+}
+__device__ __forceinline__ void store_lse(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, float lse) {
+  p.lse[lse_index(p, b, hk, G, row)] = lse;
+}
+
 // Writes merged query rows of (b, kv head hk): vals[k * D + d] (shared memory) holds the normalised
 // values of row row_at(k) of the R = G * Lq (k < count), lse[k] its log-sum-exp (natural log).
 // Un-rotates turbo values (all rows at once), stores out and LSE. Every thread of the block calls
 // it; it begins and ends with a barrier, so callers may write vals and lse just before and reuse
 // them just after.
-// One value of the output, row `row` of the R = G * Lq of (b, kv head hk), and one row's LSE.
-__device__ __forceinline__ void store_out(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, int d, float v) {
-  detail::store_float(p.out.data, p.out.dtype, p.out.offset(b, hk * G + row % G, row / G, d), v);
-}
-__device__ __forceinline__ void store_lse(const KernelArgs& p, int64_t b, int64_t hk, int G, int row, float lse) {
-  p.lse[(b * p.q.shape[1] + hk * G + row % G) * p.q.shape[2] + row / G] = lse;
-}
-
 template <typename RowAt>
 __device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, int count, int D, int64_t b, int64_t hk,
                            RowAt row_at) {
@@ -117,10 +124,9 @@ __device__ inline void merge_received_rows_direct(const KernelArgs& p, const flo
   auto at = [&](int i) {
     At a;
     a.k = i / D, a.d = i - a.k * D, a.row = rank + a.k * C;
-    const int head = int(hk) * G + a.row % G, step = a.row / G;
-    a.sink = sink_of(p, head);
-    a.out = p.out.offset(b, head, step, a.d);
-    a.lse = (b * p.q.shape[1] + head) * p.q.shape[2] + step;
+    a.sink = sink_of(p, int(hk) * G + a.row % G);
+    a.out = out_offset(p, b, hk, G, a.row, a.d);
+    a.lse = lse_index(p, b, hk, G, a.row);
     return a;
   };
   At a = at(idx);
