@@ -367,14 +367,40 @@ __device__ __forceinline__ void decode_octet(const uint32_t* w, GroupScale gs, u
 // nvfp4's E4M3 block scale (the low byte of w) in both halves of an f16 pair, exactly.
 __device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) { return as_h2(e4m3_pair_f16(prmt(w, 0, 0))); }
 
-// A 16-bit value loaded into the low half of a 32-bit register, the high half zero. Through
+// Loads of the KV cache (codes, scales, biases; the kernel's other loads are plain __ldg). Each
+// cache byte is read once per call, so these loads are marked streaming (ld.global.nc.cs: lines
+// allocated evict-first in L1 and L2; an opcode bit, LDG.E.EF, no instruction or register more).
+// Why: a call streams more than the L2 holds (the bench rotates copies larger than it, as decoding
+// many layers does), and unmarked, that stream evicts from the L2 what the call and the next ones
+// use again: the kernels' code, q, the partials the merge kernel reads back. Session 21's phase
+// probe had put ~1.7 us between the merge kernel's wait and its one round of loads, and ~2 us on a
+// block's first few loads. A/B on the H100 (same code with plain loads, µs): GQA 4 f16 4K 13.49
+// -> 12.29, 32K 56.1 -> 51.9, 128K 188.4 -> 184.8; mxfp4 4K 10.44 -> 10.06, 32K 25.8 -> 25.1, 128K
+// 70.4 -> 69.0; affine4 128K 90.5 -> 88.5; MHA f16 32K 185.3 -> 181.5; 1K (cluster path, no merge
+// kernel) unchanged. Which of the three reloads cost the most was not isolated.
+// QSDPA_L2_EVICT_FIRST=0 gives the plain loads (A/B).
+#ifndef QSDPA_L2_EVICT_FIRST
+#define QSDPA_L2_EVICT_FIRST 1
+#endif
+#if QSDPA_L2_EVICT_FIRST
+#define QSDPA_KV_LD "ld.global.nc.cs"
+#else
+#define QSDPA_KV_LD "ld.global.nc"
+#endif
+
+// 8- and 16-bit values load into the low half of a 32-bit register, the high half zero. Through
 // __ldg's uint16_t, ptxas packed such values into register halves with a PRMT right after the
 // load, which waited for it: a memory latency per load (session 15's SASS of affine's scales).
-// Volatile: the compiler does not see the asm read memory, and it must stay after the kernel's
-// wait for the grid before it (wait_for_prior_grid, a volatile asm).
+// Volatile, as every load here: the compiler does not see the asm read memory, and it must stay
+// after the kernel's wait for the grid before it (wait_for_prior_grid, a volatile asm).
 __device__ __forceinline__ uint32_t load_u16(const void* p) {
   uint32_t v;
-  asm volatile("ld.global.nc.u16 %0, [%1];" : "=r"(v) : "l"(p));
+  asm volatile(QSDPA_KV_LD ".u16 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint32_t load_u8(const void* p) {
+  uint32_t v;
+  asm volatile(QSDPA_KV_LD ".u8 %0, [%1];" : "=r"(v) : "l"(p));
   return v;
 }
 
@@ -383,17 +409,16 @@ template <int Bytes>
 __device__ __forceinline__ void load_bytes(const uint8_t* p, uint32_t* w) {
   if constexpr (Bytes >= 16) {
 #pragma unroll
-    for (int i = 0; i < Bytes / 16; ++i) {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(p) + i);
-      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
-    }
+    for (int i = 0; i < Bytes / 16; ++i)
+      asm volatile(QSDPA_KV_LD ".v4.u32 {%0, %1, %2, %3}, [%4];"
+                   : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
+                   : "l"(p + 16 * i));
   } else if constexpr (Bytes == 8) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
-    w[0] = v.x, w[1] = v.y;
+    asm volatile(QSDPA_KV_LD ".v2.u32 {%0, %1}, [%2];" : "=r"(w[0]), "=r"(w[1]) : "l"(p));
   } else if constexpr (Bytes == 4) {
-    w[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
+    asm volatile(QSDPA_KV_LD ".u32 %0, [%1];" : "=r"(w[0]) : "l"(p));
   } else if constexpr (Bytes == 2) {
-    w[0] = __ldg(reinterpret_cast<const uint16_t*>(p));
+    w[0] = load_u16(p);
   }
 }
 
@@ -410,7 +435,7 @@ __device__ __forceinline__ void load_chunk(const uint8_t* p, uint32_t* w) {
 #pragma unroll
     for (int i = 0; i < (Bytes + 3) / 4; ++i) w[i] = 0;
 #pragma unroll
-    for (int i = 0; i < Bytes / 2; ++i) w[i / 2] |= uint32_t(__ldg(reinterpret_cast<const uint16_t*>(p) + i)) << (16 * (i % 2));
+    for (int i = 0; i < Bytes / 2; ++i) w[i / 2] |= load_u16(p + 2 * i) << (16 * (i % 2));
   }
 }
 
@@ -517,7 +542,7 @@ struct RowPiece {
               scale[i] = load_u16(sr + 2 * gi);
               bias_bits[i] = load_u16(br + 2 * gi);
             } else {
-              scale[i] = __ldg(sr + gi);
+              scale[i] = load_u8(sr + gi);
             }
           }
         }
