@@ -370,15 +370,13 @@ __device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) { return as_h2(e4m
 // Loads of the KV cache (codes, scales, biases; the kernel's other loads are plain __ldg). Each
 // cache byte is read once per call, so these loads are marked streaming (ld.global.nc.cs: lines
 // allocated evict-first in L1 and L2; an opcode bit, LDG.E.EF, no instruction or register more).
-// Why: a call streams more than the L2 holds (the bench rotates copies larger than it, as decoding
-// many layers does), and unmarked, that stream evicts from the L2 what the call and the next ones
-// use again: the kernels' code, q, the partials the merge kernel reads back. Session 21's phase
-// probe had put ~1.7 us between the merge kernel's wait and its one round of loads, and ~2 us on a
-// block's first few loads. A/B on the H100 (same code with plain loads, µs): GQA 4 f16 4K 13.49
-// -> 12.29, 32K 56.1 -> 51.9, 128K 188.4 -> 184.8; mxfp4 4K 10.44 -> 10.06, 32K 25.8 -> 25.1, 128K
-// 70.4 -> 69.0; affine4 128K 90.5 -> 88.5; MHA f16 32K 185.3 -> 181.5; 1K (cluster path, no merge
-// kernel) unchanged. Which of the three reloads cost the most was not isolated.
-// QSDPA_L2_EVICT_FIRST=0 gives the plain loads (A/B).
+// A/B on the H100 (session 21; the same code with plain loads, µs): GQA 4 f16 4K 13.49 -> 12.29,
+// 32K 56.1 -> 51.9, 128K 188.4 -> 184.8; mxfp4 4K 10.44 -> 10.06, 32K 25.8 -> 25.1, 128K 70.4 ->
+// 69.0; affine4 128K 90.5 -> 88.5; MHA f16 32K 185.3 -> 181.5; 1K unchanged. The prediction was a
+// fixed-cost gain (the stream no longer evicting the merge kernel's code and partials from the
+// L2); the phase probe says otherwise: the merge kernel's round of loads still takes ~1.7 us, and
+// the gain is in the streaming loop (mxfp4 32K: blocks' loops end ~0.6 us earlier). Why an L2
+// policy speeds up a read-once stream is not known. QSDPA_L2_EVICT_FIRST=0 gives the plain loads.
 #ifndef QSDPA_L2_EVICT_FIRST
 #define QSDPA_L2_EVICT_FIRST 1
 #endif
