@@ -122,6 +122,11 @@
 // call launched at the cluster kernel's start (0.55-0.76 us off quantized 1K-2K calls): GQA 4 1K
 // mxfp4 5.55, turbo4 6.80 us (cuDNN 7.30), 2K turbo4 8.55 (8.95); every format faster than cuDNN at
 // 1K-4K for both head counts (f16 4K at parity, 13.42 against 13.48); 128K unchanged (mxfp4 69.6).
+// Session 21 (01942a8, bench/results/cuda-h100-2026-11-27-session21.md): the cache's loads marked
+// streaming (evict-first; see load_bytes), 0.3-4 us off every call from 4K up: 128K f16 184 us
+// (97% of the peak, 0.99x cuDNN), mxfp8 107 (87%), mxfp4 68.4 (70%, 2.67x), affine4 87.6 (58%,
+// 2.08x), turbo4 116 (40%); 32K f16 51.9 (86%, 1.03x), mxfp4 24.8 (2.15x); 4K f16 12.2 against
+// cuDNN's 13.7, mxfp4 10.1; 1K mxfp4 5.50, turbo4 6.72 against 7.38.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
