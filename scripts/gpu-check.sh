@@ -10,7 +10,8 @@
 #   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncusrc" samples one kernel's stall reasons per SASS instruction (QSDPA_NCU_KERNEL, _FORMAT, _CONTEXT);
-#   stage "ncubal" measures how evenly the SMs are busy in the split kernel (mxfp4) and the merge's time;
+#   stage "ncubal" measures how evenly the SMs are busy in the split kernel (mxfp4) and the merge's time,
+#   with warm caches, and both kernels' stalls on instruction fetch, memory, barriers and fixed latency;
 #   stage "ncu" profiles the tensor-core kernel (mxfp4, 128K or QSDPA_NCU_CONTEXT) and the merge kernel once each;
 #   stage "ab" builds the tree again with QSDPA_AB_FLAGS as the CUDA flags (an experiment's -D switch;
 #   several variants separated by '|') and benches the builds in turn in this call (QSDPA_AB_ARGS: the
@@ -146,9 +147,9 @@ if has ncubal && command -v ncu >/dev/null; then
     for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
       log="$OUT/ncu-bal-$ctx-${k%%.*}.log"
       ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --clock-control none --cache-control none \
-        --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active \
+        --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active,'regex:smsp__average_warps_issue_stalled_(no_instruction|long_scoreboard|barrier|wait)_per_issue_active\.ratio' \
         ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$log" 2>&1
-      echo "== ncu balance, mxfp4 at $ctx: ${k%%.*}"; grep -E "duration|cycles_|warps_active" "$log" | sed -E 's/ +/ /g' | head -8
+      echo "== ncu balance, mxfp4 at $ctx: ${k%%.*}"; grep -E "duration|cycles_|warps_active|stalled" "$log" | sed -E 's/ +/ /g' | head -12
     done
   done
 fi
