@@ -375,9 +375,9 @@ __device__ __forceinline__ __half2 e4m3_scale_f16(uint32_t w) { return as_h2(e4m
 // Loads of the KV cache (codes, scales, biases; the kernel's other loads are plain __ldg). Each
 // cache byte is read once per call, so these loads are marked streaming (ld.global.nc.cs: lines
 // allocated evict-first in L1 and L2; an opcode bit, LDG.E.EF, no instruction or register more).
-// A/B on the H100 (session 21; the same code with plain loads, µs): GQA 4 f16 4K 13.49 -> 12.29,
-// 32K 56.1 -> 51.9, 128K 188.4 -> 184.8; mxfp4 4K 10.44 -> 10.06, 32K 25.8 -> 25.1, 128K 70.4 ->
-// 69.0; affine4 128K 90.5 -> 88.5; MHA f16 32K 185.3 -> 181.5; 1K unchanged. The prediction was a
+// A/B on the H100 (session 21, against main's plain loads, mean of two rounds, µs): GQA 4 f16 4K
+// 13.50 -> 12.31, 32K 56.0 -> 52.0, 128K 188.5 -> 184.8; mxfp4 4K 10.44 -> 10.08, 32K 25.8 -> 25.2,
+// 128K 70.5 -> 69.0; affine4 128K 90.4 -> 88.5; MHA f16 32K 185.3 -> 181.7; 1K unchanged. The prediction was a
 // fixed-cost gain (the stream no longer evicting the merge kernel's code and partials from the
 // L2); the phase probe says otherwise: the merge kernel's round of loads still takes ~1.7 us, and
 // the gain is in the streaming loop (mxfp4 32K: blocks' loops end ~0.6 us earlier). Why an L2
