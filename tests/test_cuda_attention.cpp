@@ -125,6 +125,26 @@ TEST(CudaAttentionSplits, SplitCountsAgreeWithTheReference) {
     }
 }
 
+// The merge kernel's variants (partials.cu): one block per 32-dim slice of a row with 1 to 8
+// splits a warp in one round of loads (more loop), for every head dim, and one block per row for
+// turbo; 40000 keys of one KV head make a few hundred splits (several rounds).
+TEST(CudaAttentionSplits, MergesAgreeWithTheReference) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  uint64_t seed = 3300;
+  for (const char* name : {"f16", "mxfp4", "affine8", "turbo4"}) {
+    const Format f = parse_format(name);
+    for (const int64_t dim : test::valid_dims(f, f))
+      for (const int64_t n : {2500, 6000}) {
+        test::AttentionCase c;
+        c.dim = dim, c.gqa = 4, c.n = n, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16, c.seed = seed++;
+        EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << name << " D=" << dim << " N=" << n;
+      }
+    test::AttentionCase c;
+    c.dim = 128, c.gqa = 4, c.kv_heads = 1, c.n = 40000, c.sinks = true, c.q_dtype = DType::bf16, c.seed = seed++;
+    EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << name << " N=40000, one KV head";
+  }
+}
+
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at
 // 2K-4K the wave's split count whose partials would go to the merge kernel gives way to a smaller
 // one that merges in clusters (attention_mma.cu, mma_split); Lq 4 and causal masks on some cases.

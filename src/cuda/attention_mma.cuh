@@ -1553,6 +1553,19 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       //   bytes of both keys at once.
       // - nvfp4: E2M1 * 2^-14 * the E4M3 block scale is a multiple of 2^-24 below 0.17, always exact
       //   (the 2^14 goes into the output's f32 factor).
+      if constexpr (VF == Fam::e2m1) {
+        // mxfp4's range check once per scale the lane's piece holds, not once per octet: the octets
+        // of a group share its scale, and ptxas kept the repeated (idempotent) min and max (at D =
+        // 128, 4 of the step's ALU instructions; session 21).
+#pragma unroll
+        for (int pr = 0; pr < 2; ++pr)
+#pragma unroll
+          for (int i = 0; i < RowPiece<VF, VOCT>::kGroups; ++i) {
+            const uint32_t both = prmt(cur.v[2 * pr].scale[i], cur.v[2 * pr + 1].scale[i], 0x5410);
+            vexp_lo = __vminu2(vexp_lo, both);
+            vexp_hi = __vmaxu2(vexp_hi, both);
+          }
+      }
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
         uint32_t hk[2][2][4];  // [key pair][dims 0-3, 4-7 of the octet][dim]
@@ -1562,8 +1575,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           const uint32_t ea = cur.v[2 * pr].scale_of(vh, vdim0, o), eb = cur.v[2 * pr + 1].scale_of(vh, vdim0, o);
           if constexpr (VF == Fam::e2m1) {
             const uint32_t both = prmt(ea, eb, 0x5410);  // e_a | e_b << 16
-            vexp_lo = __vminu2(vexp_lo, both);
-            vexp_hi = __vmaxu2(vexp_hi, both);
             mul[pr] = (both - 0x00690069u) << 10;
           } else {
             mul[pr] = e4m3_pair_f16(prmt(ea, eb, 0x0040));

@@ -19,6 +19,7 @@
 #include "cuda/partials.cuh"
 
 #include <atomic>
+#include <climits>
 #include <mutex>
 #include <string>
 
@@ -30,6 +31,11 @@ namespace qsdpa::cuda {
 namespace {
 
 constexpr int kMergeThreads = 512;
+
+// A/B switch (session 22): 0 merges every format with merge_kernel (one block per row).
+#ifndef QSDPA_MERGE_SLICES
+#define QSDPA_MERGE_SLICES 1
+#endif
 
 // The merge of one row (see the file comment); Chunks: dims per lane, D <= 32 * Chunks.
 template <int Chunks>
@@ -106,6 +112,89 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
   if (threadIdx.x == 0) lse = row_lse(row_top, total);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
   store_rows(p, row, &lse, 1, D, b, hk, [&](int) { return r; });
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
+}
+
+// The merge of one row's 32-dim slice, for V formats whose rows the merge need not un-rotate (all
+// but turbo): one block of 16 warps per (slice, query row, kv head, b); warp w takes splits w, w + 16,
+// ... (lane l: dim 32 * slice + l), Batch of them in one round of loads, Batch chosen by the host so
+// that one round covers every split (no predicated-off loads); warp 0 then combines the 16 warp
+// results and stores the slice. Against merge_kernel above (one block per row, a warp's batch of 8
+// splits of 4 dims, ~500 instructions from the wait to its sums, 16 warps on one SM): a warp issues
+// ~60 instructions for its splits and the blocks spread over 4x the SMs at D = 128 (session 22).
+template <int Batch>
+__global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
+  constexpr int kWarpsPerBlock = kMergeThreads / 32;
+  const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
+  const int r = int(blockIdx.x) / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
+  const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+  const int d = (int(blockIdx.x) - r * slices) * 32 + lane;
+  const bool has_d = d < D;
+  const int64_t stride = int64_t(rows) * (D + 2);
+  int64_t row_first = (int64_t(b) * p.k.heads + hk) * splits * stride + int64_t(r) * (D + 2);
+  const float sink = sink_of(p, int64_t(hk) * G + r % G);  // an input: read before the wait
+  __shared__ float wtop[kWarpsPerBlock], wl[kWarpsPerBlock], wacc[kWarpsPerBlock][32];
+  // The row's offset is computed here, not after the wait, where the compiler would otherwise sink
+  // its 64-bit arithmetic into every load's address.
+  asm volatile("" : "+l"(row_first));
+  const float* w = work + row_first;
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
+  wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
+  // Per split: its (m, l) pair in one 8-byte load (rows of D + 2 floats, D even: 8-byte aligned)
+  // and the lane's value. Offsets from the row's first partial in 32 bits (a (b, kv head)'s
+  // partials are at most splits * R * (D + 2) < 2^31 floats: merge_partials checks), clamped to a valid
+  // split so that the loads are predicated rather than branched around.
+  const int stride32 = int(stride);
+  float top = -INFINITY, l = 0.0f, acc = 0.0f;
+  for (int s0 = warp; s0 < splits; s0 += Batch * kWarpsPerBlock) {
+    float2 ml[Batch];
+    float v[Batch];
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) {
+      const int s = s0 + i * kWarpsPerBlock;
+      const bool in = s < splits;
+      const float* src = w + (in ? s : 0) * stride32;
+      const float2 pair = *reinterpret_cast<const float2*>(src + D);
+      const float value = src[has_d ? d : 0];
+      ml[i] = in ? pair : make_float2(-INFINITY, 0.0f);
+      v[i] = in && has_d ? value : 0.0f;
+    }
+    float next = top;
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) next = fmaxf(next, ml[i].x);
+    const float keep = partial_weight(top, next);  // the running sums' factor (0 while they are empty)
+    l *= keep, acc *= keep;
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) {
+      const float e = partial_weight(ml[i].x, next);
+      l += e * ml[i].y, acc += e * v[i];
+    }
+    top = next;
+  }
+  if (lane == 0) wtop[warp] = top, wl[warp] = l;
+  wacc[warp][lane] = acc;
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 3);
+  __syncthreads();
+  if (warp != 0) return;
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
+  // Lane i < 16 holds warp i's weight against the row's reference (the largest warp maximum and
+  // the sink); the sums follow by shuffles.
+  const float mine = lane < kWarpsPerBlock ? wtop[lane] : -INFINITY;
+  float row_top = fmaxf(mine, sink);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) row_top = fmaxf(row_top, __shfl_xor_sync(0xFFFFFFFFu, row_top, o));
+  const float weight = lane < kWarpsPerBlock ? partial_weight(mine, row_top) : 0.0f;
+  float total = lane < kWarpsPerBlock ? weight * wl[lane] : 0.0f;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+  total += partial_weight(sink, row_top);
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kWarpsPerBlock; ++i) sum += __shfl_sync(0xFFFFFFFFu, weight, i) * wacc[i][lane];
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
+  if (has_d) store_out(p, b, hk, G, r, d, normalised(sum, total));
+  if (p.lse && d == 0) store_lse(p, b, hk, G, r, row_lse(row_top, total));
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
@@ -213,7 +302,15 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   }
   QSDPA_PHASE_HOST("the merge kernel");
   const int64_t D = p.q.shape[3];  // <= 512 (the split kernels' limit)
-  if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work));
+  if (p.vc.kind != FormatKind::turbo && QSDPA_MERGE_SLICES && int64_t(splits) * rows * (D + 2) <= INT_MAX) {
+    // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
+    const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
+    config.gridDim.x = unsigned(rows * ((D + 31) / 32));
+    if (per_warp <= 1) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<1>, p, rows, splits, work));
+    else if (per_warp <= 2) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<2>, p, rows, splits, work));
+    else if (per_warp <= 4) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<4>, p, rows, splits, work));
+    else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<8>, p, rows, splits, work));
+  } else if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work));
   else if (D <= 128) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<4>, p, rows, splits, work));
   else if (D <= 256) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<8>, p, rows, splits, work));
   else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<16>, p, rows, splits, work));
