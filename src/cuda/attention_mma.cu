@@ -234,7 +234,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten
-  if (p.cluster == 1) merge_partials(p, p.rows, p.splits, p.work, stream);
+  if (p.cluster == 1) merge_partials(p, p.rows, p.splits, p.work, /*rotated=*/false, stream);  // turbo: un-rotated by the blocks
 #endif
 }
 

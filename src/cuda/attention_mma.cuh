@@ -1858,6 +1858,34 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     __syncthreads();
     QSDPA_PHASE(4);
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
+    // Turbo values are un-rotated here too, a warp per row (lane l: dims [E l, E l + E)), so that
+    // the merge kernel's is the plain per-slice merge (partials.cu; session 22).
+    const bool unrotate = (is_turbo(VF) || VF == Fam::generic) && p.vc.kind == FormatKind::turbo;
+    if (unrotate) {
+      constexpr int E = D / 32;
+      for (int r = warp; r < R; r += W) {
+        float v[E] = {};
+#pragma unroll
+        for (int w = 0; w < W; ++w) {
+          const float weight = warp_weight[r][w];
+          const float* x = wpart + (w * RP + r) * WP::kRowStride + WP::at(E * lane);  // E dims in one chunk
+          if (weight != 0.0f)
+#pragma unroll
+            for (int e = 0; e < E; ++e) v[e] += x[e] * weight;
+        }
+        rotate_row_lanes<E>(v, lane, p.vc.seed, true);
+        float* row = out + r * (D + 2);
+#pragma unroll
+        for (int e = 0; e < E; ++e) row[E * lane + e] = v[e];
+        if (lane == 0) {
+          float l = 0.0f;
+#pragma unroll
+          for (int w = 0; w < W; ++w)
+            if (warp_weight[r][w] != 0.0f) l += wpart[(w * RP + r) * WP::kRowStride + WP::kL] * warp_weight[r][w];
+          row[D] = warp_weight[r][W], row[D + 1] = l;
+        }
+      }
+    } else
     for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
       const int r = idx / (D + 2), d = idx % (D + 2);
       const int at = d < D ? WP::at(d) : WP::kM + (d - D);

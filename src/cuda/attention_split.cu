@@ -170,7 +170,7 @@ void attention_split(const AttentionArgs& a, int32_t* status, cudaStream_t strea
   p.work = partials_buffer(a, partials_bytes(a, p.splits));
   split_partials<<<dim3(unsigned(p.splits), unsigned(Hkv), unsigned(a.q.shape[0])), kThreads, 0, stream>>>(p);
   QSDPA_CUDA_CHECK(cudaGetLastError());
-  merge_partials(p, p.rows, p.splits, p.work, stream);
+  merge_partials(p, p.rows, p.splits, p.work, /*rotated=*/true, stream);
 }
 
 }  // namespace qsdpa::cuda

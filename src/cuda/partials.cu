@@ -1,21 +1,23 @@
-// The merge of split-key partials (see partials.cuh): one block of 512 threads per (query row, kv
-// head, b), launched early as a programmatic dependent launch (sm_90: it waits in
-// wait_for_prior_grid for the split kernel's end, its own launch off the critical path; session 4).
-// It reads splits * (D + 2) floats, a few percent of the cache bytes the split kernels streamed, so
-// it is bound by latency, not bandwidth.
-// Work split (session 10): warp w takes splits w, w + 16, ... of the row (lane l: dims l, l + 32,
-// ...), all loads of a batch of up to 8 splits in flight at once, and combines them in registers
-// with a running maximum; one barrier; then each warp combines the 16 warp results for its dims
-// (lane i < 16 holds warp i's weight; shuffles, no second barrier) and the block stores the row.
+// The merge of split-key partials (see partials.cuh), launched early as a programmatic dependent
+// launch (sm_90: it waits in wait_for_prior_grid for the split kernel's end, its own launch off the
+// critical path; session 4). It reads splits * (D + 2) floats, a few percent of the cache bytes the
+// split kernels streamed, so it is bound by latency, not bandwidth.
+// Work split (session 22, merge_slice_kernel): one block of 16 warps per (32-dim slice, query row,
+// kv head, b); warp w takes splits w, w + 16, ..., each split's (m, l) in one 8-byte load and the
+// lane's dim in another, Batch splits a warp in one round of loads (Batch from the split count: no
+// predicated-off loads); warp 0 combines the 16 warp results and stores the slice. ~220
+// instructions a warp from the wait to its sums at Batch 4 (D = 128), against ~540 in the one-block-
+// per-row kernel below (merge_kernel: lane l takes dims l, l + 32, ... of up to 8 splits a warp, 6
+// loads a split), which had 16 warps on one SM issue ~8600 instructions before the block's barrier:
+// session 21's probe put 1.7-1.9 us between the wait and that barrier. A/B on the H100 (session 22,
+// B=1, Hq=32, Hkv=8, D=128, µs): 4K f16 12.2 -> 11.0, mxfp4 10.1 -> 8.8, affine4 11.6 -> 10.2; 32K
+// mxfp4 24.6 -> 23.8; 128K affine4 88.7 -> 87.4. merge_kernel stays for partials left rotated (the
+// fallback split kernel's turbo; it un-rotates whole rows) and behind -DQSDPA_MERGE_SLICES=0.
 // History: 128 threads with one loop per dim took 26 us at 128K (ncu, cold caches); a block-wide
 // version (all first loads at once, then block reductions of m and l and slices of splits summed
-// through shared memory: four dependent phases) took 7.7 us under ncu, ~3.1-3.4 us in a graph from
-// the wait's end (session 10's probe, B=1, Hq=32, Hkv=8, D=128: 4K, 32K, 128K). This one was
-// 0.1-0.3 us faster per call for every format and context in an A/B on the H100 (mxfp4, new against
-// old: 4K 401 against 394 GB/s, 32K 1313 against 1298, 128K 2006 against 1993; docs/gpu-tests.md).
-// The probe shows where the rest goes: ~1.8 us from the wait to the warps' sums (one round of
-// loads from L2, right after the split grid's writes), ~0.8 us to combine and ~0.7 us to store,
-// ~3.4 us as before. Session 6 tried one 128-thread block per (row, 32 dims): no faster.
+// through shared memory: four dependent phases) took ~3.1-3.4 us in a graph from the wait's end
+// (session 10's probe); merge_kernel was 0.1-0.3 us faster than it. Session 6 tried one 128-thread
+// block per (row, 32 dims), each warp taking a quarter of the splits one after another: no faster.
 #include "cuda/partials.cuh"
 
 #include <atomic>
@@ -37,9 +39,10 @@ constexpr int kMergeThreads = 512;
 #define QSDPA_MERGE_SLICES 1
 #endif
 
-// The merge of one row (see the file comment); Chunks: dims per lane, D <= 32 * Chunks.
+// The merge of one row (see the file comment); Chunks: dims per lane, D <= 32 * Chunks. Un-rotates
+// turbo values where `rotated`.
 template <int Chunks>
-__global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, int rows, int splits, const float* work) {
+__global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, int rows, int splits, const float* work, bool rotated) {
   constexpr int kWarpsPerBlock = kMergeThreads / 32, kBatch = Chunks <= 4 ? 8 : Chunks <= 8 ? 4 : 2;
   const int r = int(blockIdx.x), hk = int(blockIdx.y), b = int(blockIdx.z);
   const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads);
@@ -111,17 +114,12 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
   }
   if (threadIdx.x == 0) lse = row_lse(row_top, total);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
-  store_rows(p, row, &lse, 1, D, b, hk, [&](int) { return r; });
+  store_rows(p, row, &lse, 1, D, b, hk, rotated, [&](int) { return r; });
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
-// The merge of one row's 32-dim slice, for V formats whose rows the merge need not un-rotate (all
-// but turbo): one block of 16 warps per (slice, query row, kv head, b); warp w takes splits w, w + 16,
-// ... (lane l: dim 32 * slice + l), Batch of them in one round of loads, Batch chosen by the host so
-// that one round covers every split (no predicated-off loads); warp 0 then combines the 16 warp
-// results and stores the slice. Against merge_kernel above (one block per row, a warp's batch of 8
-// splits of 4 dims, ~500 instructions from the wait to its sums, 16 warps on one SM): a warp issues
-// ~60 instructions for its splits and the blocks spread over 4x the SMs at D = 128 (session 22).
+// The merge of one row's 32-dim slice (see the file comment), for partials whose values need no
+// un-rotation: lane l takes dim 32 * slice + l.
 template <int Batch>
 __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kWarpsPerBlock = kMergeThreads / 32;
@@ -284,7 +282,7 @@ float* partials_buffer(const AttentionArgs& a, size_t bytes) {
 
 bool sm90_or_newer() { return cached_attribute<cudaDevAttrComputeCapabilityMajor>(1) >= 9; }
 
-void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream) {
+void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(rows), Hkv, B);
@@ -302,7 +300,7 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   }
   QSDPA_PHASE_HOST("the merge kernel");
   const int64_t D = p.q.shape[3];  // <= 512 (the split kernels' limit)
-  if (p.vc.kind != FormatKind::turbo && QSDPA_MERGE_SLICES && int64_t(splits) * rows * (D + 2) <= INT_MAX) {
+  if ((!rotated || p.vc.kind != FormatKind::turbo) && QSDPA_MERGE_SLICES && int64_t(splits) * rows * (D + 2) <= INT_MAX) {
     // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
     const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
     config.gridDim.x = unsigned(rows * ((D + 31) / 32));
@@ -310,10 +308,10 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     else if (per_warp <= 2) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<2>, p, rows, splits, work));
     else if (per_warp <= 4) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<4>, p, rows, splits, work));
     else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<8>, p, rows, splits, work));
-  } else if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work));
-  else if (D <= 128) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<4>, p, rows, splits, work));
-  else if (D <= 256) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<8>, p, rows, splits, work));
-  else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<16>, p, rows, splits, work));
+  } else if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work, rotated));
+  else if (D <= 128) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<4>, p, rows, splits, work, rotated));
+  else if (D <= 256) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<8>, p, rows, splits, work, rotated));
+  else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<16>, p, rows, splits, work, rotated));
   QSDPA_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -77,14 +77,14 @@ __device__ __forceinline__ void store_lse(const KernelArgs& p, int64_t b, int64_
 
 // Writes merged query rows of (b, kv head hk): vals[k * D + d] (shared memory) holds the normalised
 // values of row row_at(k) of the R = G * Lq (k < count), lse[k] its log-sum-exp (natural log).
-// Un-rotates turbo values (all rows at once), stores out and LSE. Every thread of the block calls
+// Un-rotates turbo values where `rotated` (all rows at once), stores out and LSE. Every thread of the block calls
 // it; it begins and ends with a barrier, so callers may write vals and lse just before and reuse
 // them just after.
 template <typename RowAt>
 __device__ void store_rows(const KernelArgs& p, float* vals, const float* lse, int count, int D, int64_t b, int64_t hk,
-                           RowAt row_at) {
+                           bool rotated, RowAt row_at) {
   __syncthreads();
-  if (p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
+  if (rotated && p.vc.kind == FormatKind::turbo) rotate_rows_shared(vals, count, D, p.vc.seed, true);  // zeros stay zeros
   // Row arithmetic in 32 bits (rows < G * Lq <= 2^31; the host checks): 64-bit divisions per element
   // were most of this store's instructions.
   const int G = int(p.q.shape[1] / p.k.heads);
@@ -174,7 +174,8 @@ __device__ inline void merge_received_rows_direct(const KernelArgs& p, const flo
 }
 
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
-// un-rotates turbo values and writes out (and LSE).
-void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, cudaStream_t stream);
+// un-rotates turbo values where `rotated` (the split kernel left them rotated) and writes out (and
+// LSE).
+void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream);
 
 }  // namespace qsdpa::cuda
