@@ -127,6 +127,11 @@
 // (97% of the peak, 0.99x cuDNN), mxfp8 107 (87%), mxfp4 68.4 (70%, 2.67x), affine4 87.6 (58%,
 // 2.08x), turbo4 116 (40%); 32K f16 51.9 (86%, 1.03x), mxfp4 24.8 (2.15x); 4K f16 12.2 against
 // cuDNN's 13.7, mxfp4 10.1; 1K mxfp4 5.50, turbo4 6.72 against 7.38.
+// Session 22 (3a1a36b, bench/results/cuda-h100-2026-11-27-session22.md): the merge kernel per 32-dim
+// slice of a row (partials.cu; turbo's partials un-rotated by these blocks to take it too) and
+// mxfp4 V's scale range check once per group (E2M1 loop 457 -> 452 instructions a step): 4K f16
+// 11.1 us, mxfp4 8.76, turbo4 10.7 against cuDNN's 13.4; 32K mxfp4 23.7 (2.24x); 128K mxfp4 66.3
+// (72%, 2.75x), mxfp8 106 (88%), f16 185 (97%).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1859,7 +1864,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     QSDPA_PHASE(4);
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
     // Turbo values are un-rotated here too, a warp per row (lane l: dims [E l, E l + E)), so that
-    // the merge kernel's is the plain per-slice merge (partials.cu; session 22).
+    // the merge kernel's is the plain per-slice merge (partials.cu; session 22, A/B on the H100:
+    // turbo4 4K 12.31 -> 10.81 us, 32K 37.60 -> 36.53; turbo3 4K 11.83 -> 10.42).
     const bool unrotate = (is_turbo(VF) || VF == Fam::generic) && p.vc.kind == FormatKind::turbo;
     if (unrotate) {
       constexpr int E = D / 32;

@@ -11,8 +11,10 @@
 // loads a split), which had 16 warps on one SM issue ~8600 instructions before the block's barrier:
 // session 21's probe put 1.7-1.9 us between the wait and that barrier. A/B on the H100 (session 22,
 // B=1, Hq=32, Hkv=8, D=128, µs): 4K f16 12.2 -> 11.0, mxfp4 10.1 -> 8.8, affine4 11.6 -> 10.2; 32K
-// mxfp4 24.6 -> 23.8; 128K affine4 88.7 -> 87.4. merge_kernel stays for partials left rotated (the
-// fallback split kernel's turbo; it un-rotates whole rows) and behind -DQSDPA_MERGE_SLICES=0.
+// mxfp4 24.6 -> 23.8; 128K affine4 88.7 -> 87.4. Turbo's partials, un-rotated by the tensor-core
+// split blocks since 487c029, take it too: turbo4 4K 12.31 -> 10.81, 32K 37.60 -> 36.53. merge_kernel
+// stays for partials left rotated (the fallback split kernel's turbo; it un-rotates whole rows) and
+// behind -DQSDPA_MERGE_SLICES=0.
 // History: 128 threads with one loop per dim took 26 us at 128K (ncu, cold caches); a block-wide
 // version (all first loads at once, then block reductions of m and l and slices of splits summed
 // through shared memory: four dependent phases) took ~3.1-3.4 us in a graph from the wait's end
