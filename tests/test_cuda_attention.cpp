@@ -143,6 +143,13 @@ TEST(CudaAttentionSplits, MergesAgreeWithTheReference) {
     c.dim = 128, c.gqa = 4, c.kv_heads = 1, c.n = 40000, c.sinks = true, c.q_dtype = DType::bf16, c.seed = seed++;
     EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << name << " N=40000, one KV head";
   }
+  // f16 caches take any head dim (the fallback split kernel): a last slice of 8 dims (D = 72), and
+  // an odd D, whose partial rows are not 8-byte aligned (the one-block-per-row merge).
+  for (const int64_t dim : {72, 41}) {
+    test::AttentionCase c;
+    c.dim = dim, c.gqa = 4, c.n = 3000, c.sinks = true, c.q_dtype = DType::f16, c.seed = seed++;
+    EXPECT_TRUE(test::check_case(parse_format("f16"), parse_format("f16"), c, attention_on_gpu)) << "f16 D=" << dim;
+  }
 }
 
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at

@@ -302,7 +302,11 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   }
   QSDPA_PHASE_HOST("the merge kernel");
   const int64_t D = p.q.shape[3];  // <= 512 (the split kernels' limit)
-  if ((!rotated || p.vc.kind != FormatKind::turbo) && QSDPA_MERGE_SLICES && int64_t(splits) * rows * (D + 2) <= INT_MAX) {
+  // The slice kernel loads a partial's (m, l) as one float2: rows of D + 2 floats keep it 8-byte
+  // aligned for even D only (f16/f32 caches may have any D on the fallback split kernel).
+  const bool slices = (!rotated || p.vc.kind != FormatKind::turbo) && D % 2 == 0 &&
+                      int64_t(splits) * rows * (D + 2) <= INT_MAX && QSDPA_MERGE_SLICES;
+  if (slices) {
     // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
     const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
     config.gridDim.x = unsigned(rows * ((D + 31) / 32));
