@@ -41,6 +41,25 @@ constexpr int kMergeThreads = 512;
 #define QSDPA_MERGE_SLICES 1
 #endif
 
+// The combine of a block's 16 warp results for one row, in every lane of a warp: lane i < 16
+// holds warp i's weight against the row's reference (the largest warp maximum and the sink); the
+// reference and the denominator (with the sink's weight) follow by shuffles.
+struct WarpsOfRow {
+  float top, weight, total;
+};
+__device__ __forceinline__ WarpsOfRow combine_warps(const float* wtop, const float* wl, float sink, int lane) {
+  constexpr int kWarpsPerBlock = kMergeThreads / 32;
+  const float mine = lane < kWarpsPerBlock ? wtop[lane] : -INFINITY;
+  float top = fmaxf(mine, sink);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+  const float weight = lane < kWarpsPerBlock ? partial_weight(mine, top) : 0.0f;
+  float total = lane < kWarpsPerBlock ? weight * wl[lane] : 0.0f;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+  return {top, weight, total + partial_weight(sink, top)};
+}
+
 // The merge of one row (see the file comment); Chunks: dims per lane, D <= 32 * Chunks. Un-rotates
 // turbo values where `rotated`.
 template <int Chunks>
@@ -94,17 +113,8 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 3);
   __syncthreads();
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
-  // Every warp: lane i < 16 holds warp i's weight against the row's reference (the largest warp
-  // maximum and the sink), and the sums follow by shuffles.
-  const float mine = lane < kWarpsPerBlock ? wtop[lane] : -INFINITY;
-  float row_top = fmaxf(mine, sink);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) row_top = fmaxf(row_top, __shfl_xor_sync(0xFFFFFFFFu, row_top, o));
-  const float weight = lane < kWarpsPerBlock ? partial_weight(mine, row_top) : 0.0f;
-  float total = lane < kWarpsPerBlock ? weight * wl[lane] : 0.0f;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
-  total += partial_weight(sink, row_top);
+  const WarpsOfRow row_sums = combine_warps(wtop, wl, sink, lane);  // every warp, all lanes
+  const float row_top = row_sums.top, weight = row_sums.weight, total = row_sums.total;
   float weights[kWarpsPerBlock];  // shuffled by all lanes, before the loop that not all of them enter
 #pragma unroll
   for (int i = 0; i < kWarpsPerBlock; ++i) weights[i] = __shfl_sync(0xFFFFFFFFu, weight, i);
@@ -178,17 +188,8 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   __syncthreads();
   if (warp != 0) return;
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
-  // Lane i < 16 holds warp i's weight against the row's reference (the largest warp maximum and
-  // the sink); the sums follow by shuffles.
-  const float mine = lane < kWarpsPerBlock ? wtop[lane] : -INFINITY;
-  float row_top = fmaxf(mine, sink);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) row_top = fmaxf(row_top, __shfl_xor_sync(0xFFFFFFFFu, row_top, o));
-  const float weight = lane < kWarpsPerBlock ? partial_weight(mine, row_top) : 0.0f;
-  float total = lane < kWarpsPerBlock ? weight * wl[lane] : 0.0f;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
-  total += partial_weight(sink, row_top);
+  const WarpsOfRow row_sums = combine_warps(wtop, wl, sink, lane);
+  const float row_top = row_sums.top, weight = row_sums.weight, total = row_sums.total;
   float sum = 0.0f;
 #pragma unroll
   for (int i = 0; i < kWarpsPerBlock; ++i) sum += __shfl_sync(0xFFFFFFFFu, weight, i) * wacc[i][lane];
