@@ -1,13 +1,17 @@
 // Append (fused quantize) on the GPU, issue 3: new K and V tokens encoded into their preallocated
-// caches in one launch. One thread per new row (K rows, then V rows), each running the format's one
-// scalar encode rule (formats/codec.hpp) — the rule the CPU quantizer runs, so the bytes match it.
+// caches in one launch, by the format's encode rules (formats/codec.hpp) — the rules the CPU
+// quantizer runs, so the bytes match it.
 // Work split: one warp per row, grid-stride over the 2 * B * Hkv * count rows (16 warps for a decode
-// step at B=1, Hkv=8). Bytes: new rows in, codes/scales out — tiny, so latency is the cost.
+// step at B=1, Hkv=8). Bytes: new rows in, codes/scales out — tiny, so latency is the cost. The
+// lanes share a row (session 22): each takes octets of values for the group reductions (min and
+// max, absmax: exact in any order) and the codes; a lane per group computes and stores its scale
+// (encode_row's group and value pieces). Turbo's rule (a rotation, then f64 sums in one order)
+// stays on lane 0.
 // Measured on the H100 (bench `append_us`, B=1, Hkv=8, D=128, one token of K and V): commit aa68cda
-// (this version) f16 19 us, affine4 22, mxfp4 41, nvfp4 47, turbo4 88 — lane 0 still runs the scalar
-// rule over the whole row (mx: scale search, turbo: rotation); a thread per row before (122961e) took
-// 56 / 71 / 111 / 123 / 230 us. tests/test_cuda_append.cpp passes byte for byte against the CPU
-// quantizer.
+// (lane 0 running the whole row's rule) f16 19 us, affine4 22, mxfp4 41, nvfp4 47, turbo4 88; a
+// thread per row before (122961e) took 56 / 71 / 111 / 123 / 230 us. Staging lane 0's bytes in
+// shared memory moved them by -3 to +0.9 us (session 22, not kept): the cost was the lane's serial
+// arithmetic. tests/test_cuda_append.cpp passes byte for byte against the CPU quantizer.
 #include "core/attention_common.hpp"
 #include "core/row_codec.hpp"
 #include "cuda/attention_common.cuh"
@@ -26,12 +30,78 @@ struct AppendSide {
   Levels levels;
 };
 
-// One warp per row: the lanes load the row into shared memory together (coalesced), then lane 0
-// runs the scalar encode rule on it there. (A thread per row with the row in local memory took
+// Per warp: what the lanes share while encoding a row.
+struct WarpScratch {
+  float x[kMaxDim];     // the row
+  float work[kMaxDim];  // turbo's rotation (encode_row)
+  float oct_min[kMaxDim / 8], oct_max[kMaxDim / 8], oct_abs[kMaxDim / 8];  // per octet of values
+  fmt::GroupEncoding groups[kMaxDim / 16];                                // per group (>= 16 values)
+};
+
+// The warp's encode of row x (shared memory) for the kinds whose rule splits into groups and values
+// (all but turbo; D a multiple of 8, groups of at least 16 values): what encode_row does, with the
+// octets and groups spread over the lanes.
+__device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, uint8_t* codes, uint8_t* scales,
+                                uint8_t* biases, fmt::EncodeStatus* st) {
+  const int lane = threadIdx.x & 31, octets = D / 8;
+  bool nonfinite = false;
+  for (int d = lane; d < D; d += 32) nonfinite |= !fmt::is_finite_f32(w.x[d]);
+  if (__any_sync(0xFFFFFFFFu, nonfinite) && lane == 0) ++st->nonfinite;
+  if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) {
+    for (int d = lane; d < D; d += 32) {
+      if (c.kind == FormatKind::f32) {
+        memcpy(codes + 4 * d, &w.x[d], 4);
+      } else {
+        const uint16_t h = c.kind == FormatKind::f16 ? fmt::f32_to_f16(w.x[d]) : fmt::f32_to_bf16(w.x[d]);
+        codes[2 * d] = uint8_t(h & 0xFF);
+        codes[2 * d + 1] = uint8_t(h >> 8);
+      }
+    }
+    return;
+  }
+  for (int o = lane; o < octets; o += 32) {
+    const float* v = w.x + 8 * o;
+    float mn = v[0], mx = v[0], ab = fabsf(v[0]);
+    for (int k = 1; k < 8; ++k) mn = fminf(mn, v[k]), mx = fmaxf(mx, v[k]), ab = fmaxf(ab, fabsf(v[k]));
+    w.oct_min[o] = mn, w.oct_max[o] = mx, w.oct_abs[o] = ab;
+  }
+  __syncwarp();
+  const int group = int(fmt::encode_group_size(c, D)), per_group = group / 8;
+  for (int g = lane; g < D / group; g += 32) {
+    const int o0 = g * per_group;
+    if (c.kind == FormatKind::affine) {
+      float mn = w.oct_min[o0], mx = w.oct_max[o0];
+      for (int o = o0 + 1; o < o0 + per_group; ++o) mn = fminf(mn, w.oct_min[o]), mx = fmaxf(mx, w.oct_max[o]);
+      w.groups[g] = fmt::affine_group_encoding(c, mn, mx, scales, biases, g, st);
+    } else {
+      float ab = w.oct_abs[o0];
+      for (int o = o0 + 1; o < o0 + per_group; ++o) ab = fmaxf(ab, w.oct_abs[o]);
+      w.groups[g] = fmt::fp_group_encoding(c, ab, scales, g, st);
+    }
+  }
+  __syncwarp();
+  for (int o = lane; o < octets; o += 32) {  // an octet of b-bit codes is b whole bytes
+    const fmt::GroupEncoding e = w.groups[o / per_group];
+    uint8_t bytes[8] = {};
+    for (int k = 0; k < 8; ++k) fmt::put_code(bytes, k, c.bits, fmt::group_value_code(c, e, w.x[8 * o + k]));
+    for (int k = 0; k < c.bits; ++k) codes[o * c.bits + k] = bytes[k];
+  }
+}
+
+// Whether encode_row_warp takes rows of this codec (else lane 0 runs encode_row).
+__host__ __device__ inline bool warp_encodes(const fmt::RowCodec& c, int64_t dim) {
+  if (c.kind == FormatKind::turbo || dim % 8 != 0) return false;
+  if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) return true;
+  const int64_t group = c.group > 0 ? c.group : dim;
+  return group >= 16 && group % 8 == 0 && dim % group == 0 && c.bits <= 8;
+}
+
+// One warp per row: the lanes load the row into shared memory together (coalesced), then encode it
+// (encode_row_warp), or lane 0 runs the scalar rule on it there (turbo). (A thread per row with the row in local memory took
 // 56 us for f16 and up to 230 us for turbo on the H100 at B=1, Hkv=8: serial global loads and
 // local-memory traffic, not the encoding.)
 __device__ void append_row(const AppendSide& s, int64_t b, int64_t h, int64_t t, const int64_t* positions,
-                           int64_t count, int32_t* status, float* x, float* work) {
+                           int64_t count, int32_t* status, WarpScratch& w) {
   const int64_t pos = positions[b];
   const int lane = threadIdx.x & 31;
   if (pos < 0 || pos + count > s.cache.tokens) {
@@ -39,21 +109,23 @@ __device__ void append_row(const AppendSide& s, int64_t b, int64_t h, int64_t t,
     return;
   }
   const int64_t D = s.cache.dim, n = pos + t;
-  for (int64_t d = lane; d < D; d += 32) x[d] = detail::load_float(s.x.data, s.x.dtype, s.x.offset(b, h, t, d));
+  for (int64_t d = lane; d < D; d += 32) w.x[d] = detail::load_float(s.x.data, s.x.dtype, s.x.offset(b, h, t, d));
   __syncwarp();
-  if (lane == 0) {
-    fmt::RowCodec c = s.codec;
-    c.levels = s.levels.v;
-    if (s.cache.tensor_scales) c.tensor_scale = s.cache.tensor_scale(h);
-    fmt::EncodeStatus st{};
-    // The cache's memory is the caller's and writable; CacheView keeps const pointers for readers.
-    fmt::encode_row(c, x, D, const_cast<uint8_t*>(s.cache.code_row(b, h, n)),
-                    const_cast<uint8_t*>(s.cache.scale_row(b, h, n)), const_cast<uint8_t*>(s.cache.bias_row(b, h, n)),
-                    work, &st);
-    if (status) {
-      const int32_t bits = detail::append_status_bits(st);
-      if (bits) atomicOr(status, bits);
-    }
+  fmt::RowCodec c = s.codec;
+  c.levels = s.levels.v;
+  if (s.cache.tensor_scales) c.tensor_scale = s.cache.tensor_scale(h);
+  fmt::EncodeStatus st{};
+  // The cache's memory is the caller's and writable; CacheView keeps const pointers for readers.
+  uint8_t* codes = const_cast<uint8_t*>(s.cache.code_row(b, h, n));
+  uint8_t* scales = const_cast<uint8_t*>(s.cache.scale_row(b, h, n));
+  uint8_t* biases = const_cast<uint8_t*>(s.cache.bias_row(b, h, n));
+  if (warp_encodes(c, D))
+    encode_row_warp(c, w, int(D), codes, scales, biases, &st);
+  else if (lane == 0)
+    fmt::encode_row(c, w.x, D, codes, scales, biases, w.work, &st);
+  if (status) {
+    const int32_t bits = detail::append_status_bits(st);
+    if (bits) atomicOr(status, bits);
   }
   __syncwarp();
 }
@@ -62,13 +134,13 @@ constexpr int kWarpsPerBlock = 4;
 
 __global__ void __launch_bounds__(32 * kWarpsPerBlock)
     append_rows(AppendSide k, AppendSide v, const int64_t* positions, int64_t count, int32_t* status) {
-  __shared__ float rows[kWarpsPerBlock][2][kMaxDim];  // x and the encoder's work space, per warp
+  __shared__ WarpScratch scratch[kWarpsPerBlock];
   const int warp = threadIdx.x >> 5;
   const int64_t H = k.x.shape[1], per_side = k.x.shape[0] * H * count;
   for (int64_t r = blockIdx.x * int64_t(kWarpsPerBlock) + warp; r < 2 * per_side;
        r += int64_t(gridDim.x) * kWarpsPerBlock) {
     const int64_t rr = r % per_side, t = rr % count, h = (rr / count) % H, b = rr / (count * H);
-    append_row(r < per_side ? k : v, b, h, t, positions, count, status, rows[warp][0], rows[warp][1]);
+    append_row(r < per_side ? k : v, b, h, t, positions, count, status, scratch[warp]);
   }
 }
 

@@ -54,13 +54,9 @@ QSDPA_HD float store_scale(uint8_t* p, int64_t i, ScaleDType t, float v) {
 
 // ---- affine (MLX's rule, all in f32) ----
 
-// Scale and bias of one group of n values; false if either overflows the scale dtype.
-QSDPA_HD void affine_group_params(const float* x, int n, int bits, float* scale, float* bias) {
-  float mn = x[0], mx = x[0];
-  for (int i = 1; i < n; ++i) {
-    mn = fminf(mn, x[i]);
-    mx = fmaxf(mx, x[i]);
-  }
+// Scale and bias of a group whose values span [mn, mx] (its min and max, in any order of
+// reduction: both are exact).
+QSDPA_HD void affine_params_of_range(float mn, float mx, int bits, float* scale, float* bias) {
   const float n_bins = float((1 << bits) - 1);
   float s = fmaxf((mx - mn) / n_bins, 1e-7f);
   const bool min_is_edge = fabsf(mn) > fabsf(mx);
@@ -75,6 +71,7 @@ QSDPA_HD void affine_group_params(const float* x, int n, int bits, float* scale,
   *scale = s;
   *bias = b;
 }
+
 
 QSDPA_HD uint32_t affine_code(float w, float scale, float bias, int bits) {
   const float q = rintf((w - bias) / scale);
@@ -152,6 +149,67 @@ QSDPA_HD uint32_t nearest_level(const float* levels, int count, float v) {
   return uint32_t(lo);
 }
 
+// ---- encoding in pieces: a row is groups of values (encode_row runs them in order; the GPU's
+// append runs a group's reduction and its values on several lanes, src/cuda/append.cu) ----
+
+// What a group's values are encoded against (affine, mx, nvfp4, fp8).
+struct GroupEncoding {
+  float scale = 1.0f, bias = 0.0f;  // affine, as stored (rounded to the scale dtype)
+  int exponent = 0;                 // mx: values are divided by 2^exponent, exactly, with ldexpf
+  float divisor = 1.0f;             // nvfp4 / fp8: values are divided by this
+  bool zero = false;                // nvfp4: the block scale rounded to 0, the codes stay 0
+};
+
+// Values per group of a row of `dim` (fp8: the whole row).
+QSDPA_HD int64_t encode_group_size(const RowCodec& c, int64_t dim) { return c.group > 0 ? c.group : dim; }
+
+// An affine group spanning [mn, mx]: stores scale and bias at index g.
+QSDPA_HD GroupEncoding affine_group_encoding(const RowCodec& c, float mn, float mx, uint8_t* scales, uint8_t* biases,
+                                             int64_t g, EncodeStatus* st) {
+  GroupEncoding e;
+  float s, b;
+  affine_params_of_range(mn, mx, c.bits, &s, &b);
+  e.scale = store_scale(scales, g, c.scale_dtype, s);
+  e.bias = store_scale(biases, g, c.scale_dtype, b);
+  if (!is_finite_f32(e.scale) || !is_finite_f32(e.bias)) ++st->scale_overflow;
+  return e;
+}
+
+// An FP group (mx, nvfp4, fp8) whose largest magnitude is absmax: stores its scale byte at index g
+// (mx: E8M0, nvfp4: E4M3; fp8 has none).
+QSDPA_HD GroupEncoding fp_group_encoding(const RowCodec& c, float absmax, uint8_t* scales, int64_t g, EncodeStatus* st) {
+  GroupEncoding e;
+  const float elem_max = c.bits == 4 ? kE2M1Max : kE4M3Max;
+  if (c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8) {
+    const uint32_t x = e8m0_shared_exponent(absmax, elem_max);
+    scales[g] = uint8_t(x);
+    e.exponent = int(x) - 127;
+  } else if (c.kind == FormatKind::nvfp4) {
+    const float factor = nvfp4_global_factor(c.global_scale);
+    const uint32_t byte = f32_to_e4m3(absmax / 6.0f / factor);
+    scales[g] = uint8_t(byte);
+    const float block = e4m3_to_f32(byte);
+    if (block == 0.0f) {
+      if (absmax > 0.0f) ++st->zeroed_blocks;
+      e.zero = true;
+      return e;
+    }
+    e.divisor = block * factor;
+    if (c.global_scale > 0.0f && absmax / e.divisor > elem_max) ++st->saturated;
+  } else {  // fp8
+    e.divisor = c.tensor_scale;
+    if (absmax / e.divisor > elem_max) ++st->saturated;
+  }
+  return e;
+}
+
+// The code of value x of a group (affine or FP).
+QSDPA_HD uint32_t group_value_code(const RowCodec& c, const GroupEncoding& e, float x) {
+  if (c.kind == FormatKind::affine) return affine_code(x, e.scale, e.bias, c.bits);
+  if (e.zero) return 0u;
+  return fp_encode(e.exponent != 0 ? ldexpf(x, -e.exponent) : x / e.divisor, c.bits);
+}
+
 // Encodes one row. `work` holds dim floats (turbo's rotation). Codes are fully overwritten.
 QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t* codes,
                          uint8_t* scales, uint8_t* biases, float* work, EncodeStatus* st) {
@@ -180,12 +238,10 @@ QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t
 
   if (c.kind == FormatKind::affine) {
     for (int64_t g0 = 0; g0 < dim; g0 += c.group) {
-      float s, b;
-      affine_group_params(x + g0, c.group, c.bits, &s, &b);
-      s = store_scale(scales, g0 / c.group, c.scale_dtype, s);
-      b = store_scale(biases, g0 / c.group, c.scale_dtype, b);
-      if (!is_finite_f32(s) || !is_finite_f32(b)) ++st->scale_overflow;
-      for (int64_t i = g0; i < g0 + c.group; ++i) put_code(codes, i, c.bits, affine_code(x[i], s, b, c.bits));
+      float mn = x[g0], mx = x[g0];
+      for (int64_t i = g0 + 1; i < g0 + c.group; ++i) mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
+      const GroupEncoding e = affine_group_encoding(c, mn, mx, scales, biases, g0 / c.group, st);
+      for (int64_t i = g0; i < g0 + c.group; ++i) put_code(codes, i, c.bits, group_value_code(c, e, x[i]));
     }
     return;
   }
@@ -229,36 +285,13 @@ QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t
   }
 
   // FP formats: one multiplier per group (mx: E8M0, nvfp4: E4M3 block scale), or the tensor scale.
-  const int64_t group = c.group > 0 ? c.group : dim;
-  const float elem_max = c.bits == 4 ? kE2M1Max : kE4M3Max;
+  const int64_t group = encode_group_size(c, dim);
   for (int64_t g0 = 0; g0 < dim; g0 += group) {
     float absmax = 0.0f;
     for (int64_t i = g0; i < g0 + group; ++i) absmax = fmaxf(absmax, fabsf(x[i]));
-    int exponent = 0;      // mx: values are divided by 2^(e-127), exactly, with ldexpf
-    float divisor = 1.0f;  // nvfp4 / fp8: values are divided by this
-    if (c.kind == FormatKind::mxfp4 || c.kind == FormatKind::mxfp8) {
-      const uint32_t e = e8m0_shared_exponent(absmax, elem_max);
-      scales[g0 / group] = uint8_t(e);
-      exponent = int(e) - 127;
-    } else if (c.kind == FormatKind::nvfp4) {
-      const float factor = nvfp4_global_factor(c.global_scale);
-      const uint32_t byte = f32_to_e4m3(absmax / 6.0f / factor);
-      scales[g0 / group] = uint8_t(byte);
-      const float block = e4m3_to_f32(byte);
-      if (block == 0.0f) {
-        if (absmax > 0.0f) ++st->zeroed_blocks;
-        continue;  // codes stay 0
-      }
-      divisor = block * factor;
-      if (c.global_scale > 0.0f && absmax / divisor > elem_max) ++st->saturated;
-    } else {  // fp8
-      divisor = c.tensor_scale;
-      if (absmax / divisor > elem_max) ++st->saturated;
-    }
-    for (int64_t i = g0; i < g0 + group; ++i) {
-      const float v = exponent != 0 ? ldexpf(x[i], -exponent) : x[i] / divisor;
-      put_code(codes, i, c.bits, fp_encode(v, c.bits));
-    }
+    const GroupEncoding e = fp_group_encoding(c, absmax, scales, g0 / group, st);
+    if (e.zero) continue;  // codes stay 0
+    for (int64_t i = g0; i < g0 + group; ++i) put_code(codes, i, c.bits, group_value_code(c, e, x[i]));
   }
 }
 
