@@ -48,15 +48,7 @@ __device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, u
   for (int d = lane; d < D; d += 32) nonfinite |= !fmt::is_finite_f32(w.x[d]);
   if (__any_sync(0xFFFFFFFFu, nonfinite) && lane == 0) ++st->nonfinite;
   if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) {
-    for (int d = lane; d < D; d += 32) {
-      if (c.kind == FormatKind::f32) {
-        memcpy(codes + 4 * d, &w.x[d], 4);
-      } else {
-        const uint16_t h = c.kind == FormatKind::f16 ? fmt::f32_to_f16(w.x[d]) : fmt::f32_to_bf16(w.x[d]);
-        codes[2 * d] = uint8_t(h & 0xFF);
-        codes[2 * d + 1] = uint8_t(h >> 8);
-      }
-    }
+    for (int d = lane; d < D; d += 32) fmt::encode_plain_value(c, w.x[d], codes, d);
     return;
   }
   for (int o = lane; o < octets; o += 32) {

@@ -210,6 +210,17 @@ QSDPA_HD uint32_t group_value_code(const RowCodec& c, const GroupEncoding& e, fl
   return fp_encode(e.exponent != 0 ? ldexpf(x, -e.exponent) : x / e.divisor, c.bits);
 }
 
+// Value i of an f32, f16 or bf16 row (little-endian bytes).
+QSDPA_HD void encode_plain_value(const RowCodec& c, float x, uint8_t* codes, int64_t i) {
+  if (c.kind == FormatKind::f32) {
+    memcpy(codes + 4 * i, &x, 4);
+    return;
+  }
+  const uint16_t h = c.kind == FormatKind::f16 ? f32_to_f16(x) : f32_to_bf16(x);
+  codes[2 * i] = uint8_t(h & 0xFF);
+  codes[2 * i + 1] = uint8_t(h >> 8);
+}
+
 // Encodes one row. `work` holds dim floats (turbo's rotation). Codes are fully overwritten.
 QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t* codes,
                          uint8_t* scales, uint8_t* biases, float* work, EncodeStatus* st) {
@@ -219,19 +230,9 @@ QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t
       break;
     }
   }
-  switch (c.kind) {
-    case FormatKind::f32:
-      for (int64_t i = 0; i < dim; ++i) memcpy(codes + 4 * i, &x[i], 4);
-      return;
-    case FormatKind::f16:
-    case FormatKind::bf16:
-      for (int64_t i = 0; i < dim; ++i) {
-        const uint16_t h = c.kind == FormatKind::f16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
-        codes[2 * i] = uint8_t(h & 0xFF);
-        codes[2 * i + 1] = uint8_t(h >> 8);
-      }
-      return;
-    default: break;
+  if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) {
+    for (int64_t i = 0; i < dim; ++i) encode_plain_value(c, x[i], codes, i);
+    return;
   }
   const int64_t code_bytes = dim * c.bits / 8;
   for (int64_t i = 0; i < code_bytes; ++i) codes[i] = 0;
