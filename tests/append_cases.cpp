@@ -70,23 +70,29 @@ void make_cache(HostCache& c, const Format& f, int64_t B, int64_t H, int64_t cap
 
 ::testing::AssertionResult check_append(const std::string& pair, const AppendRunner& run) {
   const auto [kf, vf] = tools::parse_pair(pair);
-  const int64_t B = 2, H = 3, cap = 11, count = 3, D = valid_dims(kf, vf).front();
-  const std::vector<int64_t> positions = {2, 8};
-  auto kx = random_normal(size_t(B * H * count * D), 41), vx = random_normal(size_t(B * H * count * D), 42);
-  QuantizeOptions opt;
-  opt.tensor_scale = kFp8Scale;
-  const QuantizedTensor kq = quantize(kx.data(), {B, H, count, D}, kf, opt);
-  const QuantizedTensor vq = quantize(vx.data(), {B, H, count, D}, vf, opt);
-  HostCache k, v;
-  make_cache(k, kf, B, H, cap, D);
-  make_cache(v, vf, B, H, cap, D);
-  const int32_t status = run(contiguous_view(kx.data(), DType::f32, B, H, count, D),
-                             contiguous_view(vx.data(), DType::f32, B, H, count, D), k, v, positions);
-  // fp8 at a fixed scale may clip a value (bit 16); anything else is a failure.
-  if ((status & ~16) != 0) return ::testing::AssertionFailure() << pair << ": status " << status;
-  auto r = compare(k, kq, positions, count, "k");
-  if (!r) return r;
-  return compare(v, vq, positions, count, "v");
+  // Every head dim the pair takes: the GPU's warp encoders are instantiated per D (turbo).
+  for (const int64_t D : valid_dims(kf, vf)) {
+    const int64_t B = 2, H = 3, cap = 11, count = 3;
+    const std::vector<int64_t> positions = {2, 8};
+    auto kx = random_normal(size_t(B * H * count * D), 41 + uint64_t(D)),
+         vx = random_normal(size_t(B * H * count * D), 42 + uint64_t(D));
+    QuantizeOptions opt;
+    opt.tensor_scale = kFp8Scale;
+    const QuantizedTensor kq = quantize(kx.data(), {B, H, count, D}, kf, opt);
+    const QuantizedTensor vq = quantize(vx.data(), {B, H, count, D}, vf, opt);
+    HostCache k, v;
+    make_cache(k, kf, B, H, cap, D);
+    make_cache(v, vf, B, H, cap, D);
+    const int32_t status = run(contiguous_view(kx.data(), DType::f32, B, H, count, D),
+                               contiguous_view(vx.data(), DType::f32, B, H, count, D), k, v, positions);
+    // fp8 at a fixed scale may clip a value (bit 16); anything else is a failure.
+    if ((status & ~16) != 0) return ::testing::AssertionFailure() << pair << " D=" << D << ": status " << status;
+    auto r = compare(k, kq, positions, count, "k");
+    if (!r) return r << " (D=" << D << ")";
+    r = compare(v, vq, positions, count, "v");
+    if (!r) return r << " (D=" << D << ")";
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace qsdpa::test

@@ -5,8 +5,8 @@
 // step at B=1, Hkv=8). Bytes: new rows in, codes/scales out — tiny, so latency is the cost. The
 // lanes share a row (session 22): each takes octets of values for the group reductions (min and
 // max, absmax: exact in any order) and the codes; a lane per group computes and stores its scale
-// (encode_row's group and value pieces). Turbo's rule (a rotation, then f64 sums in one order)
-// stays on lane 0.
+// (encode_row's group and value pieces). Turbo (session 23): D / 32 values a lane, rotated in
+// registers, its f64 sums by warp reductions.
 // Measured on the H100 (bench `append_us`, B=1, Hkv=8, D=128, one token of K and V): commit aa68cda
 // (lane 0 running the whole row's rule) f16 19 us, affine4 22, mxfp4 41, nvfp4 47, turbo4 88; a
 // thread per row before (122961e) took 56 / 71 / 111 / 123 / 230 us. Staging lane 0's bytes in
@@ -35,12 +35,67 @@ struct WarpScratch {
   float x[kMaxDim];     // the row
   float work[kMaxDim];  // turbo's rotation (encode_row)
   float oct_min[kMaxDim / 8], oct_max[kMaxDim / 8], oct_abs[kMaxDim / 8];  // per octet of values
+  uint8_t level[kMaxDim];                                                  // turbo: a value's code
   fmt::GroupEncoding groups[kMaxDim / 16];                                // per group (>= 16 values)
 };
 
-// The warp's encode of row x (shared memory) for the kinds whose rule splits into groups and values
-// (all but turbo; D a multiple of 8, groups of at least 16 values): what encode_row does, with the
-// octets and groups spread over the lanes.
+__device__ double warp_sum(double v) {
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, m);  // the same sum on every lane
+  return v;
+}
+
+// Turbo's rule (codec.hpp's pieces) with the row's D = 32 E values spread E to a lane: the rotation
+// by rotate_row_lanes (fwht's butterflies in fwht's order, so the same f32 values), codes on every
+// lane, the f64 sums by a warp reduction. Only the sums' order differs from the CPU's loop (~1e-16
+// relative, under the f16 scale's rounding: the bytes agree unless a candidate scale lies that close
+// to an f16 rounding boundary or the two candidates' errors that close to each other).
+template <int E>
+__device__ void encode_turbo_warp(const fmt::RowCodec& c, WarpScratch& w, uint8_t* codes, uint8_t* scales,
+                                  fmt::EncodeStatus* st) {
+  constexpr int D = 32 * E;
+  const int lane = threadIdx.x & 31;
+  float y[E];
+  double norm2 = 0.0;
+#pragma unroll
+  for (int k = 0; k < E; ++k) {
+    y[k] = w.x[lane * E + k];
+    norm2 += double(y[k]) * double(y[k]);
+  }
+  norm2 = warp_sum(norm2);
+  rotate_row_lanes<E>(y, lane, c.seed, false);
+  const float alpha = fmt::turbo_alpha(norm2, D);
+  uint32_t code[E];
+  double yc = 0.0, cc = 0.0;
+#pragma unroll
+  for (int k = 0; k < E; ++k) {
+    code[k] = fmt::turbo_code(c, alpha, y[k]);
+    w.level[lane * E + k] = uint8_t(code[k]);
+    yc += fmt::turbo_code_dot(c, y[k], code[k]);
+    cc += fmt::turbo_code_dot(c, c.levels[code[k]], code[k]);
+  }
+  yc = warp_sum(yc);
+  cc = warp_sum(cc);
+  float cand[2];
+  fmt::turbo_scale_candidates(yc, cc, alpha, cand);
+  double err[2] = {0.0, 0.0};
+#pragma unroll
+  for (int k = 0; k < E; ++k)
+    for (int j = 0; j < 2; ++j) err[j] += fmt::turbo_code_error(c, y[k], cand[j], code[k]);
+  err[0] = warp_sum(err[0]);
+  err[1] = warp_sum(err[1]);
+  if (lane == 0) fmt::store_turbo_scale(cand, err, scales, st);
+  __syncwarp();
+  for (int o = lane; o < D / 8; o += 32) {  // an octet of b-bit codes is b whole bytes
+    uint8_t bytes[8] = {};
+    for (int k = 0; k < 8; ++k) fmt::put_code(bytes, k, c.bits, w.level[8 * o + k]);
+    for (int k = 0; k < c.bits; ++k) codes[o * c.bits + k] = bytes[k];
+  }
+}
+
+// The warp's encode of row x (shared memory), for the rows warp_encodes takes: what encode_row does,
+// with the octets and groups (D a multiple of 8, groups of at least 16 values), or turbo's values
+// (D of 64-512), spread over the lanes.
 __device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, uint8_t* codes, uint8_t* scales,
                                 uint8_t* biases, fmt::EncodeStatus* st) {
   const int lane = threadIdx.x & 31, octets = D / 8;
@@ -50,6 +105,14 @@ __device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, u
   if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) {
     for (int d = lane; d < D; d += 32) fmt::encode_plain_value(c, w.x[d], codes, d);
     return;
+  }
+  if (c.kind == FormatKind::turbo) {
+    switch (D) {
+      case 64: encode_turbo_warp<2>(c, w, codes, scales, st); return;
+      case 128: encode_turbo_warp<4>(c, w, codes, scales, st); return;
+      case 256: encode_turbo_warp<8>(c, w, codes, scales, st); return;
+      default: encode_turbo_warp<16>(c, w, codes, scales, st); return;  // 512 (warp_encodes)
+    }
   }
   for (int o = lane; o < octets; o += 32) {
     const float* v = w.x + 8 * o;
@@ -82,7 +145,8 @@ __device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, u
 
 // Whether encode_row_warp takes rows of this codec (else lane 0 runs encode_row).
 __host__ __device__ inline bool warp_encodes(const fmt::RowCodec& c, int64_t dim) {
-  if (c.kind == FormatKind::turbo || dim % 8 != 0) return false;
+  if (c.kind == FormatKind::turbo) return dim == 64 || dim == 128 || dim == 256 || dim == 512;
+  if (dim % 8 != 0) return false;
   if (c.kind == FormatKind::f32 || c.kind == FormatKind::f16 || c.kind == FormatKind::bf16) return true;
   const int64_t group = c.group > 0 ? c.group : dim;
   return group >= 16 && group % 8 == 0 && dim % group == 0 && c.bits <= 8;

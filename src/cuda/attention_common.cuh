@@ -91,7 +91,7 @@ template <int E, int L = 32>
 __device__ __forceinline__ void rotate_row_lanes(float (&x)[E], int lane, uint64_t seed, bool inverse) {
   static_assert(L >= 1 && L <= 32 && 32 % L == 0 && 64 % E == 0, "a row's lanes lie in one warp");
   constexpr int n = L * E;
-  const float norm = rsqrtf(float(n));
+  const float norm = fmt::turbo_norm(n);  // a constant, rounded as the CPU's
   // The lane's E signs lie in one 64-sign word (E divides 64).
   const uint64_t signs = fmt::turbo_sign_word(seed, (lane * E) >> 6) >> ((lane * E) & 63);
 #pragma unroll
@@ -166,7 +166,7 @@ __device__ inline void rotate_rows_shared(float* v, int rows, int n, uint64_t se
     }
     __syncthreads();
   }
-  const float norm = rsqrtf(float(n));
+  const float norm = fmt::turbo_norm(n);
   for (int i = threadIdx.x; i < rows * n; i += blockDim.x)
     v[i] *= inverse ? norm * fmt::turbo_sign(seed, i & (n - 1)) : norm;
   __syncthreads();

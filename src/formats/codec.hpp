@@ -221,6 +221,32 @@ QSDPA_HD void encode_plain_value(const RowCodec& c, float x, uint8_t* codes, int
   codes[2 * i + 1] = uint8_t(h >> 8);
 }
 
+// Turbo's row rule in pieces (encode_row runs them in order; the GPU's append runs the values on a
+// warp's lanes and adds the sums by a warp reduction): the row's rotated values y are coded against
+// alpha = ||x|| / sqrt(D), then the stored scale is whichever of the least-squares scale
+// sum(y C) / sum(C C) and alpha, each rounded to f16, leaves the smaller error ||y - scale C[codes]||
+// (so never worse than alpha).
+QSDPA_HD float turbo_alpha(double norm2, int64_t dim) { return float(sqrt(norm2 / double(dim))); }
+QSDPA_HD uint32_t turbo_code(const RowCodec& c, float alpha, float y) {
+  return alpha > 0.0f ? nearest_level(c.levels, 1 << c.bits, y / alpha) : 0u;
+}
+// y * C[k] in f64: a term of the sums the least-squares scale is made of.
+QSDPA_HD double turbo_code_dot(const RowCodec& c, float y, uint32_t k) { return double(y) * c.levels[k]; }
+// (y - scale * C[k])^2 in f64: a term of a candidate's error.
+QSDPA_HD double turbo_code_error(const RowCodec& c, float y, float scale, uint32_t k) {
+  const double d = double(y) - double(scale) * c.levels[k];
+  return d * d;
+}
+QSDPA_HD void turbo_scale_candidates(double yc, double cc, float alpha, float cand[2]) {
+  cand[0] = f16_to_f32(f32_to_f16(cc > 0.0 ? float(yc / cc) : 0.0f));
+  cand[1] = f16_to_f32(f32_to_f16(alpha));
+}
+QSDPA_HD void store_turbo_scale(const float cand[2], const double err[2], uint8_t* scales, EncodeStatus* st) {
+  const float best = err[1] < err[0] ? cand[1] : cand[0];
+  if (!is_finite_f32(best)) ++st->scale_overflow;
+  store_scale(scales, 0, ScaleDType::f16, best);
+}
+
 // Encodes one row. `work` holds dim floats (turbo's rotation). Codes are fully overwritten.
 QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t* codes,
                          uint8_t* scales, uint8_t* biases, float* work, EncodeStatus* st) {
@@ -254,34 +280,20 @@ QSDPA_HD void encode_row(const RowCodec& c, const float* x, int64_t dim, uint8_t
       norm2 += double(x[i]) * double(x[i]);
     }
     turbo_rotate(work, int(dim), c.seed);
-    const int count = 1 << c.bits;
-    const float alpha = float(sqrt(norm2 / double(dim)));  // ||x|| / sqrt(D)
+    const float alpha = turbo_alpha(norm2, dim);
     double yc = 0.0, cc = 0.0;
     for (int64_t i = 0; i < dim; ++i) {
-      const uint32_t k = alpha > 0.0f ? nearest_level(c.levels, count, work[i] / alpha) : 0u;
+      const uint32_t k = turbo_code(c, alpha, work[i]);
       put_code(codes, i, c.bits, k);
-      yc += double(work[i]) * c.levels[k];
-      cc += double(c.levels[k]) * c.levels[k];
+      yc += turbo_code_dot(c, work[i], k);
+      cc += turbo_code_dot(c, c.levels[k], k);
     }
-    // The stored scale minimises ||y - scale*C[codes]||: the least-squares scale and ||x||/sqrt(D),
-    // each rounded to f16, whichever leaves the smaller error (so never worse than ||x||/sqrt(D)).
-    const float cand[2] = {cc > 0.0 ? float(yc / cc) : 0.0f, alpha};
-    float best = 0.0f;
-    double best_err = -1.0;
-    for (float cnd : cand) {
-      const float r = f16_to_f32(f32_to_f16(cnd));
-      double err = 0.0;
-      for (int64_t i = 0; i < dim; ++i) {
-        const double d = double(work[i]) - double(r) * c.levels[get_code(codes, i, c.bits)];
-        err += d * d;
-      }
-      if (best_err < 0.0 || err < best_err) {
-        best_err = err;
-        best = r;
-      }
-    }
-    if (!is_finite_f32(best)) ++st->scale_overflow;
-    store_scale(scales, 0, ScaleDType::f16, best);
+    float cand[2];
+    turbo_scale_candidates(yc, cc, alpha, cand);
+    double err[2] = {0.0, 0.0};
+    for (int j = 0; j < 2; ++j)
+      for (int64_t i = 0; i < dim; ++i) err[j] += turbo_code_error(c, work[i], cand[j], get_code(codes, i, c.bits));
+    store_turbo_scale(cand, err, scales, st);
     return;
   }
 

@@ -38,18 +38,21 @@ QSDPA_HD void fwht(float* v, int n) {
   }
 }
 
+// 1 / sqrt(n), rounded as every rotation of a row of n values takes it (the GPU's too).
+QSDPA_HD float turbo_norm(int n) { return 1.0f / sqrtf(float(n)); }
+
 // v <- R v = H (s * v) / sqrt(n).
 QSDPA_HD void turbo_rotate(float* v, int n, uint64_t seed) {
   for (int i = 0; i < n; ++i) v[i] *= turbo_sign(seed, i);
   fwht(v, n);
-  const float norm = 1.0f / sqrtf(float(n));
+  const float norm = turbo_norm(n);
   for (int i = 0; i < n; ++i) v[i] *= norm;
 }
 
 // v <- R^T v = s * (H v) / sqrt(n)   (H is symmetric).
 QSDPA_HD void turbo_unrotate(float* v, int n, uint64_t seed) {
   fwht(v, n);
-  const float norm = 1.0f / sqrtf(float(n));
+  const float norm = turbo_norm(n);
   for (int i = 0; i < n; ++i) v[i] *= norm * turbo_sign(seed, i);
 }
 
