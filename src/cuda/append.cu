@@ -7,9 +7,11 @@
 // max, absmax: exact in any order) and the codes; a lane per group computes and stores its scale
 // (encode_row's group and value pieces). Turbo (session 23): D / 32 values a lane, rotated in
 // registers, its f64 sums by warp reductions.
-// Measured on the H100 (bench `append_us`, B=1, Hkv=8, D=128, one token of K and V): commit aa68cda
-// (lane 0 running the whole row's rule) f16 19 us, affine4 22, mxfp4 41, nvfp4 47, turbo4 88; a
-// thread per row before (122961e) took 56 / 71 / 111 / 123 / 230 us. Staging lane 0's bytes in
+// Measured on the H100 (bench `append_us`, B=1, Hkv=8, D=128, one token of K and V): the warp's
+// lanes sharing a row (sessions 22-23) f16 4.5-5.1 us, affine8 6.8-7.0, affine4 6.8-7.0, mxfp8
+// 7.2-7.3, mxfp4 7.5-7.7, nvfp4 7.8-8.0, turbo4 7.4, turbo3 6.6; lane 0 running the whole row's rule
+// (aa68cda-6d062e4) f16 19 us, affine4 22, mxfp4 41, nvfp4 47, turbo4 87, turbo3 80; a thread per
+// row before (122961e) 56 / 71 / 111 / 123 / 230 us. Staging lane 0's bytes in
 // shared memory moved them by -3 to +0.9 us (session 22, not kept): the cost was the lane's serial
 // arithmetic. tests/test_cuda_append.cpp passes byte for byte against the CPU quantizer.
 #include "core/attention_common.hpp"
