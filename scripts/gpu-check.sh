@@ -155,18 +155,20 @@ if has ncubal && command -v ncu >/dev/null; then
 fi
 if has phases; then
   # Where a call's time goes inside its blocks (src/cuda/phase_times.cuh): a build with
-  # -DQSDPA_PHASE_TIMES, then one bench process per "format:context" word of QSDPA_PHASE_RUNS (heads
-  # 32:8), each printing at exit when the blocks of its last call reached each mark.
+  # -DQSDPA_PHASE_TIMES, then one bench process per "format:context[:Hq-Hkv[:D]]" word of
+  # QSDPA_PHASE_RUNS (default heads 32-8, D 128), each printing at exit when the blocks of its last
+  # call reached each mark.
   wait "$phase_build_pid" || { tail -5 "$OUT/configure-phase.log"; grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
   for run in ${QSDPA_PHASE_RUNS:-mxfp4:1024 mxfp4:4096 mxfp4:32768 mxfp4:131072 f16:1024 turbo3:1024 affine4:4096}; do
-    fmt=${run%%:*} ctx=${run##*:}
+    IFS=: read -r fmt ctx heads dim <<<"$run"
+    heads=${heads:-32-8} dim=${dim:-128}
     for bin in build-gpu build-gpu-phase; do  # the plain build's time beside the probed one's
-      ./$bin/tools/qsdpa bench --device cuda --formats "$fmt" --context "$ctx" --heads 32:8 --min-seconds 0.1 \
-        >"$OUT/phase-$fmt-$ctx-$bin.log" 2>&1 || tail -5 "$OUT/phase-$fmt-$ctx-$bin.log"
+      ./$bin/tools/qsdpa bench --device cuda --formats "$fmt" --context "$ctx" --heads "${heads/-/:}" --dim "$dim" \
+        --min-seconds 0.1 >"$OUT/phase-$fmt-$ctx-$heads-$dim-$bin.log" 2>&1 || tail -5 "$OUT/phase-$fmt-$ctx-$heads-$dim-$bin.log"
     done
-    echo "== phases: $fmt at $ctx (time: plain build, probed build)"
-    grep -hE "^ *$fmt +[0-9]" "$OUT/phase-$fmt-$ctx-build-gpu.log" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log" | head -2
-    grep -A12 "phase times" "$OUT/phase-$fmt-$ctx-build-gpu-phase.log"
+    echo "== phases: $fmt at $ctx, heads $heads, D $dim (time: plain build, probed build)"
+    grep -hE "^ *$fmt +[0-9]" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu.log" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu-phase.log" | head -2
+    grep -A12 "phase times" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu-phase.log"
   done
 fi
 if has ab || has abenv; then

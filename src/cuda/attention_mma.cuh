@@ -1035,6 +1035,9 @@ constexpr int min_blocks_of_4_warps() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
   if (D * NT > 128) {
     if (D == 128 && NT == 2) return KF == Fam::f16 && VF == Fam::f16 ? 3 : QSDPA_WIDE_TILE_BLOCKS;
+#ifdef QSDPA_D256_BLOCKS  // A/B switch (session 23): D = 256 runs 2 blocks a SM (8 warps) at 214-250 registers
+    if (D == 256 && NT == 1) return QSDPA_D256_BLOCKS;
+#endif
     return 1;
   }
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
