@@ -1023,12 +1023,15 @@ constexpr bool rolls() {
 // rule cannot fit either, nor can D * NT = 256 (64 accumulator registers) except f16 at D = 128 with
 // two row tiles (Lq 4-8 at GQA 4), which runs 3 blocks without spilling (Lq 8: 87 -> 77 us at 32K;
 // the other families lost 0-17% there, spilling). Stage ab of gpu-check.sh tries other values
-// through these two switches.
+// through these switches.
 #ifndef QSDPA_WIDE_TILE_BLOCKS
 #define QSDPA_WIDE_TILE_BLOCKS 1
 #endif
 #ifndef QSDPA_TURBO_BLOCKS
 #define QSDPA_TURBO_BLOCKS 3
+#endif
+#ifndef QSDPA_EIGHT_BIT_BLOCKS
+#define QSDPA_EIGHT_BIT_BLOCKS 3
 #endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks_of_4_warps() {
@@ -1041,7 +1044,7 @@ constexpr int min_blocks_of_4_warps() {
     return 1;
   }
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
-  return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? 3 : 4;
+  return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? QSDPA_EIGHT_BIT_BLOCKS : 4;
 }
 // The same registers per thread with more warps a block: proportionally fewer blocks.
 template <int D, int NT, Fam KF, Fam VF, int W>
