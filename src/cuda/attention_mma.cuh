@@ -1023,7 +1023,11 @@ constexpr bool rolls() {
 // rule cannot fit either, nor can D * NT = 256 (64 accumulator registers) except f16 at D = 128 with
 // two row tiles (Lq 4-8 at GQA 4), which runs 3 blocks without spilling (Lq 8: 87 -> 77 us at 32K;
 // the other families lost 0-17% there, spilling). Stage ab of gpu-check.sh tries other values
-// through these switches.
+// through these switches. Session 23 (H100, A/B, µs): the 8-bit families at 4 blocks (128
+// registers; E4M3 now spills only 2 local accesses a step, 455 instructions against 440) were
+// slower at every length from 4K: mxfp8 32K 33.5 -> 35.0, 128K 107 -> 113.5, affine8 128K 113 ->
+// 117; D = 256 at 3 blocks instead of 2 (168 registers, spilling) gained f16 102 -> 100 at 32K and
+// lost 5-11 for mxfp8 and affine8.
 #ifndef QSDPA_WIDE_TILE_BLOCKS
 #define QSDPA_WIDE_TILE_BLOCKS 1
 #endif
@@ -1038,7 +1042,7 @@ constexpr int min_blocks_of_4_warps() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
   if (D * NT > 128) {
     if (D == 128 && NT == 2) return KF == Fam::f16 && VF == Fam::f16 ? 3 : QSDPA_WIDE_TILE_BLOCKS;
-#ifdef QSDPA_D256_BLOCKS  // A/B switch (session 23): D = 256 runs 2 blocks a SM (8 warps) at 214-250 registers
+#ifdef QSDPA_D256_BLOCKS  // A/B switch (session 23): D = 256 runs 2 blocks a SM (8 warps) at 214-250 registers; 3 lost (below)
     if (D == 256 && NT == 1) return QSDPA_D256_BLOCKS;
 #endif
     return 1;
