@@ -1130,6 +1130,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // before it in the stream is still ending. Until wait_for_prior_grid the block reads nothing that
   // kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing.
   wait_for_prior_grid();
+  QSDPA_PHASE(9);
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);

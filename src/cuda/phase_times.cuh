@@ -4,7 +4,9 @@
 // Marks 0-6 are listed in docs/gpu-tests.md (session 9); mark 7 (session 13): the block's last warp
 // done with its loop (its partial in shared memory); mark 8 (session 14): a cluster owner has
 // received every partial of its rows (its mbarrier's wait returned). (Session 16's probe had a mark
-// 9 after turbo's rotation pass, which is now part of q's staging, before mark 1.)
+// 9 after turbo's rotation pass, which is now part of q's staging, before mark 1.) Mark 9 (session
+// 23): the split kernel's wait for the kernel before it (programmatic dependent launch) has ended,
+// so that the prologue's own time is mark 1 minus mark 9.
 // Thread 0 of every block records the GPU's global timer (ns, comparable across SMs) and its SM's
 // cycle counter (finer, comparable only within the block) at numbered marks; at process exit the
 // latest call's marks are printed per mark as the spread over blocks: when blocks reach it (from the
@@ -24,7 +26,7 @@
 namespace qsdpa::cuda::phase {
 namespace {
 
-constexpr int kMaxBlocks = 8192, kMarks = 9;
+constexpr int kMaxBlocks = 8192, kMarks = 10;
 __device__ unsigned long long g_ns[kMaxBlocks][kMarks];
 __device__ long long g_clk[kMaxBlocks][kMarks];
 __device__ unsigned g_grid;  // blocks of the latest launch
