@@ -72,7 +72,6 @@ QSDPA_HD void affine_params_of_range(float mn, float mx, int bits, float* scale,
   *bias = b;
 }
 
-
 QSDPA_HD uint32_t affine_code(float w, float scale, float bias, int bits) {
   const float q = rintf((w - bias) / scale);
   const float hi = float((1 << bits) - 1);
