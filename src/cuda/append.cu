@@ -34,12 +34,22 @@ struct AppendSide {
 
 // Per warp: what the lanes share while encoding a row.
 struct WarpScratch {
-  float x[kMaxDim];     // the row
-  float work[kMaxDim];  // turbo's rotation (encode_row)
+  float x[kMaxDim];  // the row
   float oct_min[kMaxDim / 8], oct_max[kMaxDim / 8], oct_abs[kMaxDim / 8];  // per octet of values
   uint8_t level[kMaxDim];                                                  // turbo: a value's code
   fmt::GroupEncoding groups[kMaxDim / 16];                                // per group (>= 16 values)
 };
+
+// The row's D codes (code_of(i) for value i) packed and stored by the warp's lanes, an octet a
+// lane at a time: an octet of b-bit codes is b whole bytes, so no two lanes share a byte.
+template <class CodeOf>
+__device__ void store_codes(int bits, int D, uint8_t* codes, CodeOf code_of) {
+  for (int o = int(threadIdx.x & 31); o < D / 8; o += 32) {
+    uint8_t bytes[8] = {};
+    for (int k = 0; k < 8; ++k) fmt::put_code(bytes, k, bits, code_of(8 * o + k));
+    for (int k = 0; k < bits; ++k) codes[o * bits + k] = bytes[k];
+  }
+}
 
 __device__ double warp_sum(double v) {
 #pragma unroll
@@ -88,11 +98,7 @@ __device__ void encode_turbo_warp(const fmt::RowCodec& c, WarpScratch& w, uint8_
   err[1] = warp_sum(err[1]);
   if (lane == 0) fmt::store_turbo_scale(cand, err, scales, st);
   __syncwarp();
-  for (int o = lane; o < D / 8; o += 32) {  // an octet of b-bit codes is b whole bytes
-    uint8_t bytes[8] = {};
-    for (int k = 0; k < 8; ++k) fmt::put_code(bytes, k, c.bits, w.level[8 * o + k]);
-    for (int k = 0; k < c.bits; ++k) codes[o * c.bits + k] = bytes[k];
-  }
+  store_codes(c.bits, D, codes, [&](int i) { return uint32_t(w.level[i]); });
 }
 
 // The warp's encode of row x (shared memory), for the rows warp_encodes takes: what encode_row does,
@@ -137,12 +143,7 @@ __device__ void encode_row_warp(const fmt::RowCodec& c, WarpScratch& w, int D, u
     }
   }
   __syncwarp();
-  for (int o = lane; o < octets; o += 32) {  // an octet of b-bit codes is b whole bytes
-    const fmt::GroupEncoding e = w.groups[o / per_group];
-    uint8_t bytes[8] = {};
-    for (int k = 0; k < 8; ++k) fmt::put_code(bytes, k, c.bits, fmt::group_value_code(c, e, w.x[8 * o + k]));
-    for (int k = 0; k < c.bits; ++k) codes[o * c.bits + k] = bytes[k];
-  }
+  store_codes(c.bits, D, codes, [&](int i) { return fmt::group_value_code(c, w.groups[i / group], w.x[i]); });
 }
 
 // Whether encode_row_warp takes rows of this codec (else lane 0 runs encode_row).
@@ -155,7 +156,8 @@ __host__ __device__ inline bool warp_encodes(const fmt::RowCodec& c, int64_t dim
 }
 
 // One warp per row: the lanes load the row into shared memory together (coalesced), then encode it
-// (encode_row_warp), or lane 0 runs the scalar rule on it there (turbo). (A thread per row with the row in local memory took
+// (encode_row_warp), or lane 0 runs the scalar rule on it there (rows warp_encodes does not take:
+// D not a multiple of 8, groups under 16 values). (A thread per row with the row in local memory took
 // 56 us for f16 and up to 230 us for turbo on the H100 at B=1, Hkv=8: serial global loads and
 // local-memory traffic, not the encoding.)
 __device__ void append_row(const AppendSide& s, int64_t b, int64_t h, int64_t t, const int64_t* positions,
@@ -179,8 +181,8 @@ __device__ void append_row(const AppendSide& s, int64_t b, int64_t h, int64_t t,
   uint8_t* biases = const_cast<uint8_t*>(s.cache.bias_row(b, h, n));
   if (warp_encodes(c, D))
     encode_row_warp(c, w, int(D), codes, scales, biases, &st);
-  else if (lane == 0)
-    fmt::encode_row(c, w.x, D, codes, scales, biases, w.work, &st);
+  else if (lane == 0)  // no turbo row comes here (check_dim: D of 64-512), so no rotation space
+    fmt::encode_row(c, w.x, D, codes, scales, biases, /*work=*/nullptr, &st);
   if (status) {
     const int32_t bits = detail::append_status_bits(st);
     if (bits) atomicOr(status, bits);
