@@ -25,8 +25,9 @@ Fam family_of(const Format& f) {
   }
 }
 
-// Query rows (R = G * Lq) per block: 8 per n-tile, at most 256 / D tiles (the accumulators are
-// D * NT / 8 registers a lane). More rows than that go to several blocks per split ("row chunks").
+// Query rows (R = G * Lq) per block: 8 per n-tile (tile_rows), at most 256 / D tiles (the
+// accumulators are D * NT / 8 registers a lane). More rows than that go to several blocks per split
+// ("row chunks").
 constexpr int64_t kMaxRows = 256;  // beyond this the generic kernel takes the call (docs/decisions.md)
 
 int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.shape[2]; }
@@ -48,13 +49,13 @@ int n_tiles(const AttentionArgs& a) {
   const int64_t R = rows_of(a), D = a.q.shape[3];
   const int max_tiles = std::max(1, int(256 / D));
   int nt = 1;
-  while (nt < max_tiles && R > 8 * nt) nt *= 2;
+  while (nt < max_tiles && R > tile_rows(nt)) nt *= 2;
   if (nt > 1 && pick_at(a, nt).run == nullptr) nt = 1;
   return nt;
 }
 
 int row_chunks(const AttentionArgs& a) {
-  const int64_t rp = 8 * n_tiles(a);
+  const int64_t rp = tile_rows(n_tiles(a));
   return int((rows_of(a) + rp - 1) / rp);
 }
 

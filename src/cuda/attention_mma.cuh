@@ -1088,6 +1088,21 @@ template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
+// q's and P's lo terms as columns of their own (an A/B experiment, session 24; QSDPA_PACK_LO=1):
+// with at most 4 rows a block (GQA <= 4 at Lq 1, the decode of the reference shapes), an n-tile's
+// 8 columns hold each row twice, hi in column 2r and lo in 2r + 1, instead of 8 rows whose lo
+// terms take a second mma. Lane (g, t) then holds row t's hi and lo scores in one register pair,
+// added once per step; P's hi and lo go into the PV product's columns the same way and the
+// epilogue adds the two columns of each row. Half the mma of both products, half the softmax per
+// lane (every lane holds a real row), no second P transposed. With the switch the one-tile
+// instances take 4 rows (more rows take more tiles or row chunks).
+#ifndef QSDPA_PACK_LO
+#define QSDPA_PACK_LO 0
+#endif
+__host__ __device__ constexpr bool packs_lo(int nt) { return QSDPA_PACK_LO && nt == 1; }
+// Query rows a block of nt n-tiles holds.
+__host__ __device__ constexpr int tile_rows(int nt) { return packs_lo(nt) ? 4 : 8 * nt; }
+
 #ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
 #define QSDPA_F16_L1_FIRST 1
 #endif
@@ -1100,7 +1115,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
-  constexpr int RP = NT * 8;     // padded rows
+  constexpr bool kPack = packs_lo(NT);  // lo terms as columns (QSDPA_PACK_LO)
+  constexpr int CS = kPack ? 1 : 2;      // rows a lane holds per n-tile: 2t, 2t+1 (or t, packed)
+  constexpr int RP = tile_rows(NT);      // padded rows
   constexpr int kT = 32 * W;  // threads
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
@@ -1290,7 +1307,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   }
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
-    const int row = nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
+    // Column l / 4 of the B fragment: row nt * 8 + l / 4, or (packed) row nt * 4 + l / 8's hi or lo.
+    const int row = kPack ? nt * 4 + l / 8 : nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
     // Dims pair_lo(jj), pair_lo(jj + 1), pair_hi(jj), pair_hi(jj + 1) of the octet: 4 in a row.
     static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
     const float4 x4 = *reinterpret_cast<const float4*>(fl + QStage<D>::at(row, base + pair_lo(jj)));
@@ -1305,18 +1323,20 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       hi[h] = as_u32(x);
       lo[h] = as_u32(__floats2half2_rn(a - back.x, c - back.y));
     }
-    qfrag[idx] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
+    if (kPack && (l / 4) % 2 == 1) qfrag[idx] = make_uint4(lo[0], lo[1], 0u, 0u);
+    else qfrag[idx] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
   }
   __syncthreads();
 
-  // This lane's rows in the score fragments: 2t, 2t+1 of each n-tile.
+  // This lane's rows in the score fragments: 2t, 2t+1 of each n-tile (packed: t).
+  auto lane_row = [&](int nt, int c) { return kPack ? nt * 4 + t : nt * 8 + 2 * t + c; };
   float unscale[NT][2];
   int vis_lo[NT][2], vis_hi[NT][2];  // key indices fit in 32 bits (the host checks)
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
-      const int r = nt * 8 + 2 * t + c;
+      const int r = lane_row(nt, c);
       unscale[nt][c] = row_unscale[r] * (KF == Fam::e2m1 || KF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
       if (r < R) {
         const auto vr = visible((row0 + r) / G);
@@ -1350,8 +1370,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-    for (int c = 0; c < 2; ++c)
-      if (nt * 8 + 2 * t + c < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
+    for (int c = 0; c < CS; ++c)
+      if (lane_row(nt, c) < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
   all_lo = __reduce_max_sync(0xFFFFFFFFu, all_lo);
   all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
   // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out of l.
@@ -1413,7 +1433,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
           for (int term = 0; term < KT; ++term) {
             mma16816(acc_s, ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.x, qb.y);
-            if (term_takes_lo(term))
+            if (!kPack && term_takes_lo(term))
               mma16816(acc_s, ha[term][i0], hb[term][i0], ha[term][i0 + 1], hb[term][i0 + 1], qb.z, qb.w);
           }
         }
@@ -1432,11 +1452,14 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           const float ba = fmaf(-kOffset, ma, cur.k_bias(0, b)), bb = fmaf(-kOffset, mb, cur.k_bias(1, b));
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            const float q0 = qsum[b * RP + nt * 8 + 2 * t], q1 = qsum[b * RP + nt * 8 + 2 * t + 1];
+            const float q0 = qsum[b * RP + lane_row(nt, 0)];
             s[nt][0] = fmaf(ba, q0, s[nt][0]);
-            s[nt][1] = fmaf(ba, q1, s[nt][1]);
             s[nt][2] = fmaf(bb, q0, s[nt][2]);
-            s[nt][3] = fmaf(bb, q1, s[nt][3]);
+            if constexpr (!kPack) {  // packed: column 1 is row t's lo term, the bias went into column 0
+              const float q1 = qsum[b * RP + lane_row(nt, 1)];
+              s[nt][1] = fmaf(ba, q1, s[nt][1]);
+              s[nt][3] = fmaf(bb, q1, s[nt][3]);
+            }
           }
         }
       }
@@ -1453,6 +1476,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     if (cur.k[1].any_nan_scale(kh))
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) s[nt][2] = s[nt][3] = __int_as_float(0x7FC00000);
+    if constexpr (kPack)  // row t's hi and lo columns
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[nt][0] += s[nt][1], s[nt][2] += s[nt][3];
   };
 
   // Online softmax of the step at j0; `masked` (a bool, or a compile-time std::bool_constant):
@@ -1477,12 +1503,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         wscale[i] = fminf(__half2float(__ushort_as_half(uint16_t(sb))) * vnorm, 32768.0f);
       }
     }
-    float sc[NT][4];  // [n-tile][key g row 2t, row 2t+1, key g+8 row 2t, row 2t+1], log2 units
+    float sc[NT][4];  // [n-tile][key g row 2t, row 2t+1, key g+8 row 2t, row 2t+1], log2 units (packed: row t at 0, 2)
     bool grow = false;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
+      for (int c = 0; c < CS; ++c) {
         float sa = s[nt][c] * unscale[nt][c], sb = s[nt][c + 2] * unscale[nt][c];
         if (bool(masked)) {
           if (!(ja < whi && ja >= vis_lo[nt][c] && ja < vis_hi[nt][c])) sa = -INFINITY;
@@ -1495,7 +1521,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
+        for (int c = 0; c < CS; ++c) {
           float mx = fmaxf(sc[nt][c], sc[nt][c + 2]);
           mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 4));
           mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, 8));
@@ -1512,7 +1538,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     for (int nt = 0; nt < NT; ++nt) {
       float pr[4];
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
+      for (int c = 0; c < CS; ++c) {
         const float m_p = (m_run[nt][c] == -INFINITY ? 0.0f : m_run[nt][c]) - kPShift;
         pr[c] = fast_exp2(sc[nt][c] - m_p);
         pr[c + 2] = fast_exp2(sc[nt][c + 2] - m_p);
@@ -1521,10 +1547,15 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       }
 #pragma unroll
       for (int kk = 0; kk < 2; ++kk) {
-        const __half2 x = __floats2half2_rn(pr[2 * kk], pr[2 * kk + 1]);
-        const float2 back = __half22float2(x);
-        pb[nt][0][kk] = transpose8x8(as_u32(x));
-        pb[nt][1][kk] = transpose8x8(as_u32(__floats2half2_rn(pr[2 * kk] - back.x, pr[2 * kk + 1] - back.y)));
+        if constexpr (kPack) {  // key g (kk = 0) or g + 8, row t: (hi, lo) in columns 2t, 2t+1
+          const __half hi = __float2half_rn(pr[2 * kk]);
+          pb[nt][0][kk] = transpose8x8(as_u32(__halves2half2(hi, __float2half_rn(pr[2 * kk] - __half2float(hi)))));
+        } else {
+          const __half2 x = __floats2half2_rn(pr[2 * kk], pr[2 * kk + 1]);
+          const float2 back = __half22float2(x);
+          pb[nt][0][kk] = transpose8x8(as_u32(x));
+          pb[nt][1][kk] = transpose8x8(as_u32(__floats2half2_rn(pr[2 * kk] - back.x, pr[2 * kk + 1] - back.y)));
+        }
       }
     }
   };
@@ -1533,6 +1564,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
     // The running max rarely moves after the first steps: rescale the accumulators only when some
     // row's did (a warp-uniform branch; multiplying by exactly 1 would change nothing).
     bool moved = false;
+    if constexpr (kPack)  // columns 2t and 2t+1 are both row t
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) alphas[nt][1] = alphas[nt][0];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) moved |= alphas[nt][0] != 1.0f || alphas[nt][1] != 1.0f;
     if (__any_sync(0xFFFFFFFFu, moved)) {
@@ -1555,6 +1589,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         }
       }
     }
+  };
+
+  // acc += the A fragment a0..a3 times P's hi term, and (with_lo) its lo term; packed, one mma
+  // takes both (they are columns of their own).
+  auto p_mma = [&](float* out, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, int nt, bool with_lo) {
+    mma16816(out, a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
+    if (!kPack && with_lo) mma16816(out, a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
   };
 
   // O^T += V^T P^T (pb) from the tile's V codes.
@@ -1606,10 +1647,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
           const uint32_t a0 = reg(0, pair_lo(jj)), a1 = reg(0, pair_hi(jj)), a2 = reg(1, pair_lo(jj)),
                          a3 = reg(1, pair_hi(jj));
 #pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
-            mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
-          }
+          for (int nt = 0; nt < NT; ++nt) p_mma(acc[u][nt], a0, a1, a2, a3, nt, true);
         }
       }
     } else if constexpr (kTurboV) {
@@ -1634,10 +1672,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
             const uint32_t a0 = hk[0][dl >> 2][term][dl & 3], a1 = hk[0][dh >> 2][term][dh & 3],
                            a2 = hk[1][dl >> 2][term][dl & 3], a3 = hk[1][dh >> 2][term][dh & 3];
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-              mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
-              if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
-            }
+            for (int nt = 0; nt < NT; ++nt) p_mma(acc[u][nt], a0, a1, a2, a3, nt, term_takes_lo(term));
           }
         }
       }
@@ -1654,10 +1689,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
         add[pr] = prmt(cur.v[2 * pr].bias_bits[0], cur.v[2 * pr + 1].bias_bits[0], 0x5410);
       }
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        mma16816(bias_acc[nt], add[0], add[0], add[1], add[1], pb[nt][0][0], pb[nt][0][1]);
-        mma16816(bias_acc[nt], add[0], add[0], add[1], add[1], pb[nt][1][0], pb[nt][1][1]);
-      }
+      for (int nt = 0; nt < NT; ++nt) p_mma(bias_acc[nt], add[0], add[0], add[1], add[1], nt, true);
 #pragma unroll
       for (int o = 0; o < VOCT; ++o) {
         uint32_t code[2][8];  // [key pair][dim of the octet]: both keys' codes as f16
@@ -1680,9 +1712,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
                          l2 = term_lo(1, pair_lo(jj), h2), l3 = term_lo(1, pair_hi(jj), h3);
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            mma16816(acc[u][nt], h0, h1, h2, h3, pb[nt][0][0], pb[nt][0][1]);
-            mma16816(acc[u][nt], h0, h1, h2, h3, pb[nt][1][0], pb[nt][1][1]);
-            mma16816(acc[u][nt], l0, l1, l2, l3, pb[nt][0][0], pb[nt][0][1]);
+            p_mma(acc[u][nt], h0, h1, h2, h3, nt, true);
+            p_mma(acc[u][nt], l0, l1, l2, l3, nt, false);
           }
         }
       }
@@ -1705,10 +1736,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
             const uint32_t a2 = prmt(hv[2][term][jj], hv[3][term][jj], 0x5410);
             const uint32_t a3 = prmt(hv[2][term][jj], hv[3][term][jj], 0x7632);
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-              mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][0][0], pb[nt][0][1]);
-              if (term_takes_lo(term)) mma16816(acc[u][nt], a0, a1, a2, a3, pb[nt][1][0], pb[nt][1][1]);
-            }
+            for (int nt = 0; nt < NT; ++nt) p_mma(acc[u][nt], a0, a1, a2, a3, nt, term_takes_lo(term));
           }
         }
       }
@@ -1766,7 +1794,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {
+    for (int c = 0; c < CS; ++c) {
       float l = l_run[nt][c];
       l += __shfl_xor_sync(0xFFFFFFFFu, l, 4);
       l += __shfl_xor_sync(0xFFFFFFFFu, l, 8);
@@ -1787,20 +1815,24 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int r = nt * 8 + 2 * t + c;
-        const float bias_lo = kAffineV ? bias_acc[kAffineV ? nt : 0][c] : 0.0f;
-        const float bias_hi = kAffineV ? bias_acc[kAffineV ? nt : 0][c + 2] : 0.0f;
-        wp[r * WP::kRowStride + WP::at(d_lo)] = (acc[u][nt][c] + bias_lo) * vmul;
-        wp[r * WP::kRowStride + WP::at(d_hi)] = (acc[u][nt][c + 2] + bias_hi) * vmul;
+      for (int c = 0; c < CS; ++c) {
+        const int r = lane_row(nt, c);
+        float v_lo = acc[u][nt][c], v_hi = acc[u][nt][c + 2];
+        if constexpr (kPack) v_lo += acc[u][nt][1], v_hi += acc[u][nt][3];  // row t's lo columns
+        if constexpr (kAffineV) {
+          v_lo += bias_acc[nt][c], v_hi += bias_acc[nt][c + 2];
+          if constexpr (kPack) v_lo += bias_acc[nt][1], v_hi += bias_acc[nt][3];
+        }
+        wp[r * WP::kRowStride + WP::at(d_lo)] = v_lo * vmul;
+        wp[r * WP::kRowStride + WP::at(d_hi)] = v_hi * vmul;
       }
   }
   if (g == 0)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int r = nt * 8 + 2 * t + c;
+      for (int c = 0; c < CS; ++c) {
+        const int r = lane_row(nt, c);
         wp[r * WP::kRowStride + WP::kM] = m_run[nt][c];
         wp[r * WP::kRowStride + WP::kL] = l_run[nt][c] * punscale;
       }
