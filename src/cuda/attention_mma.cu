@@ -25,9 +25,9 @@ Fam family_of(const Format& f) {
   }
 }
 
-// Query rows (R = G * Lq) per block: 8 per n-tile (tile_rows), at most 256 / D tiles (the
-// accumulators are D * NT / 8 registers a lane). More rows than that go to several blocks per split
-// ("row chunks").
+// Query rows (R = G * Lq) per block: 8 per n-tile, at most 256 / D tiles (the accumulators are
+// D * NT / 8 registers a lane), or 4 in tile code 0 (tile_rows: lo terms as columns). More rows
+// than that go to several blocks per split ("row chunks").
 constexpr int64_t kMaxRows = 256;  // beyond this the generic kernel takes the call (docs/decisions.md)
 
 int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.shape[2]; }
@@ -35,21 +35,35 @@ int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.
 Instance pick_at(const AttentionArgs& a, int nt) {
   const Fam kf = family_of(a.k.format), vf = family_of(a.v.format);
   const int D = int(a.q.shape[3]);
+  if (D == 64 && nt == 0) return pick_pair<64, 0>(kf, vf);
   if (D == 64 && nt == 1) return pick_pair<64, 1>(kf, vf);
   if (D == 64 && nt == 2) return pick_pair<64, 2>(kf, vf);
   if (D == 64 && nt == 4) return pick_pair<64, 4>(kf, vf);
+  if (D == 128 && nt == 0) return pick_pair<128, 0>(kf, vf);
   if (D == 128 && nt == 1) return pick_pair<128, 1>(kf, vf);
   if (D == 128 && nt == 2) return pick_pair<128, 2>(kf, vf);
+  if (nt == 0) return pick_pair<256, 0>(kf, vf);
   return pick_pair<256, 1>(kf, vf);
 }
 
-// The smallest tile count that holds all rows, up to 256 / D; pairs on the generic decoders exist
-// for one tile only, and take more row chunks instead.
+// Tile code 0 (4 rows, lo terms as columns) for up to 4 rows where the pair has it (not the generic
+// decoders); QSDPA_PACK_LO=0 turns it off (an A/B switch).
+bool packed_rows(const AttentionArgs& a) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("QSDPA_PACK_LO");
+    return !v || std::atoi(v) != 0;
+  }();
+  return enabled && rows_of(a) <= tile_rows(0) && pick_at(a, 0).run != nullptr;
+}
+
+// The tile code: 0 where packed_rows, else the smallest tile count that holds all rows, up to
+// 256 / D; pairs on the generic decoders exist for one tile only, and take more row chunks instead.
 int n_tiles(const AttentionArgs& a) {
+  if (packed_rows(a)) return 0;
   const int64_t R = rows_of(a), D = a.q.shape[3];
   const int max_tiles = std::max(1, int(256 / D));
   int nt = 1;
-  while (nt < max_tiles && R > tile_rows(nt)) nt *= 2;
+  while (nt < max_tiles && R > 8 * nt) nt *= 2;
   if (nt > 1 && pick_at(a, nt).run == nullptr) nt = 1;
   return nt;
 }

@@ -950,23 +950,38 @@ struct QStage {
   static constexpr int kRow = D + 8 * (D / 32) + 4;
   __host__ __device__ static constexpr int at(int r, int d) { return r * kRow + d + 8 * (d >> 5); }
 };
-// Shared memory: q's B fragments [D/16][NT][32] (hi and lo: uint4) and after them q staged in f32
-// (QStage, NT*8 rows) until the loop; at the end the warp partials over both (after the barrier that
-// follows every warp's loop).
+// The row tiles of an instance, by a code (the template parameter NT of the kernel and the host's
+// instances): 1, 2 or 4 n-tiles of 8 rows, or 0 for one n-tile of 4 rows whose q and P lo terms are
+// columns of their own (session 24). With at most 4 rows a block (GQA <= 4 at Lq 1: the decode of
+// the reference shapes), the n-tile's 8 columns hold each row twice, hi in column 2r and lo in
+// 2r + 1, instead of 8 rows whose lo terms take a second mma: lane (g, t) then holds row t's hi and
+// lo scores in one register pair, added once per step; P's hi and lo go into the PV product's
+// columns the same way, and the epilogue adds each row's two columns. Half the mma of both
+// products, half the softmax a lane (every lane holds a real row), one P transposed instead of two:
+// the common path of a 16-key step at D = 128 (SASS) E2M1 452 -> 400 instructions, affine4 619 ->
+// 568 (6 -> 2 local accesses), E4M3 440 -> 401, nvfp4 475 -> 424, affine8 591 -> 531, turbo4 741
+// -> 691, f16 277 -> 251.
+__host__ __device__ constexpr int n_tiles_of(int code) { return code == 0 ? 1 : code; }
+__host__ __device__ constexpr bool packs_lo(int code) { return code == 0; }
+__host__ __device__ constexpr int tile_rows(int code) { return code == 0 ? 4 : 8 * code; }
+
+// Shared memory: q's B fragments [D/16][n-tiles][32] (hi and lo: uint4) and after them q staged in
+// f32 (QStage, tile_rows rows) until the loop; at the end the warp partials over both (after the
+// barrier that follows every warp's loop).
 template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return std::max(size_t(D / 16) * NT * 32 * 16 + size_t(NT) * 8 * QStage<D>::kRow * 4,
-                  size_t(Warps) * NT * 8 * WarpPartials<D>::kRowStride * 4);
+  return std::max(size_t(D / 16) * n_tiles_of(NT) * 32 * 16 + size_t(tile_rows(NT)) * QStage<D>::kRow * 4,
+                  size_t(Warps) * tile_rows(NT) * WarpPartials<D>::kRowStride * 4);
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][receive_stride] with C * slot rows <= RP + C - 1.
 template <int D, int NT>
 constexpr bool clusters_fit() {
-  return D * NT <= 128;
+  return D * n_tiles_of(NT) <= 128;
 }
 template <int D, int NT>
 constexpr size_t receive_bytes() {
-  return clusters_fit<D, NT>() ? size_t(NT * 8 + kMaxCluster - 1) * receive_stride<D>() * 4 : 0;
+  return clusters_fit<D, NT>() ? size_t(tile_rows(NT) + kMaxCluster - 1) * receive_stride<D>() * 4 : 0;
 }
 
 // One step's K and V pieces of a lane: keys g, g+8 (K, octet t of each 32-dim block) and keys 2t,
@@ -1040,10 +1055,10 @@ constexpr bool rolls() {
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int min_blocks_of_4_warps() {
   if (KF == Fam::generic || VF == Fam::generic) return 1;
-  if (D * NT > 128) {
+  if (D * n_tiles_of(NT) > 128) {
     if (D == 128 && NT == 2) return KF == Fam::f16 && VF == Fam::f16 ? 3 : QSDPA_WIDE_TILE_BLOCKS;
 #ifdef QSDPA_D256_BLOCKS  // A/B switch (session 23): D = 256 runs 2 blocks a SM (8 warps) at 214-250 registers; 3 lost (below)
-    if (D == 256 && NT == 1) return QSDPA_D256_BLOCKS;
+    if (D == 256 && n_tiles_of(NT) == 1) return QSDPA_D256_BLOCKS;
 #endif
     return 1;
   }
@@ -1088,36 +1103,22 @@ template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
-// q's and P's lo terms as columns of their own (an A/B experiment, session 24; QSDPA_PACK_LO=1):
-// with at most 4 rows a block (GQA <= 4 at Lq 1, the decode of the reference shapes), an n-tile's
-// 8 columns hold each row twice, hi in column 2r and lo in 2r + 1, instead of 8 rows whose lo
-// terms take a second mma. Lane (g, t) then holds row t's hi and lo scores in one register pair,
-// added once per step; P's hi and lo go into the PV product's columns the same way and the
-// epilogue adds the two columns of each row. Half the mma of both products, half the softmax per
-// lane (every lane holds a real row), no second P transposed. With the switch the one-tile
-// instances take 4 rows (more rows take more tiles or row chunks).
-#ifndef QSDPA_PACK_LO
-#define QSDPA_PACK_LO 0
-#endif
-__host__ __device__ constexpr bool packs_lo(int nt) { return QSDPA_PACK_LO && nt == 1; }
-// Query rows a block of nt n-tiles holds.
-__host__ __device__ constexpr int tile_rows(int nt) { return packs_lo(nt) ? 4 : 8 * nt; }
-
 #ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
 #define QSDPA_F16_L1_FIRST 1
 #endif
 
-template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W = kWarps>
-__global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
+template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W = kWarps>
+__global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
   // the other keeps the register allocation of its loop (the cluster code in the same kernel moved
   // it: mxfp4 and mxfp8 +1-1.5 us at 32K-128K, session 8).
   constexpr int KS = D / 16;     // QK k-steps = PV m-tiles
   constexpr int NB = D / 32;     // 32-dim blocks of a K row (lane t: octet t of each)
   constexpr int VOCT = D / 64;   // octets per lane of a V row (lane g: dims [g*D/8, (g+1)*D/8))
-  constexpr bool kPack = packs_lo(NT);  // lo terms as columns (QSDPA_PACK_LO)
+  constexpr int NT = n_tiles_of(TC);     // n-tiles (TC: the tile code, see tile_rows)
+  constexpr bool kPack = packs_lo(TC);   // lo terms as columns of their own
   constexpr int CS = kPack ? 1 : 2;      // rows a lane holds per n-tile: 2t, 2t+1 (or t, packed)
-  constexpr int RP = tile_rows(NT);      // padded rows
+  constexpr int RP = tile_rows(TC);      // padded rows
   constexpr int kT = 32 * W;  // threads
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
@@ -1159,7 +1160,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   // The in-cluster merge (see the epilogue): this block's mbarrier is set up now to count the bytes
   // of the partials it will receive, long before any peer sends them (the cluster barrier's wait,
   // which orders the two, is in the epilogue).
-  constexpr bool kClusters = Cluster && clusters_fit<D, NT>();
+  constexpr bool kClusters = Cluster && clusters_fit<D, TC>();
   __shared__ uint64_t received;
   if (kClusters && p.cluster > 1) {
     const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
@@ -1191,7 +1192,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   constexpr bool kRolling = rolls<D, KF, VF>();
   // Kernels held to one block per SM (the 8-warp cluster kernel, D * NT > 128) have the registers
   // for the pipeline and the lazy maximum whatever the pair (see pipelined_pair).
-  constexpr bool kAllRegisters = kernel_min_blocks<D, NT, KF, VF, Cluster, W>() == 1;
+  constexpr bool kAllRegisters = kernel_min_blocks<D, TC, KF, VF, Cluster, W>() == 1;
   constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && (pipelined_pair(KF, VF) || kAllRegisters);  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && (pipelined_pair(KF, VF) || kAllRegisters);               // see softmax
   // f16, which loads each step's codes in the step (see rolls), asks its first step's lines into L1
@@ -1859,7 +1860,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
-  float* recv = reinterpret_cast<float*>(smem + smem_bytes<D, NT, W>());
+  float* recv = reinterpret_cast<float*>(smem + smem_bytes<D, TC, W>());
   if (clustered) {
     // A warp per row, each lane taking the row's weights itself: no barrier between the weights
     // and the pushes (session 13's probe at 1K: the weights pass and its barrier took ~0.4 us).
@@ -1889,7 +1890,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, NT, KF, VF, Clus
       // (the rotation is linear: R^T of the weighted sum is the weighted sum of R^T partial), so
       // that the owner's merge is the direct one. Un-rotated by the owner, a warp per row after
       // the receive, it took ~0.6 us more than the direct merge (session 18's probe, turbo4 1K).
-      if constexpr (clusters_fit<D, NT>())  // (D <= 128: a row's lanes lie in one warp)
+      if constexpr (clusters_fit<D, TC>())  // (D <= 128: a row's lanes lie in one warp)
         if (unrotate) rotate_row_lanes<4, D / 4>(v, lane % (D / 4), p.vc.seed, true);  // every lane: shuffles
       if (4 * lane < D) store_async(dst + 16 * uint32_t(lane), make_float4(v[0], v[1], v[2], v[3]), bar);
       if (lane == 0) {
@@ -2117,11 +2118,14 @@ Instance pick_pair(Fam kf, Fam vf) {
 
 // Instantiated once per (D, NT) in attention_mma_d*.cu, so that a 16-core machine compiles them in
 // parallel.
+extern template Instance pick_pair<64, 0>(Fam, Fam);
 extern template Instance pick_pair<64, 1>(Fam, Fam);
 extern template Instance pick_pair<64, 2>(Fam, Fam);
 extern template Instance pick_pair<64, 4>(Fam, Fam);
+extern template Instance pick_pair<128, 0>(Fam, Fam);
 extern template Instance pick_pair<128, 1>(Fam, Fam);
 extern template Instance pick_pair<128, 2>(Fam, Fam);
+extern template Instance pick_pair<256, 0>(Fam, Fam);
 extern template Instance pick_pair<256, 1>(Fam, Fam);
 
 }  // namespace qsdpa::cuda::mma
