@@ -21,7 +21,8 @@
 #   in a git-ignored folder: the variant is then the old code and "baseline" this tree), and a
 #   variant written "@<dir> flags" builds from <dir> alone;
 #   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
-#   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh).
+#   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh;
+#   per-block CSV files and their ends by launch rank, scripts/phase_ranks.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -163,12 +164,14 @@ if has phases; then
     IFS=: read -r fmt ctx heads dim <<<"$run"
     heads=${heads:-32-8} dim=${dim:-128}
     for bin in build-gpu build-gpu-phase; do  # the plain build's time beside the probed one's
-      ./$bin/tools/qsdpa bench --device cuda --formats "$fmt" --context "$ctx" --heads "${heads/-/:}" --dim "$dim" \
+      csv_dir="$OUT/phase-$fmt-$ctx-$heads-$dim-csv" && mkdir -p "$csv_dir"  # the probe's per-block marks
+      QSDPA_PHASE_CSV="$csv_dir" ./$bin/tools/qsdpa bench --device cuda --formats "$fmt" --context "$ctx" --heads "${heads/-/:}" --dim "$dim" \
         --min-seconds 0.1 >"$OUT/phase-$fmt-$ctx-$heads-$dim-$bin.log" 2>&1 || tail -5 "$OUT/phase-$fmt-$ctx-$heads-$dim-$bin.log"
     done
     echo "== phases: $fmt at $ctx, heads $heads, D $dim (time: plain build, probed build)"
     grep -hE "^ *$fmt +[0-9]" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu.log" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu-phase.log" | head -2
     grep -A12 "phase times" "$OUT/phase-$fmt-$ctx-$heads-$dim-build-gpu-phase.log"
+    [ -f "$csv_dir/the_split_kernel.csv" ] && python3 scripts/phase_ranks.py "$csv_dir/the_split_kernel.csv"
   done
 fi
 if has ab || has abenv; then

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace qsdpa::cuda::phase {
@@ -79,10 +80,31 @@ void dump() {
     std::fprintf(stderr, "  %4d  %6zu  %6.2f %6.2f %6.2f %6.2f %6.2f            %8lld %8lld %8lld\n", m, at.size(), q(at, 0.0),
                  q(at, 0.1), q(at, 0.5), q(at, 0.9), q(at, 1.0), q(since, 0.5), q(since, 0.9), q(since, 1.0));
   }
-  // Per SM: when its last block reached a mark. A spread as wide as the blocks' says the SMs, not
-  // the blocks beside each other on one SM, finish unevenly (what more waves of blocks would even).
+  // Every block's marks (µs from the first start, -1 where not reached) and SM, to a CSV file per
+  // kernel in the folder QSDPA_PHASE_CSV names, for analyses the summary cannot do (session 24:
+  // loop ends by launch rank).
   std::vector<unsigned> sm(kMaxBlocks);
   if (cudaMemcpyFromSymbol(sm.data(), g_sm, sm.size() * sizeof(sm[0])) != cudaSuccess) return;
+  if (const char* dir = std::getenv("QSDPA_PHASE_CSV")) {
+    std::string name = std::string(dir) + "/" + g_label + ".csv";
+    for (char& ch : name) ch = ch == ' ' ? '_' : ch;
+    if (FILE* f = std::fopen(name.c_str(), "w")) {
+      std::fprintf(f, "block,sm");
+      for (int m = 0; m < kMarks; ++m) std::fprintf(f, ",m%d", m);
+      std::fprintf(f, "\n");
+      for (unsigned b = 0; b < grid; ++b) {
+        std::fprintf(f, "%u,%u", b, sm[b]);
+        for (int m = 0; m < kMarks; ++m) {
+          const unsigned long long t = ns[b * kMarks + m];
+          std::fprintf(f, ",%.3f", t < t0 || ns[b * kMarks] == 0 ? -1.0 : double(t - t0) * 1e-3);
+        }
+        std::fprintf(f, "\n");
+      }
+      std::fclose(f);
+    }
+  }
+  // Per SM: when its last block reached a mark. A spread as wide as the blocks' says the SMs, not
+  // the blocks beside each other on one SM, finish unevenly (what more waves of blocks would even).
   for (int m : {3, 5}) {
     std::vector<double> last(1024, -1.0);
     std::vector<int> blocks(1024, 0);
