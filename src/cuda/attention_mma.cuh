@@ -1,5 +1,6 @@
 // Tensor-core split-key decode attention (issue 3): for R = G*Lq query rows per KV head up to 256
-// (a block holds 8*NT rows with D*NT <= 256; more rows take several blocks per split, "row chunks"),
+// (a block holds 8*NT rows with D*NT <= 256, or up to 4 rows with their lo terms as columns: tile
+// code 0, see tile_rows; more rows take several blocks per split, "row chunks"),
 // no array mask, K and V formats whose values f16 terms hold exactly (everything but f32 and bf16
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
@@ -132,6 +133,13 @@
 // mxfp4 V's scale range check once per group (E2M1 loop 457 -> 452 instructions a step): 4K f16
 // 11.1 us, mxfp4 8.76, turbo4 10.7 against cuDNN's 13.4; 32K mxfp4 23.7 (2.24x); 128K mxfp4 66.3
 // (72%, 2.75x), mxfp8 106 (88%), f16 185 (97%).
+// Session 24 (5be72e5, bench/results/cuda-h100-2026-11-27-session24.md): up to 4 rows a block with
+// q's and P's lo terms as columns of their own (tile code 0; f16 caches keep one tile): 128K mxfp4
+// 63.3 us (75%, 2.87x cuDNN), nvfp4 66.0 (76%), affine4 77.3 (65%, 2.35x), affine8 110 (86%),
+// turbo4 106 (1.72x), turbo3 95.8 (1.90x); 32K mxfp4 21.9 (2.44x); MHA 128K mxfp4 213 (90%); 1K
+// mxfp4 5.12 and f16 6.36 us against cuDNN's 7.30. Inside a 128K mxfp4 call (probe): the loops
+// stream at ~92% of the copy peak while all blocks run; the blocks end in launch order (the first
+// rank's 7.7 us before the fourth's on average), and the last SM ~2 us after the median one.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
