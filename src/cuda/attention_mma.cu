@@ -10,6 +10,13 @@ namespace qsdpa::cuda {
 namespace mma {
 namespace {
 
+// An integer switch for A/B runs (stage abenv of gpu-check.sh): the environment's value clamped to
+// [lo, hi], or fallback.
+int env_switch(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  return v ? std::clamp(std::atoi(v), lo, hi) : fallback;
+}
+
 Fam family_of(const Format& f) {
   switch (f.kind) {
     case FormatKind::f16: return Fam::f16;
@@ -47,17 +54,15 @@ Instance pick_at(const AttentionArgs& a, int nt) {
 }
 
 // Tile code 0 (4 rows, lo terms as columns) for up to 4 rows where the pair has it (not the generic
-// decoders), but not for f16 caches, whose loop is bound by memory, not by its instructions.
-// QSDPA_PACK_LO=0 turns it off, 2 takes f16 too (A/B switches). A/B (session 24, H100, B=1, Hq 32,
+// decoders), but not for f16 caches, which measured slower with it (below; not understood: their
+// loop is bound by memory, and lost 26 of its instructions a step). QSDPA_PACK_LO=0 turns it off,
+// 2 takes f16 too (A/B switches). A/B (session 24, H100, B=1, Hq 32,
 // D 128, one build, µs, one tile -> code 0): GQA 4 32K mxfp4 23.6 -> 21.9, nvfp4 25.1 -> 22.8,
 // affine4 29.8 -> 27.1, mxfp8 33.5 -> 32.9, turbo4 36.6 -> 34.0; 128K mxfp4 66.1 -> 63.7, nvfp4
 // 71.7 -> 65.6, affine4 87.7 -> 78.2, mxfp8 106 -> 105, turbo4 115 -> 107; MHA 128K mxfp4 230 ->
 // 213, affine4 311 -> 274; 1K mxfp4 5.49 -> 5.10; but f16 32K 51.3 -> 52.5, 128K 184 -> 187.
 bool packed_rows(const AttentionArgs& a) {
-  static const int mode = [] {
-    const char* v = std::getenv("QSDPA_PACK_LO");
-    return v ? std::atoi(v) : 1;
-  }();
+  static const int mode = env_switch("QSDPA_PACK_LO", 1, 0, 2);
   const bool f16_pair = family_of(a.k.format) == Fam::f16 && family_of(a.v.format) == Fam::f16;
   return mode != 0 && (mode == 2 || !f16_pair) && rows_of(a) <= tile_rows(0) && pick_at(a, 0).run != nullptr;
 }
@@ -123,13 +128,6 @@ bool attention_mma_supports(const AttentionArgs& a) {
 }
 
 bool attention_mma_pair_compiled(const AttentionArgs& a) { return pick(a).compiled_pair; }
-
-// An integer switch for A/B runs (stage abenv of gpu-check.sh): the environment's value clamped to
-// [lo, hi], or fallback.
-static int env_switch(const char* name, int fallback, int lo, int hi) {
-  const char* v = std::getenv(name);
-  return v ? std::clamp(std::atoi(v), lo, hi) : fallback;
-}
 
 // The largest cluster the in-kernel merge takes: kMaxCluster, or QSDPA_MAX_CLUSTER (read once;
 // 1 turns clusters off).
