@@ -63,7 +63,7 @@ TEST_P(CudaAttention, SplitKernelShapes) {
 }
 
 // Shapes the tensor-core kernel takes (no array mask, G*Lq <= 256), for every format: each
-// head dim and row-tile count, more rows than one block holds (row chunks), GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
+// head dim and row-tile count (tile code 0 included), more rows than one block holds (row chunks), GQA 1 to 32, odd and tiny key counts (N = 1, fewer keys than one warp
 // step, not a multiple of 16, longer than one block's slice), causal, window, sinks, ragged lengths,
 // q in f32/f16/bf16, BSHD strides and values two elements apart (the prologue's value-by-value
 // staging; the others load q a 16-byte octet at a time).
@@ -94,6 +94,12 @@ TEST_P(CudaAttention, TensorCoreShapes) {
       {128, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
       {256, 4, 3, 100, test::MaskKind::none, false, false, DType::bf16},
       {64, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
+      // Up to 4 rows a block take tile code 0 (lo terms as columns; f16 caches excepted): each
+      // head dim, a different causal range per row, sinks and ragged lengths (session 24).
+      {256, 4, 1, 1500, test::MaskKind::none, true, true, DType::f16},
+      {256, 1, 4, 300, test::MaskKind::causal, false, true, DType::f32},
+      {128, 1, 4, 100, test::MaskKind::causal, true, false, DType::bf16},
+      {64, 2, 2, 50, test::MaskKind::causal, false, true, DType::f16},
   };
   uint64_t seed = 1900;
   const auto dims = test::valid_dims(kf, vf);
