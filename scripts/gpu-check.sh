@@ -7,7 +7,8 @@
 #   QSDPA_STAGES="build tests sanitizer cpu bench" picks stages (default: all);
 #   QSDPA_BENCH_CONTEXTS / QSDPA_BENCH_FORMATS / QSDPA_BENCH_HEADS narrow the bench; QSDPA_TEST_REGEX
 #   narrows stage tests (default: every test whose name holds "Cuda");
-#   stage "shapes" benches issue 3's other shapes at 32K (Lq 4, 8 and 32, B 8 and 32, D 64 and 256);
+#   stage "shapes" benches issue 3's other shapes at 32K (Lq 1, 4, 8 and 32, B 8 and 32, D 64 and 256)
+#   and prints the Lq 4 and 8 times over the Lq 1 time of the same run;
 #   stage "sharded" builds with NCCL and runs qsdpa_sharded_bench on all GPUs (issue 4);
 #   stage "ncusrc" samples one kernel's stall reasons per SASS instruction (QSDPA_NCU_KERNEL, _FORMAT, _CONTEXT);
 #   stage "ncubal" measures how evenly the SMs are busy in the split kernel (mxfp4) and the merge's time,
@@ -99,7 +100,7 @@ if has bench; then
   done
 fi
 if has shapes; then
-  fmts=f16,affine8,affine4,mxfp8,mxfp4,nvfp4
+  fmts=f16,affine8,affine4,affine4-g32,mxfp8,mxfp4,nvfp4  # issue 3's item 1 formats (and item 3's)
   while read -r name heads args; do
     json="$OUT/bench-$name.json"
     # shellcheck disable=SC2086
@@ -108,6 +109,7 @@ if has shapes; then
     python3 scripts/torch_sdpa.py "$json" --min-seconds 0.1 >"$OUT/torch-$name.log" 2>&1 || tail -5 "$OUT/torch-$name.log"
     python3 scripts/report.py bench "$json" | tail -n +3
   done <<EOF2
+lq1 32:8 --formats $fmts,turbo4,turbo3
 lq4 32:8 --lq 4 --formats $fmts,turbo4,turbo3
 lq8 32:8 --lq 8 --formats $fmts,turbo4,turbo3
 lq32 32:8 --lq 32 --formats f16,affine4,mxfp4,mxfp8
@@ -116,6 +118,7 @@ b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8,turbo4
 d64 32:8 --dim 64 --formats $fmts,turbo4
 d256 16:8 --dim 256 --formats $fmts,turbo4,turbo3
 EOF2
+  python3 scripts/report.py lq-ratios "$OUT/bench-lq1.json" "$OUT/bench-lq4.json" "$OUT/bench-lq8.json"
 fi
 if has ncu && command -v ncu >/dev/null; then
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do

@@ -3,6 +3,7 @@
 
     python3 scripts/report.py bench bench/results/cpu-....json [--plot out.png]
     python3 scripts/report.py eval bench/results/eval-....json
+    python3 scripts/report.py lq-ratios lq1.json lq4.json [lq8.json ...]   # times over the first file's
 
 The plot (matplotlib, optional) shows the speedup vs context length per format: over PyTorch's best
 fp16 SDPA when the JSON has `speedup_vs_torch` (scripts/torch_sdpa.py), else over qsdpa's f16 path.
@@ -93,13 +94,36 @@ def plot(doc, path):
     fig.savefig(path, dpi=110)
 
 
+def lq_ratios(paths):
+    """Each format's time in the later bench files over its time in the first (issue 3's item 3: Lq 4
+    and 8 against Lq 1, same shape otherwise), one row per (format, context)."""
+    docs = []
+    for p in paths:
+        with open(p) as f:
+            docs.append(json.load(f))
+    times = [{(name(r), r["context"]): r for r in d["rows"]} for d in docs]
+    head = ["format", "context", f"Lq {docs[0]['rows'][0]['lq']} (µs)"]
+    head += [f"Lq {d['rows'][0]['lq']} (µs, ×)" for d in docs[1:]]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(docs))]
+    for key, base in times[0].items():
+        cells = [key[0], str(key[1]), us(base["time_us"])]
+        for t in times[1:]:
+            r = t.get(key)
+            cells.append(f"{us(r['time_us'])} ({r['time_us'] / base['time_us']:.2f}×)" if r else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["bench", "eval"])
-    ap.add_argument("json")
+    ap.add_argument("kind", choices=["bench", "eval", "lq-ratios"])
+    ap.add_argument("json", nargs="+")
     ap.add_argument("--plot")
     a = ap.parse_args()
-    with open(a.json) as f:
+    if a.kind == "lq-ratios":
+        print(lq_ratios(a.json))
+        return 0
+    with open(a.json[0]) as f:
         doc = json.load(f)
     print(bench_table(doc) if a.kind == "bench" else eval_table(doc))
     if a.plot:

@@ -95,8 +95,7 @@ TEST_P(CudaAttention, TensorCoreShapes) {
       {256, 4, 3, 100, test::MaskKind::none, false, false, DType::bf16},
       {64, 8, 5, 300, test::MaskKind::causal, true, false, DType::f32},
       // Up to 4 rows a block take tile code 0 (lo terms as columns; f16 caches excepted): each
-      // head dim, sinks and ragged lengths; rows with causal ranges of their own take it only under
-      // QSDPA_PACK_LO=3 (attention_mma.cu, packed_rows), else the one-tile kernel (session 24).
+      // head dim, sinks, ragged lengths, and rows with causal ranges of their own (Lq 2-4).
       {256, 4, 1, 1500, test::MaskKind::none, true, true, DType::f16},
       {256, 1, 4, 300, test::MaskKind::causal, false, true, DType::f32},
       {128, 1, 4, 100, test::MaskKind::causal, true, false, DType::bf16},

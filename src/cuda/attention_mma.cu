@@ -55,21 +55,17 @@ Instance pick_at(const AttentionArgs& a, int nt) {
 
 // Tile code 0 (4 rows, lo terms as columns) for up to 4 rows where the pair has it (not the generic
 // decoders), but not for f16 caches, which measured slower with it (below; not understood: their
-// loop is bound by memory, and lost 26 of its instructions a step), and only where every row sees
-// the same keys (Lq 1, or neither causal nor a window): rows with ranges of their own on tile code
-// 0 (GQA 1-2 at Lq 2-4, causal) have not run on a GPU yet (docs/gpu-tests.md, session 24).
-// QSDPA_PACK_LO=0 turns it off, 2 takes f16 too, 3 takes rows with ranges of their own too (A/B
-// and test switches). A/B (session 24, H100, B=1, Hq 32, D 128, one build, µs, one tile -> code
+// loop is bound by memory, and lost 26 of its instructions a step). Rows with causal ranges of
+// their own (GQA 1-2 at Lq 2-4) take it too since session 25 (the CUDA suite passed with them on
+// it, docs/gpu-tests.md). QSDPA_PACK_LO=0 turns it off, 2 takes f16 too (A/B switches). A/B (session 24, H100, B=1, Hq 32, D 128, one build, µs, one tile -> code
 // 0): GQA 4 32K mxfp4 23.6 -> 21.9, nvfp4 25.1 -> 22.8, affine4 29.8 -> 27.1, mxfp8 33.5 -> 32.9,
 // turbo4 36.6 -> 34.0; 128K mxfp4 66.1 -> 63.7, nvfp4 71.7 -> 65.6, affine4 87.7 -> 78.2, mxfp8
 // 106 -> 105, turbo4 115 -> 107; MHA 128K mxfp4 230 -> 213, affine4 311 -> 274; 1K mxfp4 5.49 ->
 // 5.10; but f16 32K 51.3 -> 52.5, 128K 184 -> 187.
 bool packed_rows(const AttentionArgs& a) {
-  static const int mode = env_switch("QSDPA_PACK_LO", 1, 0, 3);
+  static const int mode = env_switch("QSDPA_PACK_LO", 1, 0, 2);
   const bool f16_pair = family_of(a.k.format) == Fam::f16 && family_of(a.v.format) == Fam::f16;
-  const bool same_keys = a.q.shape[2] == 1 || (!a.causal && a.window == 0);
-  return mode != 0 && (mode == 2 || !f16_pair) && (mode == 3 || same_keys) && rows_of(a) <= tile_rows(0) &&
-         pick_at(a, 0).run != nullptr;
+  return mode != 0 && (mode == 2 || !f16_pair) && rows_of(a) <= tile_rows(0) && pick_at(a, 0).run != nullptr;
 }
 
 // The tile code: 0 where packed_rows, else the smallest tile count that holds all rows, up to

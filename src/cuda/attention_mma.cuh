@@ -1070,6 +1070,9 @@ constexpr int min_blocks_of_4_warps() {
 #endif
     return 1;
   }
+#ifdef QSDPA_D64_BLOCKS  // A/B switch (session 25): D = 64, one n-tile (16 accumulator registers), at more blocks a SM
+  if (D == 64 && n_tiles_of(NT) == 1) return QSDPA_D64_BLOCKS;
+#endif
   if (is_turbo(KF) || is_turbo(VF)) return QSDPA_TURBO_BLOCKS;
   return KF == Fam::u8 || KF == Fam::e4m3 || VF == Fam::u8 || VF == Fam::e4m3 ? QSDPA_EIGHT_BIT_BLOCKS : 4;
 }
