@@ -188,7 +188,10 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
   if (one_step * per_split <= sms) {
     splits = int(std::max<int64_t>(1, one_step));
   } else {
-    const int64_t wave = std::max<int64_t>(1, sms * inst.resident() / per_split);
+    // A/B switch (session 25): the wave counts at most QSDPA_WAVE_BLOCKS blocks a SM (0: all resident).
+    static const int wave_blocks = env_switch("QSDPA_WAVE_BLOCKS", 0, 0, 64);
+    const int64_t resident = wave_blocks > 0 ? std::min(wave_blocks, inst.resident()) : inst.resident();
+    const int64_t wave = std::max<int64_t>(1, sms * resident / per_split);
     splits = int(std::max<int64_t>(1, std::min<int64_t>(wave, (a.k.tokens + 32 * kWarps - 1) / (32 * kWarps))));
   }
   if (const int cluster = cluster_of(a, inst, splits); cluster > 1) return {splits, cluster, kWarps};
