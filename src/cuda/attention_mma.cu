@@ -215,21 +215,9 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
   return {splits, 1, kWarps};
 }
 
-// The merge kernel takes each partial as its ready flag is set (merge_partials), instead of waiting
-// for the split grid's end; QSDPA_MERGE_FLAGS=0 turns that off (A/B switch, read once).
-static bool merge_flags() {
-  static const bool on = env_switch("QSDPA_MERGE_FLAGS", 1, 0, 1) == 1;
-  return on;
-}
-
-// The merge kernel's workspace: the partials, then (merge_flags) their ready flags.
-static size_t merge_workspace_bytes(const AttentionArgs& a, int splits) {
-  return partials_bytes(a, splits) + (merge_flags() ? ready_flags_bytes(a, splits) : 0);
-}
-
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {
   const Split split = mma_split(a, pick(a));
-  return split.cluster > 1 ? 0 : merge_workspace_bytes(a, split.splits);
+  return split.cluster > 1 ? 0 : partials_bytes(a, split.splits);
 }
 
 void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream) {
@@ -265,13 +253,11 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   static const int early_next = env_switch("QSDPA_EARLY_NEXT", 1, 0, 2);
   const int64_t blocks = int64_t(p.splits) * p.row_chunks * a.k.heads * a.q.shape[0];
   p.early_next = p.cluster > 1 && (early_next == 2 || (early_next == 1 && blocks <= sm_count()));
-  p.work = p.cluster > 1 ? nullptr : partials_buffer(a, merge_workspace_bytes(a, p.splits));
-  if (p.work && merge_flags())
-    p.ready = reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(p.work) + partials_bytes(a, p.splits));
+  p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
 #ifndef QSDPA_SKIP_MERGE  // timing experiments only (docs/gpu-tests.md, session 7): the output is then unwritten
-  if (p.cluster == 1) merge_partials(p, p.rows, p.splits, p.work, /*rotated=*/false, stream, p.ready);  // turbo: un-rotated by the blocks
+  if (p.cluster == 1) merge_partials(p, p.rows, p.splits, p.work, /*rotated=*/false, stream);  // turbo: un-rotated by the blocks
 #endif
 }
 

@@ -920,7 +920,6 @@ struct MmaParams : KernelArgs {
   fmt::F16Lut k_luts[2]{}, v_luts[2]{};
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
   bool early_next = false;    // the cluster kernel lets the next kernel launch at its start (mma_split)
-  uint32_t* ready = nullptr;  // the partials' ready flags (merge_partials), after them in the workspace; null: none
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -1161,22 +1160,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // after the ordinary kernel, and after the cluster kernel where the host asks for it (early_next:
   // the next call's blocks then take their SMs as this grid's leave, not after a launch once it has
   // ended; attention_mma.cu).
-  // With ready flags the merge kernel polls instead of waiting for this grid's end, so it may launch
-  // only once every block has cleared its flags (below, after q's staging and its barrier).
-  if (Cluster ? p.early_next : !p.ready) allow_dependent_launch();
+  if (!Cluster || p.early_next) allow_dependent_launch();
 
   // Programmatic dependent launch (the host's launch, sm_90): this grid may start while the kernel
   // before it in the stream is still ending. Until wait_for_prior_grid the block reads nothing that
   // kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing.
   wait_for_prior_grid();
   QSDPA_PHASE(9);
-  // This block's rows' ready flags (see merge_partials): cleared now, after the previous call's merge
-  // (the kernel before this one, or before that one) has read them, and set after the partial's stores.
-  uint32_t* const ready = !Cluster && p.ready ? p.ready + ((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0 : nullptr;
-  if (ready && int(threadIdx.x) < R) {
-    ready[threadIdx.x] = 0u;
-    __threadfence();
-  }
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
@@ -1334,7 +1324,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     __syncthreads();
     QSDPA_PHASE(1);
   }
-  if (ready) allow_dependent_launch();  // every block's flags are clear before the merge kernel starts
   for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
     const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
     // Column l / 4 of the B fragment: row nt * 8 + l / 4, or (packed) row nt * 4 + l / 8's hi or lo.
@@ -1975,11 +1964,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
         if (weight != 0.0f) v += wpart[(w * RP + r) * WP::kRowStride + at] * weight;
       }
       out[idx] = d == D ? warp_weight[r][W] : v;
-    }
-    if (ready) {  // the stores, then each row's flag (see store_release)
-      __threadfence();
-      __syncthreads();
-      if (int(threadIdx.x) < R) store_release(ready + threadIdx.x, 1u);
     }
   }
   QSDPA_PHASE(5);

@@ -130,30 +130,10 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
-// Waits until the ready flags of splits s0, s0 + 16, ... (Batch of them, those below `splits`) of
-// one partial row are set: lane i polls split s0 + 16 i. A flag that is not set within ~2 s traps
-// (a split block that never stored its partial), rather than hanging the device.
-template <int Batch>
-__device__ __forceinline__ void wait_ready(const uint32_t* flags, int64_t split_stride, int s0, int splits, int lane) {
-  constexpr int kWarpsPerBlock = kMergeThreads / 32;
-  const int s = s0 + lane * kWarpsPerBlock;
-  const uint32_t* flag = flags + (lane < Batch && s < splits ? s : 0) * split_stride;
-  const bool mine = lane < Batch && s < splits;
-  for (uint32_t round = 0; !__all_sync(0xFFFFFFFFu, !mine || load_acquire(flag) != 0u); ++round) {
-    if (round > (1u << 24)) __trap();
-    __nanosleep(100);
-  }
-  __syncwarp();  // the lanes' acquires order every lane's loads of those partials after the stores
-}
-
 // The merge of one row's 32-dim slice (see the file comment), for partials whose values need no
-// un-rotation: lane l takes dim 32 * slice + l. With ready flags (see merge_partials) a warp merges
-// each round of its splits once their flags are set, instead of waiting for the split grid's end:
-// the blocks start as the split grid's first blocks leave their SMs, and the last block's partial
-// is merged ~1 us sooner (the grid's completion and most of the merge's loads leave the critical path).
+// un-rotation: lane l takes dim 32 * slice + l.
 template <int Batch>
-__global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work,
-                                                                       const uint32_t* ready) {
+__global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kWarpsPerBlock = kMergeThreads / 32;
   const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
   const int r = int(blockIdx.x) / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
@@ -168,10 +148,8 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   // its 64-bit arithmetic into every load's address.
   asm volatile("" : "+l"(row_first));
   const float* w = work + row_first;
-  // Row r's flag of split s: ready[((b * Hkv + hk) * splits + s) * rows + r].
-  const uint32_t* flags = ready ? ready + (int64_t(b) * p.k.heads + hk) * splits * rows + r : nullptr;
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
-  if (!ready) wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
+  wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
   // Per split: its (m, l) pair in one 8-byte load (rows of D + 2 floats, D even: 8-byte aligned)
   // and the lane's value. Offsets from the row's first partial in 32 bits (a (b, kv head)'s
@@ -180,7 +158,6 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   const int stride32 = int(stride);
   float top = -INFINITY, l = 0.0f, acc = 0.0f;
   for (int s0 = warp; s0 < splits; s0 += Batch * kWarpsPerBlock) {
-    if (ready) wait_ready<Batch>(flags, rows, s0, splits, lane);
     float2 ml[Batch];
     float v[Batch];
 #pragma unroll
@@ -188,9 +165,8 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
       const int s = s0 + i * kWarpsPerBlock;
       const bool in = s < splits;
       const float* src = w + (in ? s : 0) * stride32;
-      // Through L2 only: this SM's L1 may hold the lines of an earlier call's partials.
-      const float2 pair = __ldcg(reinterpret_cast<const float2*>(src + D));
-      const float value = __ldcg(src + (has_d ? d : 0));
+      const float2 pair = *reinterpret_cast<const float2*>(src + D);
+      const float value = src[has_d ? d : 0];
       ml[i] = in ? pair : make_float2(-INFINITY, 0.0f);
       v[i] = in && has_d ? value : 0.0f;
     }
@@ -309,13 +285,7 @@ float* partials_buffer(const AttentionArgs& a, size_t bytes) {
 
 bool sm90_or_newer() { return cached_attribute<cudaDevAttrComputeCapabilityMajor>(1) >= 9; }
 
-size_t ready_flags_bytes(const AttentionArgs& a, int splits) {
-  const int64_t B = a.q.shape[0], Hkv = a.k.heads, rows = a.q.shape[1] / Hkv * a.q.shape[2];
-  return size_t(B * Hkv * splits) * size_t(rows) * sizeof(uint32_t);
-}
-
-void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream,
-                    const uint32_t* ready) {
+void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream) {
   const unsigned B = unsigned(p.q.shape[0]), Hkv = unsigned(p.k.heads);
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(rows), Hkv, B);
@@ -341,10 +311,10 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
     const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
     config.gridDim.x = unsigned(rows * ((D + 31) / 32));
-    if (per_warp <= 1) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<1>, p, rows, splits, work, ready));
-    else if (per_warp <= 2) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<2>, p, rows, splits, work, ready));
-    else if (per_warp <= 4) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<4>, p, rows, splits, work, ready));
-    else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<8>, p, rows, splits, work, ready));
+    if (per_warp <= 1) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<1>, p, rows, splits, work));
+    else if (per_warp <= 2) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<2>, p, rows, splits, work));
+    else if (per_warp <= 4) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<4>, p, rows, splits, work));
+    else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_slice_kernel<8>, p, rows, splits, work));
   } else if (D <= 64) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<2>, p, rows, splits, work, rotated));
   else if (D <= 128) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<4>, p, rows, splits, work, rotated));
   else if (D <= 256) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_kernel<8>, p, rows, splits, work, rotated));

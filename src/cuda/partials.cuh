@@ -26,10 +26,6 @@ bool sm90_or_newer();
 // Bytes of the partials for `splits` slices per (b, kv head).
 size_t partials_bytes(const AttentionArgs& a, int splits);
 
-// Bytes of the partials' ready flags (one 32-bit word per partial row, [B, Hkv, splits, R]), which
-// the tensor-core split kernel keeps after its partials in the same workspace (merge_partials).
-size_t ready_flags_bytes(const AttentionArgs& a, int splits);
-
 // Where the partials go: the caller's workspace (AttentionArgs::workspace; checked for size and
 // alignment, throwing qsdpa::Error) or else the shared buffer above.
 float* partials_buffer(const AttentionArgs& a, size_t bytes);
@@ -46,18 +42,6 @@ __device__ __forceinline__ void wait_for_prior_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-}
-
-// A partial row's ready flag (see merge_partials): 0 from the split block's start, 1 once its values
-// are stored. The block's threads each fence their stores and meet at a barrier before the flag's
-// release store; the merge reads the flag with an acquire load, and the values after it.
-__device__ __forceinline__ void store_release(uint32_t* flag, uint32_t value) {
-  asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(flag), "r"(value) : "memory");
-}
-__device__ __forceinline__ uint32_t load_acquire(const uint32_t* flag) {
-  uint32_t value;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(value) : "l"(flag) : "memory");
-  return value;
 }
 
 // ---- the merge rule, shared by the merge kernel and the split kernel's in-cluster merge ----
@@ -191,10 +175,7 @@ __device__ inline void merge_received_rows_direct(const KernelArgs& p, const flo
 
 // Merges `splits` partials per (row, kv head, b) by log-sum-exp, adds the sink once, normalises,
 // un-rotates turbo values where `rotated` (the split kernel left them rotated) and writes out (and
-// LSE). With `ready` (the tensor-core split kernel's flags, unrotated partials only) each partial is
-// merged as soon as its flag says it is stored, so the merge runs while the split grid's last blocks
-// do; without, the merge waits for the whole split grid (programmatic dependent launch).
-void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream,
-                    const uint32_t* ready = nullptr);
+// LSE).
+void merge_partials(const KernelArgs& p, int rows, int splits, const float* work, bool rotated, cudaStream_t stream);
 
 }  // namespace qsdpa::cuda
