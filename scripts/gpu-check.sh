@@ -24,6 +24,10 @@
 #   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
 #   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh;
 #   per-block CSV files and their ends by launch rank, scripts/phase_ranks.py).
+# QSDPA_PREBUILT=<dir> (scripts/carry-build.sh's third_party_carry/bin, built on the development
+# machine) skips the build here: the tests then run as nproc shards of the test binary at once
+# (QSDPA_TEST_REGEX a plain substring of the test names), and stages ab, phases, sharded and cpu,
+# which need a build, are refused.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -33,6 +37,16 @@ export QSDPA_GOLDEN_DIR="$PWD/third_party_carry/mlx-golden"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 STAGES=${QSDPA_STAGES:-"tests sanitizer cpu bench"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+prebuilt=${QSDPA_PREBUILT:-}
+if [ -n "$prebuilt" ]; then
+  for stage in ab phases sharded cpu; do
+    if has $stage; then echo "stage $stage needs a build on this machine: not with QSDPA_PREBUILT"; exit 1; fi
+  done
+  export LD_LIBRARY_PATH="$PWD/$prebuilt${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  mkdir -p build-gpu/tools build-gpu/tests
+  ln -sf "$PWD/$prebuilt/qsdpa" build-gpu/tools/qsdpa
+  ln -sf "$PWD/$prebuilt/qsdpa_tests" build-gpu/tests/qsdpa_tests
+fi
 nccl_flags=()
 if has sharded; then
   # NCCL comes with PyTorch's wheels there (nvidia-nccl-cu13): headers and libnccl.so.2.
@@ -40,6 +54,7 @@ if has sharded; then
   echo "NCCL from $nccl_root"
   nccl_flags=(-DQSDPA_NCCL=ON "-DCMAKE_PREFIX_PATH=$nccl_root")
 fi
+[ -n "$prebuilt" ] ||
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${nccl_flags[@]}" \
   -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}" >"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 # Stage ab's variant builds start now, beside the main one (each alone takes ~3 min, mostly one
@@ -67,12 +82,35 @@ if has phases; then  # stage phases' probed build, likewise
     cmake --build build-gpu-phase -j"$(nproc)" --target qsdpa_cli >"$OUT/build-phase.log" 2>&1) &
   phase_build_pid=$!
 fi
-cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
-grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+if [ -z "$prebuilt" ]; then
+  cmake --build build-gpu -j"$(nproc)" >"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+  grep -E "spill" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
+fi
+# The prebuilt test binary in nproc shards at once, its summary in ctest's words (for the summary).
+gtest_shards() {
+  local n pids=() rc=0
+  n=$(nproc)
+  for ((i = 0; i < n; i++)); do
+    GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$i ./build-gpu/tests/qsdpa_tests --gtest_filter="*$1*" >"$OUT/gtest-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  local ran failed
+  ran=$(cat "$OUT"/gtest-*.log | sed -nE 's/^\[==========\] ([0-9]+) tests? from .* ran.*/\1/p' | awk '{s += $1} END {print s + 0}')
+  failed=$(cat "$OUT"/gtest-*.log | grep -E '^\[  FAILED  \] [A-Za-z_].*\.' | sort -u | wc -l)
+  cat "$OUT"/gtest-*.log | grep -E '^\[  FAILED  \] [A-Za-z_].*\.' | sort -u
+  [ "$ran" -gt 0 ] || rc=1
+  echo "$(( ran > 0 ? 100 * (ran - failed) / ran : 0 ))% tests passed, $failed tests failed out of $ran (gtest shards)"
+  return $rc
+}
 ./build-gpu/tools/qsdpa info | head -6 | tee "$OUT/info.txt"
 cuda_rc=0
 if has tests; then
-  ctest --test-dir build-gpu -R "${QSDPA_TEST_REGEX:-Cuda}" -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+  if [ -n "$prebuilt" ]; then
+    gtest_shards "${QSDPA_TEST_REGEX:-Cuda}" >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+  else
+    ctest --test-dir build-gpu -R "${QSDPA_TEST_REGEX:-Cuda}" -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+  fi
   tail -4 "$OUT/cuda-tests.log"
   grep -E "Failed|\*\*\*" "$OUT/cuda-tests.log" | head -20
 fi

@@ -140,6 +140,10 @@
 // mxfp4 5.12 and f16 6.36 us against cuDNN's 7.30. Inside a 128K mxfp4 call (probe): the loops
 // stream at ~92% of the copy peak while all blocks run; the blocks end in launch order (the first
 // rank's 7.7 us before the fourth's on average), and the last SM ~2 us after the median one.
+// Session 25 (a40cd23, bench/results/cuda-h100-2026-11-27-session25.md): tile code 0 also for causal
+// rows with ranges of their own. Issue 3's shapes at 32K: Lq 4 at 1.15-1.53x the Lq 1 time, Lq 8 at
+// 1.37-2.46x; B 8 mxfp4 82%, nvfp4 84%; D 64 f16 74%, mxfp4 39%; MHA 128K mxfp4 89% (3.24x cuDNN),
+// nvfp4 93%. Five blocks a SM at D 64, three at D 256, or fewer than four at D 128 were all slower.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
