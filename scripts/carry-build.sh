@@ -4,7 +4,8 @@
 # image lacks (libfmt.so.9) and the CUDA runtime they were linked against, so that a GPU call runs
 # them without building there: a build on the GPU machine took ~4.5 of a call's minutes and of the
 # session's device time; here it takes ~7 min on 2 cores and no device time. A binary built here ran
-# on the GPU machine's image (Ubuntu 24.04, glibc 2.39) in session 25.
+# on the GPU machine's image (Ubuntu 24.04, glibc 2.39) in session 25: the statically linked CLI;
+# this shared-library form and gpu-check.sh's QSDPA_PREBUILT path have not run there yet.
 # Then, in the device call (carry third_party_carry):
 #   QSDPA_PREBUILT=third_party_carry/bin QSDPA_STAGES="tests bench" bash scripts/gpu-check.sh
 # The CLI and the tests share libqsdpa.so, whose kernels are most of the bytes (the carry limit is
