@@ -24,10 +24,11 @@
 #   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
 #   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh;
 #   per-block CSV files and their ends by launch rank, scripts/phase_ranks.py).
-# QSDPA_PREBUILT=<dir> (scripts/carry-build.sh's third_party_carry/bin, built on the development
-# machine) skips the build here: the tests then run as nproc shards of the test binary at once
-# (QSDPA_TEST_REGEX a plain substring of the test names), and stages ab, phases, sharded and cpu,
-# which need a build, are refused.
+# QSDPA_PREBUILT=<archive> (scripts/carry-build.sh's third_party_carry/bin.tar.xz, built on the
+# development machine) skips the build here: the tests then run as nproc shards of the test binary at
+# once (QSDPA_TEST_REGEX a plain substring of the test names); stage ab takes its variants from
+# QSDPA_AB_PREBUILT (archives, '|' between) instead of QSDPA_AB_FLAGS; stages phases, sharded and
+# cpu, which need a build here, are refused.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -37,15 +38,29 @@ export QSDPA_GOLDEN_DIR="$PWD/third_party_carry/mlx-golden"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 STAGES=${QSDPA_STAGES:-"tests sanitizer cpu bench"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+# A carry-build.sh archive unpacked (by Python: the image may lack xz) and linked in as build folder
+# $2's tools/qsdpa and tests/qsdpa_tests; the binaries find their libraries beside them.
+use_prebuilt() {
+  python3 - "$1" build-prebuilt <<'PY' || exit 1
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    try:
+        t.extractall(sys.argv[2], filter="data")
+    except TypeError:  # Python without extraction filters
+        t.extractall(sys.argv[2])
+PY
+  local dir="$PWD/build-prebuilt/$(basename "$1" .tar.xz)"
+  mkdir -p "$2/tools" "$2/tests"
+  ln -sf "$dir/qsdpa" "$2/tools/qsdpa"
+  ln -sf "$dir/qsdpa_tests" "$2/tests/qsdpa_tests"
+  echo "$2: prebuilt $(cat "$dir/COMMIT")"
+}
 prebuilt=${QSDPA_PREBUILT:-}
 if [ -n "$prebuilt" ]; then
-  for stage in ab phases sharded cpu; do
+  for stage in phases sharded cpu; do
     if has $stage; then echo "stage $stage needs a build on this machine: not with QSDPA_PREBUILT"; exit 1; fi
   done
-  export LD_LIBRARY_PATH="$PWD/$prebuilt${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  mkdir -p build-gpu/tools build-gpu/tests
-  ln -sf "$PWD/$prebuilt/qsdpa" build-gpu/tools/qsdpa
-  ln -sf "$PWD/$prebuilt/qsdpa_tests" build-gpu/tests/qsdpa_tests
+  use_prebuilt "$prebuilt" build-gpu
 fi
 nccl_flags=()
 if has sharded; then
@@ -60,7 +75,10 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCM
 # Stage ab's variant builds start now, beside the main one (each alone takes ~3 min, mostly one
 # instance file on one core; together they take about as long as one).
 ab_build_pids=()
-if has ab; then
+if has ab && [ -n "$prebuilt" ]; then
+  IFS='|' read -ra ab_archives <<<"${QSDPA_AB_PREBUILT:?set QSDPA_AB_PREBUILT for stage ab with QSDPA_PREBUILT}"
+  for v in "${!ab_archives[@]}"; do use_prebuilt "${ab_archives[$v]}" "build-gpu-b$v"; done
+elif has ab; then
   IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
   for v in "${!ab_variants[@]}"; do
     tree=${QSDPA_AB_TREE:-.} flags=${ab_variants[$v]}
@@ -221,10 +239,12 @@ if has ab || has abenv; then
   # ("NAME=value|NAME=other value"), no extra build: for switches the library reads at run time.
   if has abenv; then
     IFS='|' read -ra ab_variants <<<"${QSDPA_AB_ENVS:?set QSDPA_AB_ENVS for stage abenv}"
+  elif [ -n "$prebuilt" ]; then
+    IFS='|' read -ra ab_variants <<<"$QSDPA_AB_PREBUILT"
   else
     IFS='|' read -ra ab_variants <<<"${QSDPA_AB_FLAGS:?set QSDPA_AB_FLAGS for stage ab}"
   fi
-  has abenv || for v in "${!ab_variants[@]}"; do  # the builds started beside the main one
+  has abenv || [ -n "$prebuilt" ] || for v in "${!ab_variants[@]}"; do  # the builds started beside the main one
     wait "${ab_build_pids[$v]}" || { tail -5 "$OUT/configure-b$v.log"; grep -E "error" -A3 "$OUT/build-b$v.log" | head -40; exit 1; }
     grep -E "spill" "$OUT/build-b$v.log" | grep -v " 0 bytes spill" | sort | uniq -c | head -10
   done
