@@ -1104,6 +1104,13 @@ constexpr int min_blocks() {
 #ifndef QSDPA_LAZY_MAX
 #define QSDPA_LAZY_MAX 1
 #endif
+// A/B switch (session 25, not yet measured): 0 runs affine 4-bit keys unpipelined at two or more
+// n-tiles (Lq 4-8 at GQA 4), where the pipelined loop spills (D 128: 758 instructions and 6 local
+// accesses a step at 255 registers; unpipelined 751 and none, SASS). Issue 3 asks Lq 4 <= 1.5x the
+// Lq 1 time; affine4 measured 1.53x.
+#ifndef QSDPA_U4_WIDE_PIPELINE
+#define QSDPA_U4_WIDE_PIPELINE 1
+#endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
 // (at 3 blocks per SM they spilled; session 7). E4M3:E4M3 (mxfp8, fp8) took them in session 8: A/B
@@ -1215,7 +1222,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Kernels held to one block per SM (the 8-warp cluster kernel, D * NT > 128) have the registers
   // for the pipeline and the lazy maximum whatever the pair (see pipelined_pair).
   constexpr bool kAllRegisters = kernel_min_blocks<D, TC, KF, VF, Cluster, W>() == 1;
-  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && (pipelined_pair(KF, VF) || kAllRegisters);  // see the loop
+  constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && (pipelined_pair(KF, VF) || kAllRegisters) &&
+                              (QSDPA_U4_WIDE_PIPELINE || !(KF == Fam::u4 && NT >= 2));  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && (pipelined_pair(KF, VF) || kAllRegisters);               // see softmax
   // f16, which loads each step's codes in the step (see rolls), asks its first step's lines into L1
   // here, so that their latency overlaps the prologue: 128 B a lane per side at D = 128. A/B on the
