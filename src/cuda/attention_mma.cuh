@@ -1074,13 +1074,13 @@ constexpr int min_blocks_of_4_warps() {
 #endif
     return 1;
   }
-// D = 64 with one n-tile has 16 accumulator registers and fits 5 blocks (96 registers) without
-// spilling in its loops, D = 256 on tile code 0 3 blocks (168) for E2M1 and nvfp4. A/B (session 25,
-// H100, GQA 4 at D 64, GQA 2 at D 256, µs): 5 blocks at D 64 slower at 4K-32K for every format
-// (32K mxfp4 15.3 -> 16.9, affine4 17.5 -> 20.2, f16 30.4 -> 30.9), at 128K f16 99.5 -> 98.5 and
-// mxfp8 60.6 -> 59.2 but mxfp4 39.2 -> 40.1; 3 at D 256: 128K mxfp4 118.5 -> 115.2, nvfp4 123.7
-// -> 120.7, 32K both +1 and the spilling families +5-15%. More blocks a SM mean more prologues
-// sharing its issue slots and more partials, which the short calls pay.
+  // D = 64 with one n-tile has 16 accumulator registers and fits 5 blocks (96 registers) without
+  // spilling in its loops, D = 256 on tile code 0 3 blocks (168) for E2M1 and nvfp4. A/B (session
+  // 25, H100, GQA 4 at D 64, GQA 2 at D 256, µs): 5 blocks at D 64 slower at 4K-32K for every
+  // format (32K mxfp4 15.3 -> 16.9, affine4 17.5 -> 20.2, f16 30.4 -> 30.9), at 128K f16 99.5 ->
+  // 98.5 and mxfp8 60.6 -> 59.2 but mxfp4 39.2 -> 40.1; 3 at D 256: 128K mxfp4 118.5 -> 115.2,
+  // nvfp4 123.7 -> 120.7, 32K both +1 and the spilling families +5-15%. More blocks a SM mean more
+  // prologues sharing its issue slots and more partials, which the short calls pay.
 #ifdef QSDPA_D64_BLOCKS  // A/B switch
   if (D == 64 && n_tiles_of(NT) == 1) return QSDPA_D64_BLOCKS;
 #endif
