@@ -113,10 +113,11 @@ gtest_shards() {
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  local ran failed
+  local ran failed_names failed
   ran=$(cat "$OUT"/gtest-*.log | sed -nE 's/^\[==========\] ([0-9]+) tests? from .* ran.*/\1/p' | awk '{s += $1} END {print s + 0}')
-  failed=$(cat "$OUT"/gtest-*.log | grep -E '^\[  FAILED  \] [A-Za-z_].*\.' | sort -u | wc -l)
-  cat "$OUT"/gtest-*.log | grep -E '^\[  FAILED  \] [A-Za-z_].*\.' | sort -u
+  failed_names=$(cat "$OUT"/gtest-*.log | grep -E '^\[  FAILED  \] [A-Za-z_].*\.' | sort -u)
+  failed=$(grep -c . <<<"$failed_names")
+  [ -z "$failed_names" ] || echo "$failed_names"
   [ "$ran" -gt 0 ] || rc=1
   echo "$(( ran > 0 ? 100 * (ran - failed) / ran : 0 ))% tests passed, $failed tests failed out of $ran (gtest shards)"
   return $rc

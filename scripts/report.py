@@ -123,6 +123,8 @@ def main():
     if a.kind == "lq-ratios":
         print(lq_ratios(a.json))
         return 0
+    if len(a.json) != 1:
+        ap.error(f"{a.kind} takes one JSON file")
     with open(a.json[0]) as f:
         doc = json.load(f)
     print(bench_table(doc) if a.kind == "bench" else eval_table(doc))

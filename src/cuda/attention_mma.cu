@@ -58,10 +58,11 @@ Instance pick_at(const AttentionArgs& a, int nt) {
 // loop is bound by memory, and lost 26 of its instructions a step). Rows with causal ranges of
 // their own (GQA 1-2 at Lq 2-4) take it too since session 25 (the CUDA suite passed with them on
 // it, docs/gpu-tests.md). QSDPA_PACK_LO=0 turns it off, 2 takes f16 too (A/B switches).
-// A/B (session 24, H100, B=1, Hq 32, D 128, one build, µs, one tile -> code 0): GQA 4 32K mxfp4 23.6 -> 21.9, nvfp4 25.1 -> 22.8, affine4 29.8 -> 27.1, mxfp8 33.5 -> 32.9,
-// turbo4 36.6 -> 34.0; 128K mxfp4 66.1 -> 63.7, nvfp4 71.7 -> 65.6, affine4 87.7 -> 78.2, mxfp8
-// 106 -> 105, turbo4 115 -> 107; MHA 128K mxfp4 230 -> 213, affine4 311 -> 274; 1K mxfp4 5.49 ->
-// 5.10; but f16 32K 51.3 -> 52.5, 128K 184 -> 187.
+// A/B (session 24, H100, B=1, Hq 32, D 128, one build, µs, one tile -> code 0): GQA 4 32K mxfp4
+// 23.6 -> 21.9, nvfp4 25.1 -> 22.8, affine4 29.8 -> 27.1, mxfp8 33.5 -> 32.9, turbo4 36.6 -> 34.0;
+// 128K mxfp4 66.1 -> 63.7, nvfp4 71.7 -> 65.6, affine4 87.7 -> 78.2, mxfp8 106 -> 105, turbo4 115
+// -> 107; MHA 128K mxfp4 230 -> 213, affine4 311 -> 274; 1K mxfp4 5.49 -> 5.10; but f16 32K 51.3
+// -> 52.5, 128K 184 -> 187.
 bool packed_rows(const AttentionArgs& a) {
   static const int mode = env_switch("QSDPA_PACK_LO", 1, 0, 2);
   const bool f16_pair = family_of(a.k.format) == Fam::f16 && family_of(a.v.format) == Fam::f16;
