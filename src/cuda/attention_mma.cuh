@@ -1104,12 +1104,17 @@ constexpr int min_blocks() {
 #ifndef QSDPA_LAZY_MAX
 #define QSDPA_LAZY_MAX 1
 #endif
-// A/B switch (session 25, not yet measured): 0 runs affine 4-bit keys unpipelined at two or more
-// n-tiles (Lq 4-8 at GQA 4), where the pipelined loop spills (D 128: 758 instructions and 6 local
-// accesses a step at 255 registers; unpipelined 751 and none, SASS). Issue 3 asks Lq 4 <= 1.5x the
-// Lq 1 time; affine4 measured 1.53x.
-#ifndef QSDPA_U4_WIDE_PIPELINE
-#define QSDPA_U4_WIDE_PIPELINE 1
+// Key families whose loop runs unpipelined at two or more n-tiles (Lq 4-8 at GQA 4): a bit mask
+// over Fam's values. Affine 4-bit keys spilled there (D 128: 758 instructions and 6 local accesses
+// a step at 255 registers; unpipelined 751 and none). A/B on the H100 (session 26, prebuilt
+// archives in one call, GQA 4, D 128, us): affine4 Lq 4 32K 40.8 / 41.2 -> 39.3 / 39.2 (1.44x its
+// Lq 1 time in a later run; issue 3 asks 1.5x), affine4-g32 41.5 / 41.6 -> 39.4 / 39.2, Lq 4 128K
+// 121 -> 114 / 116, Lq 8 32K 65.3 / 65.4 -> 64.8 / 64.2; mxfp4 (code unchanged) within 0.3. The
+// other pipelined 4-bit and turbo families, which do not spill there, lost without it (mask 970,
+// a second call: mxfp4 Lq 4 32K 32.0 / 32.5 -> 34.3, Lq 8 51.0 -> 54.2, Lq 4 128K 89.6 -> 97.6;
+// nvfp4 and turbo alike), so only affine 4-bit keys take it.
+#ifndef QSDPA_WIDE_UNPIPELINED
+#define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4))
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
@@ -1223,7 +1228,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // for the pipeline and the lazy maximum whatever the pair (see pipelined_pair).
   constexpr bool kAllRegisters = kernel_min_blocks<D, TC, KF, VF, Cluster, W>() == 1;
   constexpr bool kPipelined = kRolling && QSDPA_PIPELINE && (pipelined_pair(KF, VF) || kAllRegisters) &&
-                              (QSDPA_U4_WIDE_PIPELINE || !(KF == Fam::u4 && NT >= 2));  // see the loop
+                              !((QSDPA_WIDE_UNPIPELINED >> int(KF) & 1) && NT >= 2);  // see the loop
   constexpr bool kLazyMax = QSDPA_LAZY_MAX && (pipelined_pair(KF, VF) || kAllRegisters);               // see softmax
   // f16, which loads each step's codes in the step (see rolls), asks its first step's lines into L1
   // here, so that their latency overlaps the prologue: 128 B a lane per side at D = 128. A/B on the
