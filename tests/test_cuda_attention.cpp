@@ -22,12 +22,14 @@ namespace {
 
 using tools::DeviceArgs;
 
-void attention_on_gpu(const AttentionArgs& host) {
-  DeviceArgs d(host);
+// key_scale_offset: see DeviceArgs.
+void attention_on_gpu_with(const AttentionArgs& host, size_t key_scale_offset) {
+  DeviceArgs d(host, key_scale_offset);
   attention(d.args());
   const int32_t status = d.finish();
   if (status != 0) throw Error("device status " + std::to_string(status));
 }
+void attention_on_gpu(const AttentionArgs& host) { attention_on_gpu_with(host, 0); }
 
 class CudaAttention : public ::testing::TestWithParam<std::string> {};
 
@@ -173,6 +175,23 @@ TEST(CudaAttentionSplits, ManyHeadsAgreeWithTheReference) {
       c.seed = seed++;
       const Format f = parse_format(name);
       EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << name << " N=" << n;
+    }
+}
+
+// Affine 4-bit keys with groups of 64 load each row's scales and biases whole (the u4w family,
+// D/32 bytes each) only where those rows are aligned to that; rows placed off it take the per-block
+// loads, and rows 2-byte aligned are enough at D = 64 (one group a row). A whole-row load from a
+// misaligned address would fault (a CUDA error), not just answer wrongly.
+TEST(CudaAttentionAlignment, AffineKeyScaleRowsOffTheirAlignment) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  uint64_t seed = 4100;
+  const Format f = parse_format("affine4");
+  for (const auto& [dim, offset] : {std::pair<int64_t, size_t>{64, 2}, {128, 2}, {256, 4}, {256, 2}})
+    for (const int64_t lq : {1, 4}) {
+      test::AttentionCase c;
+      c.dim = dim, c.gqa = 4, c.lq = lq, c.n = 700, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16, c.seed = seed++;
+      auto off_alignment = [offset = offset](const AttentionArgs& host) { attention_on_gpu_with(host, offset); };
+      EXPECT_TRUE(test::check_case(f, f, c, off_alignment)) << "D=" << dim << " Lq=" << lq << " offset " << offset;
     }
 }
 

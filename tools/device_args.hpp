@@ -17,7 +17,9 @@ namespace qsdpa::tools {
 
 class DeviceArgs {
  public:
-  explicit DeviceArgs(const AttentionArgs& host) : host_(host), dev_(host) {
+  // key_scale_offset: K's scales and biases placed that many bytes past their allocation's start (the
+  // CUDA tests' rows off their usual alignment).
+  explicit DeviceArgs(const AttentionArgs& host, size_t key_scale_offset = 0) : host_(host), dev_(host) {
     dev_.device = Device::cuda;
     dev_.q.data = upload(host.q.data, extent_bytes(host.q));
     dev_.out.data = upload(host.out.data, extent_bytes(host.out));  // poisoned by the caller
@@ -25,10 +27,13 @@ class DeviceArgs {
     for (auto [src, dst] : {std::pair{&host.k, &dev_.k}, std::pair{&host.v, &dev_.v}}) {
       const int64_t D = src->dim;
       dst->codes = static_cast<uint8_t*>(upload(src->codes, rows_extent(src->code_strides, *src, row_code_bytes(src->format, D))));
+      const size_t offset = src == &host.k ? key_scale_offset : 0;
       if (src->scales)
-        dst->scales = static_cast<uint8_t*>(upload(src->scales, rows_extent(src->scale_strides, *src, row_scale_bytes(src->format, D))));
+        dst->scales = static_cast<uint8_t*>(
+            upload(src->scales, rows_extent(src->scale_strides, *src, row_scale_bytes(src->format, D)), offset));
       if (src->biases)
-        dst->biases = static_cast<uint8_t*>(upload(src->biases, rows_extent(src->bias_strides, *src, row_bias_bytes(src->format, D))));
+        dst->biases = static_cast<uint8_t*>(
+            upload(src->biases, rows_extent(src->bias_strides, *src, row_bias_bytes(src->format, D)), offset));
       if (src->tensor_scales)
         dst->tensor_scales = static_cast<float*>(upload(src->tensor_scales, size_t(src->tensor_scale_count) * 4));
     }
@@ -64,12 +69,13 @@ class DeviceArgs {
   static size_t rows_extent(const int64_t* strides, const CacheView& c, int64_t row_bytes) {
     return size_t((c.batch - 1) * strides[0] + (c.heads - 1) * strides[1] + (c.tokens - 1) * strides[2] + row_bytes);
   }
-  void* upload(const void* src, size_t bytes) {
+  void* upload(const void* src, size_t bytes, size_t offset = 0) {
     void* p = nullptr;
-    QSDPA_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+    QSDPA_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes + offset, 16)));
     allocs_.push_back(p);
-    QSDPA_CUDA_CHECK(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice));
-    return p;
+    uint8_t* at = static_cast<uint8_t*>(p) + offset;
+    QSDPA_CUDA_CHECK(cudaMemcpy(at, src, bytes, cudaMemcpyHostToDevice));
+    return at;
   }
   AttentionArgs host_, dev_;
   std::vector<void*> allocs_;

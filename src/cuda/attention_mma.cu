@@ -39,8 +39,22 @@ constexpr int64_t kMaxRows = 256;  // beyond this the generic kernel takes the c
 
 int64_t rows_of(const AttentionArgs& a) { return a.q.shape[1] / a.k.heads * a.q.shape[2]; }
 
+// Whether a cache's scale and bias rows (and the steps between them) are aligned to `bytes`.
+bool scale_rows_aligned(const CacheView& c, int64_t bytes) {
+  for (int i = 0; i < 3; ++i)
+    if (c.scale_strides[i] % bytes != 0 || c.bias_strides[i] % bytes != 0) return false;
+  return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;
+}
+
+// The key side's family: affine 4-bit keys with groups of 64 take u4w (a row's scales and biases in
+// one load each, each group's applied once per block pair) where those rows are aligned for it.
+Fam key_family_of(const CacheView& k, int64_t D) {
+  const Fam fam = family_of(k.format);
+  return fam == Fam::u4 && k.format.group == 64 && scale_rows_aligned(k, D / 32) ? Fam::u4w : fam;
+}
+
 Instance pick_at(const AttentionArgs& a, int nt) {
-  const Fam kf = family_of(a.k.format), vf = family_of(a.v.format);
+  const Fam kf = key_family_of(a.k, a.q.shape[3]), vf = family_of(a.v.format);
   const int D = int(a.q.shape[3]);
   if (D == 64 && nt == 0) return pick_pair<64, 0>(kf, vf);
   if (D == 64 && nt == 1) return pick_pair<64, 1>(kf, vf);
@@ -102,10 +116,7 @@ bool scale_strides_aligned(const CacheView& c, int64_t D) {
   if (f == Fam::u4 || f == Fam::u8 || is_turbo(f)) bytes = 2;  // turbo: the row's f16 scale
   else if ((f == Fam::e2m1 || f == Fam::e4m3) && c.format.kind != FormatKind::fp8) bytes = D / 32;
   else if (f == Fam::nv4) bytes = D / 16;
-  if (bytes == 1) return true;
-  for (int i = 0; i < 3; ++i)
-    if (c.scale_strides[i] % bytes != 0 || c.bias_strides[i] % bytes != 0) return false;
-  return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;
+  return bytes == 1 || scale_rows_aligned(c, bytes);
 }
 
 }  // namespace

@@ -144,6 +144,12 @@
 // rows with ranges of their own. Issue 3's shapes at 32K: Lq 4 at 1.15-1.53x the Lq 1 time, Lq 8 at
 // 1.37-2.46x; B 8 mxfp4 82%, nvfp4 84%; D 64 f16 74%, mxfp4 39%; MHA 128K mxfp4 89% (3.24x cuDNN),
 // nvfp4 93%. Five blocks a SM at D 64, three at D 256, or fewer than four at D 128 were all slower.
+// Session 26 (bench/results/cuda-h100-2026-11-27-session26.md): affine 4-bit keys unpipelined at two
+// n-tiles (they spilled there), and with groups of 64 a key family of their own (u4w: a row's scales
+// and biases in one load each, each group's applied once per block pair; loop per step at D 128
+// 568 -> 495 on tile code 0, 751 -> 652 at two tiles; D 256 990 -> 805): affine4 128K 78.3 -> 74.4
+// us (68% of the peak), 32K 26.9 -> 25.7, Lq 4 32K 41.0 -> 37.0 (1.44x its Lq 1 time; every
+// format now within 1.5x); Lq 8 still 1.36-2.39x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -176,8 +182,20 @@ constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot
 
 // Decoder families: how one octet of a row turns into 4 half2.
 // e2m1: mxfp4 (E8M0 scales, groups of 32); nv4: nvfp4 (E4M3 scales, groups of 16); turbo2/3/4:
-// codebook indices with one f16 scale per row (looked up with byte permutes, see TurboKRow).
-enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4 };
+// codebook indices with one f16 scale per row (looked up with byte permutes, see TurboKRow);
+// u4w: affine 4-bit keys with groups of 64 (two 32-dim blocks) whose scale and bias rows are
+// aligned to D/32 bytes, so that a step loads each row's scales and biases in one load each and
+// applies each group's once (KRow), not once per block. Keys only: affine 4-bit V rows are u4.
+// A/B on the H100 (session 26, in one call, GQA 4, D 128, us, u4 -> u4w): 32K 26.84 / 26.92 ->
+// 25.59 / 25.75, 128K 78.46 / 78.11 -> 74.34 / 74.37, Lq 4 32K 39.03 / 38.95 -> 37.02 / 36.93;
+// affine4-g32 and mxfp4 (same code) within 0.1. Its loop on tile code 0 spills more (9 local
+// accesses a step against 2, loop invariants reloaded) and still wins. Groups of 128 stay on u4
+// (one group a row at D 128: its four per-block loads hit one address).
+enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4, u4w };
+
+constexpr bool is_affine4(Fam f) { return f == Fam::u4 || f == Fam::u4w; }
+// Consecutive 32-dim blocks of a key row under one group scale, as the kernel's code knows it.
+constexpr int key_group_blocks(Fam f) { return f == Fam::u4w ? 2 : 1; }
 
 constexpr bool is_turbo(Fam f) { return f == Fam::turbo2 || f == Fam::turbo3 || f == Fam::turbo4; }
 constexpr int turbo_bits(Fam f) { return f == Fam::turbo2 ? 2 : f == Fam::turbo3 ? 3 : 4; }
@@ -496,7 +514,7 @@ struct HeadCodec {
 
 // Families whose rows carry group scales (fp8's tensor scale and nvfp4's global scale are per head).
 constexpr bool has_group_scales(Fam f) {
-  return f == Fam::u4 || f == Fam::u8 || f == Fam::e2m1 || f == Fam::e4m3 || f == Fam::nv4;
+  return is_affine4(f) || f == Fam::u8 || f == Fam::e2m1 || f == Fam::e4m3 || f == Fam::nv4;
 }
 // Whether a row of family F has group scales in every format of it (E4M3 is mxfp8 or fp8), so that
 // the loop need not ask at run time.
@@ -640,7 +658,7 @@ struct RowPiece {
 // ~2^-24 relative of before; scores stay far inside SPEC §2's tolerance (sharp softmaxes included).
 template <Fam F>
 constexpr float key_code_offset() {
-  return F == Fam::u8 ? 1024.0f : F == Fam::u4 ? 64.0f : 0.0f;
+  return F == Fam::u8 ? 1024.0f : is_affine4(F) ? 64.0f : 0.0f;
 }
 
 // One key row's piece for QK: octet t of each 32-dim block (dims [32b + 8t, 32b + 8t + 8)), so
@@ -657,13 +675,17 @@ struct KRow {
   // register instead of one): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
   static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
-  // Affine 4-bit keys load their rows' scales and biases here, a block at a time; 8-bit keys
-  // through AffineKScales (which cost affine4 4% at 32K: more spills in its loop; A/B, session 16).
-  static constexpr bool kAffine = F == Fam::u4;
-  static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kAffine ? NB : 1;
+  // Affine 4-bit keys load their rows' scales and biases here: u4 a block at a time, u4w the whole
+  // rows (D/32 bytes each); 8-bit keys through AffineKScales (which cost affine4 4% at 32K: more
+  // spills in its loop; A/B, session 16).
+  static constexpr bool kAffine = is_affine4(F);
+  static constexpr int kAffineRowBytes = F == Fam::u4w ? 2 * NB / key_group_blocks(F) : 0;
+  static constexpr int kAffineRegs = F == Fam::u4w ? (kAffineRowBytes + 3) / 4 : NB;
+  static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kAffine ? kAffineRegs : 1;
   uint32_t raw[NB * kOctetWords];
-  uint32_t scale[kScaleRegs];  // affine: the f16 scale's bits per block; mx / nvfp4: the row's bytes
-  uint32_t bias_bits[kAffine ? NB : 1];  // affine: the f16 bias's bits per block (unjoined: see RowPiece)
+  // affine: the f16 scale's bits per block (u4w: the row's, two groups a word); mx / nvfp4: the row's bytes
+  uint32_t scale[kScaleRegs];
+  uint32_t bias_bits[kAffine ? kAffineRegs : 1];  // affine: the f16 biases' bits, likewise (u4: unjoined, see RowPiece)
   GenericRow row;                        // generic only
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int t) {
@@ -675,7 +697,10 @@ struct KRow {
       // offset below is an immediate of the load instruction.
 #pragma unroll
       for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
-      if constexpr (kAffine) {
+      if constexpr (F == Fam::u4w) {
+        load_bytes<kAffineRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);
+        load_bytes<kAffineRowBytes>(hc.biases + uint64_t(j) * hc.bias_stride, bias_bits);
+      } else if constexpr (kAffine) {
         const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
         const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
         // Group sizes 32, 64, 128: block b's group is b >> (group_shift - 5). No branch on the group
@@ -722,7 +747,7 @@ struct KRow {
   __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int t, uint32_t h[][4], uint32_t* bad) const {
     if constexpr (F == Fam::generic) {
       row.decode(hc, 32 * b + 8 * t, h, bad);
-    } else if constexpr (F == Fam::u4) {
+    } else if constexpr (is_affine4(F)) {
       fmt::u4_octet_f16_sixteen_plus_1024(raw[b], h[0]);
     } else if constexpr (F == Fam::u8) {
       fmt::u8_octet_f16_plus_1024(raw + 2 * b, h[0]);
@@ -736,11 +761,13 @@ struct KRow {
     }
   }
 
-  // The f32 multiplier of block b's partial score: the group scale (mx: 2^(e-127), infinite for
-  // E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds it (affine 8-bit keys':
-  // AffineKScales).
+  // The f32 multiplier of block b's partial score (u4w: of block pair b's): the group scale (mx:
+  // 2^(e-127), infinite for E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds
+  // it (affine 8-bit keys': AffineKScales).
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
-    if constexpr (kAffine) {
+    if constexpr (F == Fam::u4w) {
+      return __half2float(__ushort_as_half(uint16_t(scale[b / 2] >> (16 * (b % 2)))));
+    } else if constexpr (kAffine) {
       return __half2float(__ushort_as_half(uint16_t(scale[b])));
     } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
       if (!grouped(F, hc)) return 1.0f;  // fp8: the tensor scale is in q
@@ -749,8 +776,9 @@ struct KRow {
       return 1.0f;
     }
   }
-  // Affine's bias of block b (0 elsewhere).
+  // Affine's bias of block b (u4w: block pair b; 0 elsewhere).
   __device__ __forceinline__ float bias(int b) const {
+    if constexpr (F == Fam::u4w) return __half2float(__ushort_as_half(uint16_t(bias_bits[b / 2] >> (16 * (b % 2)))));
     if constexpr (kAffine) return __half2float(__ushort_as_half(uint16_t(bias_bits[b])));
     return 0.0f;
   }
@@ -1114,7 +1142,7 @@ constexpr int min_blocks() {
 // a second call: mxfp4 Lq 4 32K 32.0 / 32.5 -> 34.3, Lq 8 51.0 -> 54.2, Lq 4 128K 89.6 -> 97.6;
 // nvfp4 and turbo alike), so only affine 4-bit keys take it.
 #ifndef QSDPA_WIDE_UNPIPELINED
-#define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4))
+#define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4) | 1 << int(Fam::u4w))
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
@@ -1274,7 +1302,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
   };
   // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
-  constexpr bool kAffineK = KF == Fam::u4 || KF == Fam::u8;
+  constexpr bool kAffineK = is_affine4(KF) || KF == Fam::u8;
+  constexpr int kGroupBlocks = key_group_blocks(KF);  // blocks whose partial scores share a multiplier
   __shared__ float qsum[kAffineK ? NB * RP : 1];
   // Keys whose q the prologue rotates: turbo, or the generic decoder's turbo keys.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
@@ -1333,9 +1362,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
+        // u4w: its groups' sums (two blocks, 8 lanes), indexed by block pair.
         sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
         sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
-        if (c < kOctets && c % 4 == 0) qsum[(d0 / 32) * RP + r] = sum * exp2f(float(14 - row_exponent(mx)));
+        if constexpr (kGroupBlocks == 2) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 4);
+        if (c < kOctets && c % (4 * kGroupBlocks) == 0)
+          qsum[(d0 / (32 * kGroupBlocks)) * RP + r] = sum * exp2f(float(14 - row_exponent(mx)));
       }
     }
     __syncthreads();
@@ -1349,7 +1381,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
     const float4 x4 = *reinterpret_cast<const float4*>(fl + QStage<D>::at(row, base + pair_lo(jj)));
     const float x[4] = {x4.x, x4.y, x4.z, x4.w};
-    const float inv = row_inv[row] * (KF == Fam::u4 ? 1.0f / 16.0f : 1.0f);  // see key_code_offset
+    const float inv = row_inv[row] * (is_affine4(KF) ? 1.0f / 16.0f : 1.0f);  // see key_code_offset
     uint32_t hi[2], lo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -1451,20 +1483,21 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   auto qk = [&](float s[NT][4]) {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    float c[NT][4];  // the block's partial scores (kPartial; u4w: its block pair's)
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
       uint32_t ha[KT][4], hb[KT][4];
       cur.k[0].decode(kh, b, t, ha, &bad);
       cur.k[1].decode(kh, b, t, hb, &bad);
-      float c[NT][4];  // the block's partial scores (kPartial), else the scores themselves
+      if (b % kGroupBlocks == 0)
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
+        for (int nt = 0; nt < NT; ++nt) c[nt][0] = c[nt][1] = c[nt][2] = c[nt][3] = 0.0f;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int st = 2 * b + half, i0 = 2 * half;
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          float* acc_s = kPartial ? c[nt] : s[nt];
+          float* acc_s = kPartial ? c[nt] : s[nt];  // (else the scores themselves)
           const uint4 qb = qfrag[(st * NT + nt) * 32 + lane];
 #pragma unroll
           for (int term = 0; term < KT; ++term) {
@@ -1475,7 +1508,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
         }
       }
       if constexpr (kPartial) {
-        const float ma = cur.k_multiplier(kh, 0, b), mb = cur.k_multiplier(kh, 1, b);
+        if (b % kGroupBlocks != kGroupBlocks - 1) continue;  // u4w: the pair's second block adds in too
+        const int gb = b / kGroupBlocks;  // the multipliers' index
+        const float ma = cur.k_multiplier(kh, 0, gb), mb = cur.k_multiplier(kh, 1, gb);
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
           s[nt][0] = fmaf(ma, c[nt][0], s[nt][0]);
@@ -1485,14 +1520,14 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
         }
         if constexpr (kAffineK) {
           constexpr float kOffset = key_code_offset<KF>();
-          const float ba = fmaf(-kOffset, ma, cur.k_bias(0, b)), bb = fmaf(-kOffset, mb, cur.k_bias(1, b));
+          const float ba = fmaf(-kOffset, ma, cur.k_bias(0, gb)), bb = fmaf(-kOffset, mb, cur.k_bias(1, gb));
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            const float q0 = qsum[b * RP + lane_row(nt, 0)];
+            const float q0 = qsum[gb * RP + lane_row(nt, 0)];
             s[nt][0] = fmaf(ba, q0, s[nt][0]);
             s[nt][2] = fmaf(bb, q0, s[nt][2]);
             if constexpr (!kPack) {  // packed: column 1 is row t's lo term, the bias went into column 0
-              const float q1 = qsum[b * RP + lane_row(nt, 1)];
+              const float q1 = qsum[gb * RP + lane_row(nt, 1)];
               s[nt][1] = fmaf(ba, q1, s[nt][1]);
               s[nt][3] = fmaf(bb, q1, s[nt][3]);
             }
@@ -2124,6 +2159,7 @@ Instance pick_pair(Fam kf, Fam vf) {
             clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
+  QSDPA_PAIR(u4w, u4)
   QSDPA_PAIR(u8, u8)
   QSDPA_PAIR(e2m1, e2m1)
   QSDPA_PAIR(nv4, nv4)
