@@ -766,7 +766,7 @@ struct KRow {
   // it (affine 8-bit keys': AffineKScales).
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
     if constexpr (F == Fam::u4w) {
-      return __half2float(__ushort_as_half(uint16_t(scale[b / 2] >> (16 * (b % 2)))));
+      return row_f16(scale, b);
     } else if constexpr (kAffine) {
       return __half2float(__ushort_as_half(uint16_t(scale[b])));
     } else if constexpr (F == Fam::e2m1 || F == Fam::e4m3) {
@@ -776,9 +776,13 @@ struct KRow {
       return 1.0f;
     }
   }
+  // u4w: f16 i of a row's scales or biases as loaded whole (two a word), in f32.
+  __device__ __forceinline__ static float row_f16(const uint32_t* words, int i) {
+    return __half2float(__ushort_as_half(uint16_t(words[i / 2] >> (16 * (i % 2)))));
+  }
   // Affine's bias of block b (u4w: block pair b; 0 elsewhere).
   __device__ __forceinline__ float bias(int b) const {
-    if constexpr (F == Fam::u4w) return __half2float(__ushort_as_half(uint16_t(bias_bits[b / 2] >> (16 * (b % 2)))));
+    if constexpr (F == Fam::u4w) return row_f16(bias_bits, b);
     if constexpr (kAffine) return __half2float(__ushort_as_half(uint16_t(bias_bits[b])));
     return 0.0f;
   }
