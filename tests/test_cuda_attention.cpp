@@ -178,20 +178,29 @@ TEST(CudaAttentionSplits, ManyHeadsAgreeWithTheReference) {
     }
 }
 
-// Affine 4-bit keys with groups of 64 load each row's scales and biases whole (the u4w family,
-// D/32 bytes each) only where those rows are aligned to that; rows placed off it take the per-block
-// loads, and rows 2-byte aligned are enough at D = 64 (one group a row). A whole-row load from a
-// misaligned address would fault (a CUDA error), not just answer wrongly.
+// Affine 4-bit keys load each row's scales and biases whole (the u4g32 / u4g64 / u4g128 families,
+// 2 D / group bytes each) only where those rows are aligned to that; rows placed off it take the
+// per-block loads, and 2-byte rows (one group a row) need no more than the format's alignment. A
+// whole-row load from a misaligned address would fault (a CUDA error), not just answer wrongly.
 TEST(CudaAttentionAlignment, AffineKeyScaleRowsOffTheirAlignment) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  struct Case {
+    const char* format;
+    int64_t dim;
+    size_t offset;
+  };
+  const Case cases[] = {
+      {"affine4", 64, 2},      {"affine4", 128, 2},     {"affine4", 256, 4},     {"affine4", 256, 2},
+      {"affine4-g32", 128, 4}, {"affine4-g32", 64, 2},  {"affine4-g128", 256, 2}, {"affine4-g128", 128, 2},
+  };
   uint64_t seed = 4100;
-  const Format f = parse_format("affine4");
-  for (const auto& [dim, offset] : {std::pair<int64_t, size_t>{64, 2}, {128, 2}, {256, 4}, {256, 2}})
+  for (const Case& k : cases)
     for (const int64_t lq : {1, 4}) {
       test::AttentionCase c;
-      c.dim = dim, c.gqa = 4, c.lq = lq, c.n = 700, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16, c.seed = seed++;
-      auto off_alignment = [offset = offset](const AttentionArgs& host) { attention_on_gpu_with(host, offset); };
-      EXPECT_TRUE(test::check_case(f, f, c, off_alignment)) << "D=" << dim << " Lq=" << lq << " offset " << offset;
+      c.dim = k.dim, c.gqa = 4, c.lq = lq, c.n = 700, c.sinks = (seed % 2 == 0), c.q_dtype = DType::f16, c.seed = seed++;
+      const Format f = parse_format(k.format);
+      auto off_alignment = [offset = k.offset](const AttentionArgs& host) { attention_on_gpu_with(host, offset); };
+      EXPECT_TRUE(test::check_case(f, f, c, off_alignment)) << k.format << " D=" << k.dim << " Lq=" << lq << " offset " << k.offset;
     }
 }
 

@@ -46,11 +46,14 @@ bool scale_rows_aligned(const CacheView& c, int64_t bytes) {
   return reinterpret_cast<uintptr_t>(c.scales) % bytes == 0 && reinterpret_cast<uintptr_t>(c.biases) % bytes == 0;
 }
 
-// The key side's family: affine 4-bit keys with groups of 64 take u4w (a row's scales and biases in
-// one load each, each group's applied once per block pair) where those rows are aligned for it.
+// The key side's family: affine 4-bit keys take the family of their group size (a row's scales and
+// biases in one load each, each group's applied once) where those rows (2 D / group bytes) are
+// aligned for it, else u4 (a load per 32-dim block).
 Fam key_family_of(const CacheView& k, int64_t D) {
   const Fam fam = family_of(k.format);
-  return fam == Fam::u4 && k.format.group == 64 && scale_rows_aligned(k, D / 32) ? Fam::u4w : fam;
+  const int group = k.format.group;
+  if (fam != Fam::u4 || !(group == 32 || group == 64 || group == 128) || !scale_rows_aligned(k, 2 * D / group)) return fam;
+  return group == 32 ? Fam::u4g32 : group == 64 ? Fam::u4g64 : Fam::u4g128;
 }
 
 Instance pick_at(const AttentionArgs& a, int nt) {

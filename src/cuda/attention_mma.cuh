@@ -145,7 +145,7 @@
 // 1.37-2.46x; B 8 mxfp4 82%, nvfp4 84%; D 64 f16 74%, mxfp4 39%; MHA 128K mxfp4 89% (3.24x cuDNN),
 // nvfp4 93%. Five blocks a SM at D 64, three at D 256, or fewer than four at D 128 were all slower.
 // Session 26 (bench/results/cuda-h100-2026-11-27-session26.md): affine 4-bit keys unpipelined at two
-// n-tiles (they spilled there), and with groups of 64 a key family of their own (u4w: a row's scales
+// n-tiles (they spilled there), and with groups of 64 a key family of their own (u4g64: a row's scales
 // and biases in one load each, each group's applied once per block pair; loop per step at D 128
 // 568 -> 495 on tile code 0, 751 -> 652 at two tiles; D 256 990 -> 805): affine4 128K 78.3 -> 74.4
 // us (68% of the peak), 32K 26.9 -> 25.7, Lq 4 32K 41.0 -> 37.0 (1.44x its Lq 1 time; every
@@ -183,19 +183,24 @@ constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot
 // Decoder families: how one octet of a row turns into 4 half2.
 // e2m1: mxfp4 (E8M0 scales, groups of 32); nv4: nvfp4 (E4M3 scales, groups of 16); turbo2/3/4:
 // codebook indices with one f16 scale per row (looked up with byte permutes, see TurboKRow);
-// u4w: affine 4-bit keys with groups of 64 (two 32-dim blocks) whose scale and bias rows are
-// aligned to D/32 bytes, so that a step loads each row's scales and biases in one load each and
-// applies each group's once (KRow), not once per block. Keys only: affine 4-bit V rows are u4.
-// A/B on the H100 (session 26, in one call, GQA 4, D 128, us, u4 -> u4w): 32K 26.84 / 26.92 ->
-// 25.59 / 25.75, 128K 78.46 / 78.11 -> 74.34 / 74.37, Lq 4 32K 39.03 / 38.95 -> 37.02 / 36.93;
-// affine4-g32 and mxfp4 (same code) within 0.1. Its loop on tile code 0 spills more (9 local
-// accesses a step against 2, loop invariants reloaded) and still wins. Groups of 128 stay on u4
-// (one group a row at D 128: its four per-block loads hit one address).
-enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4, u4w };
+// u4g32 / u4g64 / u4g128: affine 4-bit keys whose group size (1, 2 or 4 32-dim blocks) the code
+// knows, with scale and bias rows aligned to their 2 D / group bytes, so that a step loads each
+// row's scales and biases in one load each and applies each group's once (KRow), not once per
+// block; u4 (any group size, rows only 2-byte aligned) loads them a block at a time. Keys only:
+// affine 4-bit V rows are u4 (a lane's V dims lie in one group whatever its size).
+// A/B on the H100 (session 26, in one call, GQA 4, D 128, us, u4 -> u4g64, then named u4w): 32K
+// 26.84 / 26.92 -> 25.59 / 25.75, 128K 78.46 / 78.11 -> 74.34 / 74.37, Lq 4 32K 39.03 / 38.95 ->
+// 37.02 / 36.93; affine4-g32 and mxfp4 (same code) within 0.1. Its loop on tile code 0 spills more
+// (9 local accesses a step against 2, loop invariants reloaded) and still wins. Branch
+// s26-u4-groups adds u4g32 and u4g128 (SASS per step, u4 -> u4g32: D 128 tile code 0 568 -> 521,
+// two tiles 751 -> 710, D 256 990 -> 875, D 64 331 -> 314); not measured yet.
+enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4, u4g64, u4g32, u4g128 };
 
-constexpr bool is_affine4(Fam f) { return f == Fam::u4 || f == Fam::u4w; }
+// Affine 4-bit keys whose rows' scales and biases load whole (their group size known at compile time).
+constexpr bool loads_key_scale_rows(Fam f) { return f == Fam::u4g32 || f == Fam::u4g64 || f == Fam::u4g128; }
+constexpr bool is_affine4(Fam f) { return f == Fam::u4 || loads_key_scale_rows(f); }
 // Consecutive 32-dim blocks of a key row under one group scale, as the kernel's code knows it.
-constexpr int key_group_blocks(Fam f) { return f == Fam::u4w ? 2 : 1; }
+constexpr int key_group_blocks(Fam f) { return f == Fam::u4g64 ? 2 : f == Fam::u4g128 ? 4 : 1; }
 
 constexpr bool is_turbo(Fam f) { return f == Fam::turbo2 || f == Fam::turbo3 || f == Fam::turbo4; }
 constexpr int turbo_bits(Fam f) { return f == Fam::turbo2 ? 2 : f == Fam::turbo3 ? 3 : 4; }
@@ -675,15 +680,15 @@ struct KRow {
   // register instead of one): mx D/32 bytes, nvfp4 D/16 (this lane's are every other one).
   static constexpr bool kScaleBytes = F == Fam::e2m1 || F == Fam::e4m3 || F == Fam::nv4;
   static constexpr int kScaleRowBytes = F == Fam::nv4 ? 2 * NB : NB;
-  // Affine 4-bit keys load their rows' scales and biases here: u4 a block at a time, u4w the whole
-  // rows (D/32 bytes each); 8-bit keys through AffineKScales (which cost affine4 4% at 32K: more
+  // Affine 4-bit keys load their rows' scales and biases here: u4 a block at a time, u4gN the whole
+  // rows (2 D / N bytes each); 8-bit keys through AffineKScales (which cost affine4 4% at 32K: more
   // spills in its loop; A/B, session 16).
   static constexpr bool kAffine = is_affine4(F);
-  static constexpr int kAffineRowBytes = F == Fam::u4w ? 2 * NB / key_group_blocks(F) : 0;
-  static constexpr int kAffineRegs = F == Fam::u4w ? (kAffineRowBytes + 3) / 4 : NB;
+  static constexpr int kAffineRowBytes = loads_key_scale_rows(F) ? std::max(2, 2 * NB / key_group_blocks(F)) : 0;
+  static constexpr int kAffineRegs = loads_key_scale_rows(F) ? (kAffineRowBytes + 3) / 4 : NB;
   static constexpr int kScaleRegs = kScaleBytes ? (kScaleRowBytes + 3) / 4 : kAffine ? kAffineRegs : 1;
   uint32_t raw[NB * kOctetWords];
-  // affine: the f16 scale's bits per block (u4w: the row's, two groups a word); mx / nvfp4: the row's bytes
+  // affine: the f16 scale's bits per block (u4gN: the row's, two groups a word); mx / nvfp4: the row's bytes
   uint32_t scale[kScaleRegs];
   uint32_t bias_bits[kAffine ? kAffineRegs : 1];  // affine: the f16 biases' bits, likewise (u4: unjoined, see RowPiece)
   GenericRow row;                        // generic only
@@ -697,7 +702,7 @@ struct KRow {
       // offset below is an immediate of the load instruction.
 #pragma unroll
       for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
-      if constexpr (F == Fam::u4w) {
+      if constexpr (loads_key_scale_rows(F)) {
         load_bytes<kAffineRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);
         load_bytes<kAffineRowBytes>(hc.biases + uint64_t(j) * hc.bias_stride, bias_bits);
       } else if constexpr (kAffine) {
@@ -761,11 +766,11 @@ struct KRow {
     }
   }
 
-  // The f32 multiplier of block b's partial score (u4w: of block pair b's): the group scale (mx:
+  // The f32 multiplier of block b's partial score (u4gN: of group b's): the group scale (mx:
   // 2^(e-127), infinite for E8M0's NaN byte: see any_nan_scale), 1 where the decode already holds
   // it (affine 8-bit keys': AffineKScales).
   __device__ __forceinline__ float multiplier(const HeadCodec& hc, int b) const {
-    if constexpr (F == Fam::u4w) {
+    if constexpr (loads_key_scale_rows(F)) {
       return row_f16(scale, b);
     } else if constexpr (kAffine) {
       return __half2float(__ushort_as_half(uint16_t(scale[b])));
@@ -776,13 +781,13 @@ struct KRow {
       return 1.0f;
     }
   }
-  // u4w: f16 i of a row's scales or biases as loaded whole (two a word), in f32.
+  // u4gN: f16 i of a row's scales or biases as loaded whole (two a word), in f32.
   __device__ __forceinline__ static float row_f16(const uint32_t* words, int i) {
     return __half2float(__ushort_as_half(uint16_t(words[i / 2] >> (16 * (i % 2)))));
   }
-  // Affine's bias of block b (u4w: block pair b; 0 elsewhere).
+  // Affine's bias of block b (u4gN: group b; 0 elsewhere).
   __device__ __forceinline__ float bias(int b) const {
-    if constexpr (F == Fam::u4w) return row_f16(bias_bits, b);
+    if constexpr (loads_key_scale_rows(F)) return row_f16(bias_bits, b);
     if constexpr (kAffine) return __half2float(__ushort_as_half(uint16_t(bias_bits[b])));
     return 0.0f;
   }
@@ -1146,7 +1151,7 @@ constexpr int min_blocks() {
 // a second call: mxfp4 Lq 4 32K 32.0 / 32.5 -> 34.3, Lq 8 51.0 -> 54.2, Lq 4 128K 89.6 -> 97.6;
 // nvfp4 and turbo alike), so only affine 4-bit keys take it.
 #ifndef QSDPA_WIDE_UNPIPELINED
-#define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4) | 1 << int(Fam::u4w))
+#define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4) | 1 << int(Fam::u4g64) | 1 << int(Fam::u4g32) | 1 << int(Fam::u4g128))
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
@@ -1366,10 +1371,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
-        // u4w: its groups' sums (two blocks, 8 lanes), indexed by block pair.
+        // u4g64 / u4g128: the groups' sums (8 or 16 lanes), indexed by group.
         sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
         sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
-        if constexpr (kGroupBlocks == 2) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 4);
+#pragma unroll
+        for (int m = 4; m < 4 * kGroupBlocks; m *= 2) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, m);
         if (c < kOctets && c % (4 * kGroupBlocks) == 0)
           qsum[(d0 / (32 * kGroupBlocks)) * RP + r] = sum * exp2f(float(14 - row_exponent(mx)));
       }
@@ -1487,7 +1493,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   auto qk = [&](float s[NT][4]) {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-    float c[NT][4];  // the block's partial scores (kPartial; u4w: its block pair's)
+    float c[NT][4];  // the block's partial scores (kPartial; u4g64 / u4g128: its group's)
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
       uint32_t ha[KT][4], hb[KT][4];
@@ -1512,7 +1518,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
         }
       }
       if constexpr (kPartial) {
-        if (b % kGroupBlocks != kGroupBlocks - 1) continue;  // u4w: the pair's second block adds in too
+        if (b % kGroupBlocks != kGroupBlocks - 1) continue;  // a group's later blocks add in first
         const int gb = b / kGroupBlocks;  // the multipliers' index
         const float ma = cur.k_multiplier(kh, 0, gb), mb = cur.k_multiplier(kh, 1, gb);
 #pragma unroll
@@ -2163,7 +2169,8 @@ Instance pick_pair(Fam kf, Fam vf) {
             clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
-  QSDPA_PAIR(u4w, u4)
+  QSDPA_PAIR(u4g64, u4)
+  QSDPA_PAIR(u4g32, u4)
   QSDPA_PAIR(u8, u8)
   QSDPA_PAIR(e2m1, e2m1)
   QSDPA_PAIR(nv4, nv4)
@@ -2174,6 +2181,7 @@ Instance pick_pair(Fam kf, Fam vf) {
   QSDPA_PAIR(turbo4, turbo4)
   QSDPA_PAIR(e4m3, turbo4)
   if constexpr (D >= 128) {
+    QSDPA_PAIR(u4g128, u4)
     QSDPA_PAIR(turbo3, turbo3)
     QSDPA_PAIR(e4m3, turbo3)
   }
