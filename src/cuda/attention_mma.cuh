@@ -150,6 +150,10 @@
 // 568 -> 495 on tile code 0, 751 -> 652 at two tiles; D 256 990 -> 805): affine4 128K 78.3 -> 74.4
 // us (68% of the peak), 32K 26.9 -> 25.7, Lq 4 32K 41.0 -> 37.0 (1.44x its Lq 1 time; every
 // format now within 1.5x); Lq 8 still 1.36-2.39x.
+// Session 27 (bench/results/cuda-h100-2026-11-27-session27.md): groups of 32 and 128 as key
+// families too (u4g32, u4g128). GQA 4 128K: affine4 73.3 us (69%, 2.48x cuDNN), affine4-g32 76.9
+// (73%), mxfp4 63.3 (75%, 2.87x); MHA 128K affine4-g32 85%, affine4 79%, mxfp4 88% (3.24x); B 32
+// affine4 82%, B 8 affine4-g32 79%, affine4 73%; Lq 8 / Lq 1 still 1.36-2.43x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -191,9 +195,11 @@ constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot
 // A/B on the H100 (session 26, in one call, GQA 4, D 128, us, u4 -> u4g64, then named u4w): 32K
 // 26.84 / 26.92 -> 25.59 / 25.75, 128K 78.46 / 78.11 -> 74.34 / 74.37, Lq 4 32K 39.03 / 38.95 ->
 // 37.02 / 36.93; affine4-g32 and mxfp4 (same code) within 0.1. Its loop on tile code 0 spills more
-// (9 local accesses a step against 2, loop invariants reloaded) and still wins. Branch
-// s26-u4-groups adds u4g32 and u4g128 (SASS per step, u4 -> u4g32: D 128 tile code 0 568 -> 521,
-// two tiles 751 -> 710, D 256 990 -> 875, D 64 331 -> 314); not measured yet.
+// (9 local accesses a step against 2, loop invariants reloaded) and still wins. Session 27 added
+// u4g32 and u4g128 (SASS per step, u4 -> u4g32: D 128 tile code 0 568 -> 521, two tiles 751 -> 710,
+// D 256 990 -> 875, D 64 331 -> 314; u4g128 D 128 492). A/B in one call (H100, us, u4 -> u4gN):
+// affine4-g32 32K 27.39 -> 26.69, 128K 80.47 -> 77.01, Lq 4 32K 39.49 -> 38.87; affine4-g128 32K
+// 26.83 -> 25.36, 128K 77.17 -> 71.27; affine4 and mxfp4 (same code) within 0.2.
 enum class Fam : int { f16, u4, u8, e2m1, e4m3, generic, nv4, turbo2, turbo3, turbo4, u4g64, u4g32, u4g128 };
 
 // Affine 4-bit keys whose rows' scales and biases load whole (their group size known at compile time).
