@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the CUDA library (shared), the CLI and the tests on this machine (Release, sm_90a) and packs
-# them, with the one library the GPU machine's image lacks (libfmt.so.9) and the CUDA runtime they
-# were linked against, into the git-ignored third_party_carry/<name>.tar.xz (~11 MB; default name
+# Builds the CUDA library (shared), the CLI and both test binaries on this machine (Release, sm_90a)
+# and packs them, with the one library the GPU machine's image lacks (libfmt.so.9) and the CUDA
+# runtime they were linked against, into the git-ignored third_party_carry/<name>.tar.xz (~11 MB; default name
 # "bin"), so that a GPU call runs them without building there: a build on the GPU machine took ~4.5
 # of a call's minutes and of the session's device time; here it takes ~7 min on 2 cores and none.
 # The binaries find their libraries beside them ($ORIGIN), so several builds can sit side by side.
@@ -20,11 +20,11 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/result
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DBUILD_SHARED_LIBS=ON "-DCMAKE_BUILD_RPATH=\$ORIGIN" "-DCMAKE_CUDA_FLAGS=$flags" \
   -DQSDPA_COMMIT_OVERRIDE="$commit${flags:+ ($flags)}" >/dev/null
-cmake --build "$build" -j"$(nproc)" --target qsdpa_cli qsdpa_tests
+cmake --build "$build" -j"$(nproc)" --target qsdpa_cli qsdpa_tests qsdpa_cli_tests
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/$name"
-cp "$build/tools/qsdpa" "$build/tests/qsdpa_tests" "$stage/$name/"
+cp "$build/tools/qsdpa" "$build/tests/qsdpa_tests" "$build/tests/qsdpa_cli_tests" "$stage/$name/"
 for lib in libqsdpa.so libfmt.so.9 libcudart.so.13; do  # as the CLI resolves them here
   path=$(ldd "$build/tools/qsdpa" | awk -v l="$lib" '$1 == l {print $3}')
   [ -n "$path" ] || { echo "carry-build: ldd does not resolve $lib" >&2; exit 1; }

@@ -53,6 +53,7 @@ PY
   mkdir -p "$2/tools" "$2/tests"
   ln -sf "$dir/qsdpa" "$2/tools/qsdpa"
   ln -sf "$dir/qsdpa_tests" "$2/tests/qsdpa_tests"
+  [ ! -e "$dir/qsdpa_cli_tests" ] || ln -sf "$dir/qsdpa_cli_tests" "$2/tests/qsdpa_cli_tests"
   echo "$2: prebuilt $(cat "$dir/COMMIT")"
 }
 prebuilt=${QSDPA_PREBUILT:-}
@@ -127,6 +128,12 @@ cuda_rc=0
 if has tests; then
   if [ -n "$prebuilt" ]; then
     gtest_shards "${QSDPA_TEST_REGEX:-Cuda}" >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
+    # The CLI's CUDA test (archives since session 27 carry its binary; it runs the moved CLI).
+    if [ -e build-gpu/tests/qsdpa_cli_tests ]; then
+      QSDPA_CLI_PATH="$PWD/build-gpu/tools/qsdpa" ./build-gpu/tests/qsdpa_cli_tests --gtest_filter="*${QSDPA_TEST_REGEX:-Cuda}*" \
+        >"$OUT/cli-tests.log" 2>&1 || cuda_rc=1
+      grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/cli-tests.log" | sed 's/^/qsdpa_cli_tests: /' >>"$OUT/cuda-tests.log"
+    fi
   else
     ctest --test-dir build-gpu -R "${QSDPA_TEST_REGEX:-Cuda}" -j"$(nproc)" --timeout 600 >"$OUT/cuda-tests.log" 2>&1 || cuda_rc=$?
   fi
@@ -135,10 +142,10 @@ if has tests; then
 fi
 if has sanitizer && command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*:*CudaAttentionChained*:*CudaAttentionSplits*' \
+    --gtest_filter='*CudaAttention.*/mxfp8_turbo3:*TensorCoreShapes/turbo4:*TensorCoreShapes/mxfp4:*TensorCoreShapes/f16:*CudaDequantize*/turbo3:*CudaDequantize*/affine3:*CudaAttentionStatus*:*CudaAppend*/nvfp4:*CudaAppend*/turbo3:*CudaAppendStatus*:*CudaAttentionChained*:*CudaAttentionSplits*:*TensorCoreShapes/affine4*:*CudaAttentionAlignment*' \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | sort | uniq -c | tr '\n' ' ')"
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/qsdpa_tests \
-    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4:*CudaAttentionSplits*:*CudaAttentionChained*' >"$OUT/racecheck.log" 2>&1
+    --gtest_filter='*CudaAttentionStatus*:*CudaDequantize*/nvfp4:*TensorCoreShapes/affine4*:*CudaAttentionSplits*:*CudaAttentionChained*' >"$OUT/racecheck.log" 2>&1
   echo "racecheck rc $?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | sort | uniq -c | tr '\n' ' ')"
 fi
 cpu_rc=0
