@@ -285,5 +285,7 @@ echo
 echo "== summary =="
 printf "%-14s %s\n" "GPU" "$(head -1 "$OUT/gpu.txt")"
 has tests && printf "%-14s %s\n" "CUDA tests" "$(grep -E 'tests passed|tests failed' "$OUT/cuda-tests.log" | tail -1) (rc $cuda_rc)"
+has tests && grep -q '^qsdpa_cli_tests' "$OUT/cuda-tests.log" &&
+  printf "%-14s %s\n" "" "$(grep '^qsdpa_cli_tests' "$OUT/cuda-tests.log" | tail -1)"
 has cpu && printf "%-14s %s\n" "other tests" "$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1) (rc $cpu_rc)"
 [ $cuda_rc -eq 0 ] && [ $cpu_rc -eq 0 ]
