@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "attention_cases.hpp"
+#include "core/attention_common.hpp"
 #include "test_util.hpp"
 #include "tools/workloads.hpp"
 
@@ -47,6 +48,34 @@ TEST(CpuAttentionCoverage, PairwiseSetCoversEveryPairOfValues) {
   EXPECT_EQ(gqa_n.size(), 16u);
   EXPECT_EQ(mask_lq.size(), 25u);
   EXPECT_EQ(sinks_dim.size(), 8u);
+}
+
+// The CUDA kernel's divisions by host-known divisors (G, split and row-chunk counts): every
+// quotient exact, checked against integer division for each divisor up to 4096 and the divisors
+// near powers of two up to 2^20, at numerators where floor(n / d) steps, the ends of the range
+// and random ones.
+TEST(Divider, QuotientsAreExactBelowTwoToThe31) {
+  std::vector<int> divisors;
+  for (int d = 1; d <= 4096; ++d) divisors.push_back(d);
+  for (int k = 12; k <= 20; ++k)
+    for (int d : {(1 << k) - 1, 1 << k, (1 << k) + 1}) divisors.push_back(d);
+  uint64_t state = 12345;
+  auto next = [&] { return int((state = state * 6364136223846793005ull + 1442695040888963407ull) >> 33); };
+  const int kMax = 0x7FFFFFFF;
+  for (int d : divisors) {
+    const qsdpa::detail::Divider div = qsdpa::detail::Divider::of(d);
+    ASSERT_EQ(div.divisor, d);
+    std::vector<int> ns = {0, 1, d - 1, d, d + 1, kMax, kMax - 1, kMax - d, kMax / d * d, kMax / d * d - 1};
+    for (int i = 0; i < 64; ++i) ns.push_back(next());
+    for (int i = 0; i < 16; ++i) {
+      const int q = next() % (kMax / d);
+      ns.push_back(q * d - 1), ns.push_back(q * d), ns.push_back(q * d + d - 1);
+    }
+    for (int n : ns) {
+      if (n < 0) continue;
+      ASSERT_EQ(div.quotient(n), n / d) << n << " / " << d;
+    }
+  }
 }
 
 TEST(CpuAttentionUnfused, MatchesReference) {

@@ -41,6 +41,29 @@ inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int6
   return visible_keys(a.causal, a.window, n, lq, i);
 }
 
+// Division of 0 <= n < 2^31 by a divisor d >= 1 that the host knows, as one wide multiply and a
+// shift: floor(n / d) = (n * magic) >> (31 + s), s = ceil(log2 d), magic = ceil(2^(31 + s) / d) < 2^32.
+// Exact for every such n: magic's excess e = magic * d - 2^(31 + s) is below d <= 2^s, so n * e
+// stays below 2^(31 + s) and never carries floor(n / d) past the next integer. (A 32-bit division by
+// a run-time value is ~25 instructions; the tensor-core kernel's prologue, issued by 16 warps a SM
+// at once, did four: session 27.)
+struct Divider {
+  uint32_t magic = 1u << 31;
+  int shift = 31;
+  int divisor = 1;
+  static Divider of(int d) {
+    Divider v;
+    int s = 0;
+    while ((int64_t(1) << s) < d) ++s;
+    const uint64_t p = uint64_t(1) << (31 + s);
+    v.magic = uint32_t((p + uint64_t(d) - 1) / uint64_t(d));
+    v.shift = 31 + s;
+    v.divisor = d;
+    return v;
+  }
+  QSDPA_HD int quotient(int n) const { return int((uint64_t(uint32_t(n)) * magic) >> shift); }
+};
+
 // What an encode had to do, as append()'s status bits (include/qsdpa/attention.hpp, AppendArgs).
 QSDPA_HD int32_t append_status_bits(const fmt::EncodeStatus& st) {
   return (st.nonfinite ? 4 : 0) | (st.scale_overflow ? 8 : 0) | (st.saturated ? 16 : 0) | (st.zeroed_blocks ? 32 : 0);

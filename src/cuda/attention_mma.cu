@@ -249,6 +249,9 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   p.cluster_warps = split.cluster_warps;
   p.cluster_magic = p.cluster > 1 ? 0xFFFFFFFFu / uint32_t(p.cluster) + 1u : 0u;
   p.row_chunks = row_chunks(a);
+  p.heads_per_kv = detail::Divider::of(int(Hq / Hkv));
+  p.split_div = detail::Divider::of(p.splits);
+  p.chunk_div = detail::Divider::of(p.row_chunks);
   // q in 16-byte octets (the prologue's fast staging): d contiguous, every row's start and the data
   // 16-byte aligned.
   const int64_t q_align = a.q.dtype == DType::f32 ? 4 : 8;

@@ -956,6 +956,8 @@ struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
   int splits;      // key splits per (b, kv head) = partials per row
   int row_chunks;  // blocks per split, each taking NT*8 of the R rows (R above one block's tiles)
+  // The prologue's divisors (detail::Divider): the query heads per KV head (G), splits, row_chunks.
+  detail::Divider heads_per_kv, split_div, chunk_div;
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
@@ -1207,12 +1209,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Row chunks of one split are adjacent block indices, so they stream the same keys at about the
   // same time and all but the first read them from L2.
   QSDPA_PHASE(0);  // phase_times.cuh: experiments only
-  const int64_t split = blockIdx.x / p.row_chunks, hk = blockIdx.y, b = blockIdx.z;
-  const int row0 = int(blockIdx.x % p.row_chunks) * RP;  // this block's first row of the R
+  const int split_i = p.chunk_div.quotient(int(blockIdx.x));
+  const int64_t hk = blockIdx.y, b = blockIdx.z;
+  const int row0 = (int(blockIdx.x) - split_i * p.row_chunks) * RP;  // this block's first row of the R
   // Row, head and key arithmetic in 32 bits (the host checks the sizes): 64-bit divisions are calls
   // of ~100 instructions, and 29 of them sat in the prologue, which at short contexts runs with one
   // warp per scheduler and makes most of a call's latency.
-  const int Lq = int(p.q.shape[2]), G = int(p.q.shape[1]) / int(p.k.heads);
+  const int Lq = int(p.q.shape[2]), G = p.heads_per_kv.divisor;
   const int R = min(p.rows - row0, RP);  // rows of this block (global row = row0 + local row)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   // The kernel after this one in the stream may launch now and wait for this grid: the merge kernel
@@ -1251,7 +1254,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Key indices fit in 32 bits (the host checks tokens < 2^31); a window beyond 2^30 keys sees all.
   const int n32 = int(n), window = int(std::min<int64_t>(p.window, 1 << 30));
   auto visible = [&](int i) { return detail::visible_keys_of<int>(p.causal, window, n32, Lq, i); };
-  const int n_per = n32 / p.splits, n_rem = n32 % p.splits, split_i = int(split);
+  const int n_per = p.split_div.quotient(n32), n_rem = n32 - n_per * p.splits;
   int lo = split_i * n_per + min(split_i, n_rem), hi = lo + n_per + (split_i < n_rem ? 1 : 0);
   lo = max(lo, visible(0).lo);
   hi = min(hi, visible(Lq - 1).hi);
@@ -1339,7 +1342,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       if (c < kOctets && r < R) {
         const int row = row0 + r;
-        const int64_t off = p.q.offset(b, hk * G + row % G, row / G, d0);
+        const int qi = p.heads_per_kv.quotient(row);  // row = qi * G + head within the group
+        const int64_t off = p.q.offset(b, hk * G + (row - qi * G), qi, d0);
         if (!p.q_octets) {  // any strides and alignment: value by value
 #pragma unroll
           for (int j = 0; j < 8; ++j) v[j] = detail::load_float(p.q.data, p.q.dtype, off + j * p.q.strides[3]);
@@ -1423,7 +1427,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       const int r = lane_row(nt, c);
       unscale[nt][c] = row_unscale[r] * (KF == Fam::e2m1 || KF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f);
       if (r < R) {
-        const auto vr = visible((row0 + r) / G);
+        const auto vr = visible(p.heads_per_kv.quotient(row0 + r));
         vis_lo[nt][c] = max(vr.lo, 0);
         vis_hi[nt][c] = min(vr.hi, n32);
       } else {
@@ -1992,7 +1996,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     if (threadIdx.x < R) warp_weight[threadIdx.x][W] = warp_weights(threadIdx.x, warp_weight[threadIdx.x]);
     __syncthreads();
     QSDPA_PHASE(4);
-    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split) * int64_t(p.rows) + row0) * (D + 2);
+    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
     // Turbo values are un-rotated here too, a warp per row (lane l: dims [E l, E l + E)), so that
     // the merge kernel's is the plain per-slice merge (partials.cu; session 22, A/B on the H100:
     // turbo4 4K 12.31 -> 10.81 us, 32K 37.60 -> 36.53; turbo3 4K 11.83 -> 10.42).
