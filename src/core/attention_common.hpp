@@ -46,7 +46,9 @@ inline KeyRange visible_keys(const AttentionArgs& a, int64_t n, int64_t lq, int6
 // Exact for every such n: magic's excess e = magic * d - 2^(31 + s) is below d <= 2^s, so n * e
 // stays below 2^(31 + s) and never carries floor(n / d) past the next integer. (A 32-bit division by
 // a run-time value is ~25 instructions; the tensor-core kernel's prologue, issued by 16 warps a SM
-// at once, did four: session 27.)
+// at once, did four: session 27.) The cluster merge keeps its own one-instruction form
+// (attention_mma.cuh's div_cluster: a multiply-high, exact only for r < 2^16 and C <= 16), which its
+// per-element epilogue loops use where this one's wide multiply and shift would be two.
 struct Divider {
   uint32_t magic = 1u << 31;
   int shift = 31;
