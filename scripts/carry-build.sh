@@ -2,8 +2,9 @@
 # Builds the CUDA library (shared), the CLI and both test binaries on this machine (Release, sm_90a)
 # and packs them, with the one library the GPU machine's image lacks (libfmt.so.9) and the CUDA
 # runtime they were linked against, into the git-ignored third_party_carry/<name>.tar.xz (~12 MB;
-# default name "bin"), so that a GPU call runs them without building there: a build on the GPU machine took ~4.5
-# of a call's minutes and of the session's device time; here it takes ~7 min on 2 cores and none.
+# default name "bin"), so that a GPU call runs them without building there: a build on the GPU
+# machine took ~4.5 of a call's minutes and of the session's device time; here it takes ~7 min on
+# 2 cores and none.
 # The binaries find their libraries beside them ($ORIGIN), so several builds can sit side by side.
 #   bash scripts/carry-build.sh                      # this tree -> third_party_carry/bin.tar.xz
 #   bash scripts/carry-build.sh b0 "-DMY_SWITCH=1"   # a variant (CUDA flags) -> third_party_carry/b0.tar.xz
