@@ -1000,18 +1000,6 @@ template <int D>
 constexpr int receive_stride() {
   return D + 4;
 }
-// q staged in f32 in the prologue: row r's dim d at r * kRow + d + 8 * (d / 32). The fragment
-// build reads 16 bytes a lane at dims k_dim0 + 4 * (s % 2): lanes (g, t) on rows g and on dims t
-// blocks (KRow) or t quarters (turbo) apart, which in rows of D words fell on 4 banks (KRow, 8-way)
-// or on one bank (turbo, 32-way). The 8 words after each 32 dims and the row stride of 4 (mod 32)
-// words more than that spread them: no conflict at D = 64 and 128 (2-way for turbo at 256; counted
-// by a script over the 8 lanes of each quarter-warp, session 15). Octets (the staging's 16-byte stores) and a lane's
-// E = D / 32 values (the rotation) stay contiguous and 16-byte aligned.
-template <int D>
-struct QStage {
-  static constexpr int kRow = D + 8 * (D / 32) + 4;
-  __host__ __device__ static constexpr int at(int r, int d) { return r * kRow + d + 8 * (d >> 5); }
-};
 // The row tiles of an instance, by a code (the template parameter NT of the kernel and the host's
 // instances): 1, 2 or 4 n-tiles of 8 rows, or 0 for one n-tile of 4 rows whose q and P lo terms are
 // columns of their own (session 24). With at most 4 rows a block (GQA <= 4 at Lq 1: the decode of
@@ -1027,13 +1015,11 @@ __host__ __device__ constexpr int n_tiles_of(int code) { return code == 0 ? 1 : 
 __host__ __device__ constexpr bool packs_lo(int code) { return code == 0; }
 __host__ __device__ constexpr int tile_rows(int code) { return code == 0 ? 4 : 8 * code; }
 
-// Shared memory: q's B fragments [D/16][n-tiles][32] (hi and lo: uint4) and after them q staged in
-// f32 (QStage, tile_rows rows) until the loop; at the end the warp partials over both (after the
-// barrier that follows every warp's loop).
+// Shared memory: q's B fragments [D/16][n-tiles][32] (hi and lo: uint4) until the loop; at the end
+// the warp partials over them (after the barrier that follows every warp's loop).
 template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return std::max(size_t(D / 16) * n_tiles_of(NT) * 32 * 16 + size_t(tile_rows(NT)) * QStage<D>::kRow * 4,
-                  size_t(Warps) * tile_rows(NT) * WarpPartials<D>::kRowStride * 4);
+  return std::max(size_t(D / 16) * n_tiles_of(NT) * 32 * 16, size_t(Warps) * tile_rows(NT) * WarpPartials<D>::kRowStride * 4);
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][receive_stride] with C * slot rows <= RP + C - 1.
@@ -1209,7 +1195,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   constexpr bool kPartial = has_group_scales(KF);
   extern __shared__ __align__(16) uint8_t smem[];
   uint4* qfrag = reinterpret_cast<uint4*>(smem);
-  float* fl = reinterpret_cast<float*>(smem + size_t(KS) * NT * 32 * 16);
 
   // Row chunks of one split are adjacent block indices, so they stream the same keys at about the
   // same time and all but the first read them from L2.
@@ -1314,15 +1299,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Each row is brought to [2^13, 2^14) by a power of two (f16 keeps its range), undone on the f32
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
-  __shared__ float row_unscale[RP], row_inv[RP];
+  __shared__ float row_unscale[RP];
   auto row_exponent = [](float mx) {
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
     return e;
-  };
-  auto row_powers = [&](int r, float mx) {
-    const int e = row_exponent(mx);
-    row_unscale[r] = exp2f(float(e - 14)), row_inv[r] = exp2f(float(14 - e));
   };
   // Affine keys: q's sum over each 32-dim block (in the fragments' scale), for the bias term.
   constexpr bool kAffineK = is_affine4(KF) || KF == Fam::u8;
@@ -1331,6 +1312,40 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Keys whose q the prologue rotates: turbo, or the generic decoder's turbo keys.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
   const bool rotate = kRotatesQ && kc.kind == FormatKind::turbo;
+  // q's B fragments for QK, written from the registers that staged q (session 28; a second pass
+  // over q staged in f32 in shared memory, with a barrier of its own, took ~180 instructions a warp
+  // and the prologue's second barrier). Row r's octet at dims [d0, d0 + 8) is what k_dim0 gives
+  // k-steps s0 and s0 + 1 at quad position t: dims 0-3 of the octet go to k-step s0 and 4-7 to
+  // s0 + 1, each 4 in the pairing (0, 2) (1, 3) of pair_lo, as hi + lo f16 after the row's power
+  // of two `inv`. Packed (tile code 0): column 2r' of the n-tile takes the hi terms (lane 8r' + t,
+  // with the lo terms as its second k-half) and column 2r' + 1 the lo terms (lane 8r' + 4 + t).
+  auto write_q_fragments = [&](int r, int d0, const float(&v)[8], float inv) {
+    static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
+    constexpr int kQuarter = D / 4;  // turbo: lane t's contiguous quarter of a row
+    const int t = is_turbo(KF) ? d0 / kQuarter : (d0 % 32) / 8;
+    const int s0 = 2 * (is_turbo(KF) ? (d0 % kQuarter) / 8 : d0 / 32);
+    inv *= is_affine4(KF) ? 1.0f / 16.0f : 1.0f;  // see key_code_offset
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t hi[2], lo[2];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const float a = v[4 * h + j] * inv, c = v[4 * h + 2 + j] * inv;
+        const __half2 x = __floats2half2_rn(a, c);
+        const float2 back = __half22float2(x);
+        hi[j] = as_u32(x);
+        lo[j] = as_u32(__floats2half2_rn(a - back.x, c - back.y));
+      }
+      const int s = s0 + h;
+      if constexpr (kPack) {
+        const int at = (s * NT + r / 4) * 32 + 8 * (r % 4) + t;
+        qfrag[at] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
+        qfrag[at + 4] = make_uint4(lo[0], lo[1], 0u, 0u);
+      } else {
+        qfrag[(s * NT + r / 8) * 32 + 4 * (r % 8) + t] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
+      }
+    }
+  };
   {
     // A thread stages whole octets of q (8 consecutive dims of a row: one 16-byte load in f16 /
     // bf16, two in f32, where the host found q aligned), and the row maxima come from shuffles
@@ -1338,7 +1353,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     // which had a pass over shared memory and a barrier of its own: ~0.5 us at 1K). Element by
     // element, with 64-bit offsets and a barrier for the rows' offsets, it took ~180 instructions a
     // thread and then a row-max pass over shared memory (~130), in a prologue that four blocks per
-    // SM run at once (~5 us at 32K-128K).
+    // SM run at once (~5 us at 32K-128K). The same registers then give q's fragments
+    // (write_q_fragments), so one barrier ends the staging.
     constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
@@ -1374,15 +1390,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       if (rotate) rotate_row_lanes<8, kRowOctets>(v, c % kRowOctets, kc.seed, false);
 #pragma unroll
       for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fabsf(v[j]));
-      if (c < kOctets) {
-        float4* dst = reinterpret_cast<float4*>(fl + QStage<D>::at(r, d0));
-        dst[0] = make_float4(v[0], v[1], v[2], v[3]);
-        dst[1] = make_float4(v[4], v[5], v[6], v[7]);
-      }
       // Whole warps are in or out of c < kOctets (a multiple of 32): every lane shuffles.
 #pragma unroll
       for (int o = kRowOctets / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
-      if (c < kOctets && c % kRowOctets == 0) row_powers(r, mx);
+      const int row_e = row_exponent(mx);
+      const float row_inv = exp2f(float(14 - row_e));
+      if (c < kOctets && c % kRowOctets == 0) row_unscale[r] = exp2f(float(row_e - 14));
+      if (c < kOctets) write_q_fragments(r, d0, v, row_inv);
       if constexpr (kAffineK) {
         // A 32-dim block is 4 adjacent octets, 4 adjacent lanes. (A warp per (block, row) after
         // the staging took 8 rounds of 5 dependent shuffles at D = 128, in every block's prologue.)
@@ -1392,34 +1406,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
 #pragma unroll
         for (int m = 4; m < 4 * kGroupBlocks; m *= 2) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, m);
         if (c < kOctets && c % (4 * kGroupBlocks) == 0)
-          qsum[(d0 / (32 * kGroupBlocks)) * RP + r] = sum * exp2f(float(14 - row_exponent(mx)));
+          qsum[(d0 / (32 * kGroupBlocks)) * RP + r] = sum * row_inv;
       }
     }
     __syncthreads();
     QSDPA_PHASE(1);
   }
-  for (int idx = threadIdx.x; idx < KS * NT * 32; idx += kT) {
-    const int s = idx / (NT * 32), nt = (idx / 32) % NT, l = idx % 32;
-    // Column l / 4 of the B fragment: row nt * 8 + l / 4, or (packed) row nt * 4 + l / 8's hi or lo.
-    const int row = kPack ? nt * 4 + l / 8 : nt * 8 + l / 4, base = k_dim0<KF, D>(s, l % 4), jj = 2 * (s % 2);
-    // Dims pair_lo(jj), pair_lo(jj + 1), pair_hi(jj), pair_hi(jj + 1) of the octet: 4 in a row.
-    static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
-    const float4 x4 = *reinterpret_cast<const float4*>(fl + QStage<D>::at(row, base + pair_lo(jj)));
-    const float x[4] = {x4.x, x4.y, x4.z, x4.w};
-    const float inv = row_inv[row] * (is_affine4(KF) ? 1.0f / 16.0f : 1.0f);  // see key_code_offset
-    uint32_t hi[2], lo[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const float a = x[h] * inv, c = x[2 + h] * inv;
-      const __half2 x = __floats2half2_rn(a, c);
-      const float2 back = __half22float2(x);
-      hi[h] = as_u32(x);
-      lo[h] = as_u32(__floats2half2_rn(a - back.x, c - back.y));
-    }
-    if (kPack && (l / 4) % 2 == 1) qfrag[idx] = make_uint4(lo[0], lo[1], 0u, 0u);
-    else qfrag[idx] = make_uint4(hi[0], hi[1], lo[0], lo[1]);
-  }
-  __syncthreads();
 
   // This lane's rows in the score fragments: 2t, 2t+1 of each n-tile (packed: t).
   auto lane_row = [&](int nt, int c) { return kPack ? nt * 4 + t : nt * 8 + 2 * t + c; };
