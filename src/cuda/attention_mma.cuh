@@ -1219,6 +1219,31 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // kernel may write (q, the caches, kv_lens, tensor scales, sinks) and writes nothing.
   wait_for_prior_grid();
   QSDPA_PHASE(9);
+  // q's octets, 16 bytes a thread (two in f32; see the staging below), where the host found q
+  // aligned. f16 caches load them first, before the key ranges: f16 asks only its first step's lines
+  // into L1 here, so q's latency is its prologue's longest chain. The other families issue their
+  // first tile's loads first and q's after them: q first cost them 0.1-0.3 us at 1K-4K (A/B,
+  // session 28; f16 1K 6.15 -> 5.78 us, mxfp4 4.82 -> 5.07).
+  constexpr int kQOctets = RP * D / 8, kQPer = (kQOctets + kT - 1) / kT, kQRowOctets = D / 8;
+  constexpr bool kQFirst = KF == Fam::f16 && VF == Fam::f16;
+  uint4 q_raw[kQFirst ? kQPer : 1][2];
+  auto load_q_octet = [&](int k) {
+    const int c = int(threadIdx.x) + k * kT, r = c / kQRowOctets, d0 = (c % kQRowOctets) * 8;
+    q_raw[k][0] = q_raw[k][1] = make_uint4(0u, 0u, 0u, 0u);
+    if (p.q_octets && c < kQOctets && r < R) {
+      const int row = row0 + r, qi = p.heads_per_kv.quotient(row);  // row = qi * G + head within the group
+      const int64_t off = p.q.offset(b, hk * G + (row - qi * G), qi, d0);
+      if (p.q.dtype == DType::f32) {
+        const uint4* src = reinterpret_cast<const uint4*>(static_cast<const float*>(p.q.data) + off);
+        q_raw[k][0] = __ldg(src), q_raw[k][1] = __ldg(src + 1);
+      } else {
+        q_raw[k][0] = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.q.data) + off));
+      }
+    }
+  };
+  if constexpr (kQFirst)
+#pragma unroll
+    for (int k = 0; k < kQPer; ++k) load_q_octet(k);
   fmt::RowCodec kc, vc;
   head_codecs(p, hk, p.k_levels, p.v_levels, &kc, &vc);
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
@@ -1355,7 +1380,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     // thread and then a row-max pass over shared memory (~130), in a prologue that four blocks per
     // SM run at once (~5 us at 32K-128K). The same registers then give q's fragments
     // (write_q_fragments), so one barrier ends the staging.
-    constexpr int kOctets = RP * D / 8, kPer = (kOctets + kT - 1) / kT, kRowOctets = D / 8;
+    constexpr int kOctets = kQOctets, kPer = kQPer, kRowOctets = kQRowOctets;
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
@@ -1369,11 +1394,20 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
 #pragma unroll
           for (int j = 0; j < 8; ++j) v[j] = detail::load_float(p.q.data, p.q.dtype, off + j * p.q.strides[3]);
         } else if (p.q.dtype == DType::f32) {
-          const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(p.q.data) + off);
-          const float4 x = __ldg(src), y = __ldg(src + 1);
-          v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+          uint4 x, y;
+          if constexpr (kQFirst) {
+            x = q_raw[k][0], y = q_raw[k][1];
+          } else {
+            const uint4* src = reinterpret_cast<const uint4*>(static_cast<const float*>(p.q.data) + off);
+            x = __ldg(src), y = __ldg(src + 1);
+          }
+          const uint32_t words[8] = {x.x, x.y, x.z, x.w, y.x, y.y, y.z, y.w};
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v[j] = __uint_as_float(words[j]);
         } else {
-          const uint4 w = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.q.data) + off));
+          uint4 w;
+          if constexpr (kQFirst) w = q_raw[k][0];
+          else w = __ldg(reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.q.data) + off));
           const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
           for (int j = 0; j < 8; ++j) {
