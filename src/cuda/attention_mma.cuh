@@ -159,6 +159,12 @@
 // 1323 instructions, static): A/B in one call, us, GQA 4 1K f16 6.28 -> 5.95, mxfp4 5.06 -> 4.95,
 // affine4 5.49 -> 5.34, turbo4 6.33 -> 6.34; MHA 1K f16 9.86 -> 9.45, mxfp4 7.56 -> 7.36; Lq 8 32K
 // mxfp4 51.05 -> 49.64; 32K Lq 1 within 0.15.
+// Session 28 (bench/results/cuda-h100-2026-11-27-session28.md): the prologue is ~22% of a warp's
+// sampled time at 32K (ncu; q's load latency and constant-cache misses its longest waits). q's
+// fragments now come straight from the staging registers (one barrier and ~100 instructions a warp
+// fewer; write_q_fragments) and f16 caches load q before the key ranges: A/B in one call, µs, GQA
+// 4, main -> both: f16 1K 5.97 -> 5.81, 4K 10.75 -> 10.29; mxfp4 1K 4.96 -> 4.82, 4K 8.20 -> 7.87;
+// affine4 4K 9.24 -> 8.99; mxfp8 4K 9.85 -> 9.63; MHA mxfp4 4K 13.87 -> 13.34; 32K-128K within 1%.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1222,8 +1228,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // q's octets, 16 bytes a thread (two in f32; see the staging below), where the host found q
   // aligned. f16 caches load them first, before the key ranges: f16 asks only its first step's lines
   // into L1 here, so q's latency is its prologue's longest chain. The other families issue their
-  // first tile's loads first and q's after them: q first cost them 0.1-0.3 us at 1K-4K (A/B,
-  // session 28; f16 1K 6.15 -> 5.78 us, mxfp4 4.82 -> 5.07).
+  // first tile's loads first and q's after them. A/B in one call (session 28, H100, GQA 4, µs, q in
+  // the staging -> q first): f16 1K 6.15 -> 5.78, 4K 10.70 -> 10.47; mxfp4 1K 4.82 -> 5.07, 4K 7.87
+  // -> 8.10; affine4 1K 5.26 -> 5.61, 4K 8.99 -> 9.40.
   constexpr int kQOctets = RP * D / 8, kQPer = (kQOctets + kT - 1) / kT, kQRowOctets = D / 8;
   constexpr bool kQFirst = KF == Fam::f16 && VF == Fam::f16;
   uint4 q_raw[kQFirst ? kQPer : 1][2];
@@ -1337,9 +1344,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Keys whose q the prologue rotates: turbo, or the generic decoder's turbo keys.
   constexpr bool kRotatesQ = is_turbo(KF) || KF == Fam::generic;
   const bool rotate = kRotatesQ && kc.kind == FormatKind::turbo;
-  // q's B fragments for QK, written from the registers that staged q (session 28; a second pass
-  // over q staged in f32 in shared memory, with a barrier of its own, took ~180 instructions a warp
-  // and the prologue's second barrier). Row r's octet at dims [d0, d0 + 8) is what k_dim0 gives
+  // q's B fragments for QK, written from the registers that staged q (session 28). A second pass
+  // over q staged in f32 in shared memory took ~180 instructions a warp and a barrier of its own
+  // (ncu, 32K mxfp4: the prologue 696 -> 594 instructions a warp; A/B, µs, GQA 4: mxfp4 1K 4.96 ->
+  // 4.82, 4K 8.21 -> 7.87, MHA 4K 13.85 -> 13.32; 32K-128K within 1%). Row r's octet at dims [d0, d0 + 8) is what k_dim0 gives
   // k-steps s0 and s0 + 1 at quad position t: dims 0-3 of the octet go to k-step s0 and 4-7 to
   // s0 + 1, each 4 in the pairing (0, 2) (1, 3) of pair_lo, as hi + lo f16 after the row's power
   // of two `inv`. Packed (tile code 0): column 2r' of the n-tile takes the hi terms (lane 8r' + t,
