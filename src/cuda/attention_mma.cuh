@@ -1346,12 +1346,13 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   const bool rotate = kRotatesQ && kc.kind == FormatKind::turbo;
   // q's B fragments for QK, written from the registers that staged q (session 28). A second pass
   // over q staged in f32 in shared memory took ~180 instructions a warp and a barrier of its own
-  // (ncu, 32K mxfp4: the prologue 696 -> 594 instructions a warp; A/B, µs, GQA 4: mxfp4 1K 4.96 ->
-  // 4.82, 4K 8.21 -> 7.87, MHA 4K 13.85 -> 13.32; 32K-128K within 1%). Row r's octet at dims [d0, d0 + 8) is what k_dim0 gives
-  // k-steps s0 and s0 + 1 at quad position t: dims 0-3 of the octet go to k-step s0 and 4-7 to
-  // s0 + 1, each 4 in the pairing (0, 2) (1, 3) of pair_lo, as hi + lo f16 after the row's power
-  // of two `inv`. Packed (tile code 0): column 2r' of the n-tile takes the hi terms (lane 8r' + t,
-  // with the lo terms as its second k-half) and column 2r' + 1 the lo terms (lane 8r' + 4 + t).
+  // (ncu, 32K mxfp4: the prologue 696 -> 594 instructions a warp; A/B, µs, GQA 4: mxfp4 1K 4.96
+  // -> 4.82, 4K 8.21 -> 7.87, MHA 4K 13.85 -> 13.32; 32K-128K within 1%). Row r's octet at dims
+  // [d0, d0 + 8) is what k_dim0 gives k-steps s0 and s0 + 1 at quad position t: dims 0-3 of the
+  // octet go to k-step s0 and 4-7 to s0 + 1, each 4 in the pairing (0, 2) (1, 3) of pair_lo, as
+  // hi + lo f16 after the row's power of two `inv`. Packed (tile code 0): column 2r' of the n-tile
+  // takes the hi terms (lane 8r' + t) and column 2r' + 1 the lo terms (lane 8r' + 4 + t); a uint4's
+  // .z and .w (the lo terms of unpacked tiles' second mma) go unused there.
   auto write_q_fragments = [&](int r, int d0, const float(&v)[8], float inv) {
     static_assert(pair_lo(1) == 1 && pair_hi(0) == 2 && pair_hi(1) == 3 && pair_lo(2) == 4, "see pair_lo");
     constexpr int kQuarter = D / 4;  // turbo: lane t's contiguous quarter of a row
