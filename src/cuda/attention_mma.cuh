@@ -2032,34 +2032,26 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       }
     }
   } else {
-    // A warp per row here too, each lane taking the row's weights itself (session 28: the weights
-    // in shared memory, a barrier, then a loop over the block's R * (D + 2) values took 1.3 us a
-    // block at 32K between the last warp's loop and the stored partial, phase probe).
-    QSDPA_PHASE(4);
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
-    // Turbo values are un-rotated here too (lane l: dims [E l, E l + E)), so that the merge
-    // kernel's is the plain per-slice merge (partials.cu; session 22, A/B on the H100: turbo4 4K
-    // 12.31 -> 10.81 us, 32K 37.60 -> 36.53; turbo3 4K 11.83 -> 10.42).
-    const bool unrotate = (is_turbo(VF) || VF == Fam::generic) && p.vc.kind == FormatKind::turbo;
+    // Turbo values are un-rotated here too, a warp per row (lane l: dims [E l, E l + E)), so that
+    // the merge kernel's is the plain per-slice merge (partials.cu; session 22, A/B on the H100:
+    // turbo4 4K 12.31 -> 10.81 us, 32K 37.60 -> 36.53; turbo3 4K 11.83 -> 10.42).
+    constexpr bool kMayRotate = is_turbo(VF) || VF == Fam::generic;
+    const bool unrotate = kMayRotate && p.vc.kind == FormatKind::turbo;
     constexpr int E = D / 32;
-    for (int r = warp; r < R; r += W) {
-      float weight[W];
-      const float m = warp_weights(r, weight);
-      const float* part = wpart + r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
-      float* row = out + r * (D + 2);
-      if (unrotate) {
-        float v[E] = {};
-#pragma unroll
-        for (int w = 0; w < W; ++w) {
-          const float* x = part + w * RP * WP::kRowStride + WP::at(E * lane);  // E dims in one chunk
-          if (weight[w] != 0.0f)
-#pragma unroll
-            for (int e = 0; e < E; ++e) v[e] += x[e] * weight[w];
-        }
-        rotate_row_lanes<E>(v, lane, p.vc.seed, true);
-#pragma unroll
-        for (int e = 0; e < E; ++e) row[E * lane + e] = v[e];
-      } else {
+    if constexpr (!kMayRotate) {
+      // A warp per row, each lane taking the row's weights itself, as the cluster's pushes do
+      // (session 28: the weights in shared memory, a barrier, then a loop over the block's R * (D +
+      // 2) values took 1.3 us a block at 32K from the last warp's loop end to the stored partial,
+      // phase probe; A/B, µs, GQA 4: mxfp4 4K 7.89 -> 7.62, 32K 21.77 -> 21.52, mxfp8 4K 9.65 ->
+      // 9.36, f16 4K 10.33 -> 10.11). Turbo V keeps the pass below: its loops lost 4-5% with this
+      // one (turbo4 128K 105.4 -> 110.7 us), a register allocation moved.
+      QSDPA_PHASE(4);
+      for (int r = warp; r < R; r += W) {
+        float weight[W];
+        const float m = warp_weights(r, weight);
+        const float* part = wpart + r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
+        float* row = out + r * (D + 2);
         // Lane l: dims l, l + 32, ...: the warp's stores are whole lines, its reads of a warp's
         // partial on distinct banks (WarpPartials' chunks of D / 8).
 #pragma unroll 1
@@ -2071,13 +2063,53 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
             if (weight[w] != 0.0f) v += part[w * RP * WP::kRowStride + WP::at(d)] * weight[w];
           row[d] = v;
         }
-      }
-      if (lane == 0) {
-        float l = 0.0f;
+        if (lane == 0) {
+          float l = 0.0f;
 #pragma unroll
-        for (int w = 0; w < W; ++w)
-          if (weight[w] != 0.0f) l += part[w * RP * WP::kRowStride + WP::kL] * weight[w];
-        row[D] = m, row[D + 1] = l;
+          for (int w = 0; w < W; ++w)
+            if (weight[w] != 0.0f) l += part[w * RP * WP::kRowStride + WP::kL] * weight[w];
+          row[D] = m, row[D + 1] = l;
+        }
+      }
+    } else {
+      __shared__ float warp_weight[RP][W + 1];  // [row][warp], then the row's m (natural log)
+      if (threadIdx.x < R) warp_weight[threadIdx.x][W] = warp_weights(threadIdx.x, warp_weight[threadIdx.x]);
+      __syncthreads();
+      QSDPA_PHASE(4);
+      if (unrotate) {
+        for (int r = warp; r < R; r += W) {
+          float v[E] = {};
+#pragma unroll
+          for (int w = 0; w < W; ++w) {
+            const float weight = warp_weight[r][w];
+            const float* x = wpart + (w * RP + r) * WP::kRowStride + WP::at(E * lane);  // E dims in one chunk
+            if (weight != 0.0f)
+#pragma unroll
+              for (int e = 0; e < E; ++e) v[e] += x[e] * weight;
+          }
+          rotate_row_lanes<E>(v, lane, p.vc.seed, true);
+          float* row = out + r * (D + 2);
+#pragma unroll
+          for (int e = 0; e < E; ++e) row[E * lane + e] = v[e];
+          if (lane == 0) {
+            float l = 0.0f;
+#pragma unroll
+            for (int w = 0; w < W; ++w)
+              if (warp_weight[r][w] != 0.0f) l += wpart[(w * RP + r) * WP::kRowStride + WP::kL] * warp_weight[r][w];
+            row[D] = warp_weight[r][W], row[D + 1] = l;
+          }
+        }
+      } else
+      for (int idx = threadIdx.x; idx < R * (D + 2); idx += kT) {
+        const int r = idx / (D + 2), d = idx % (D + 2);
+        const int at = d < D ? WP::at(d) : WP::kM + (d - D);
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < W; ++w) {
+          const float weight = warp_weight[r][w];
+          if (weight != 0.0f) v += wpart[(w * RP + r) * WP::kRowStride + at] * weight;
+        }
+        out[idx] = d == D ? warp_weight[r][W] : v;
       }
     }
   }
