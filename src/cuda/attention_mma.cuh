@@ -165,6 +165,9 @@
 // fewer; write_q_fragments) and f16 caches load q before the key ranges: A/B in one call, µs, GQA
 // 4, main -> both: f16 1K 5.97 -> 5.81, 4K 10.75 -> 10.29; mxfp4 1K 4.96 -> 4.82, 4K 8.20 -> 7.87;
 // affine4 4K 9.24 -> 8.99; mxfp8 4K 9.85 -> 9.63; MHA mxfp4 4K 13.87 -> 13.34; 32K-128K within 1%.
+// Then the blocks' epilogue by a warp per row (no shared-memory weights pass, no barrier; turbo V
+// excepted): mxfp4 4K 7.87 -> 7.64, 32K 21.85 -> 21.54, 128K 62.93 -> 62.42 us; mxfp8 4K 9.65 ->
+// 9.39; f16 4K 10.35 -> 10.16.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -2043,9 +2046,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       // A warp per row, each lane taking the row's weights itself, as the cluster's pushes do
       // (session 28: the weights in shared memory, a barrier, then a loop over the block's R * (D +
       // 2) values took 1.3 us a block at 32K from the last warp's loop end to the stored partial,
-      // phase probe; A/B, µs, GQA 4: mxfp4 4K 7.89 -> 7.62, 32K 21.77 -> 21.52, mxfp8 4K 9.65 ->
-      // 9.36, f16 4K 10.33 -> 10.11). Turbo V keeps the pass below: its loops lost 4-5% with this
-      // one (turbo4 128K 105.4 -> 110.7 us), a register allocation moved.
+      // phase probe). A/B in one call, µs, GQA 4: mxfp4 4K 7.87 -> 7.64, 32K 21.85 -> 21.54, 128K
+      // 62.93 -> 62.42; mxfp8 4K 9.65 -> 9.39, 32K 32.71 -> 32.46; f16 4K 10.35 -> 10.16. Turbo V
+      // keeps the pass below: with this one its loops lost 4-5% (turbo4 128K 106.0 -> 111.0 us; a
+      // register allocation moved, not its step count).
       QSDPA_PHASE(4);
       for (int r = warp; r < R; r += W) {
         float weight[W];
