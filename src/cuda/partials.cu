@@ -22,6 +22,7 @@
 // block per (row, 32 dims), each warp taking a quarter of the splits one after another: no faster.
 #include "cuda/partials.cuh"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <mutex>
@@ -144,10 +145,27 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   int64_t row_first = (int64_t(b) * p.k.heads + hk) * splits * stride + int64_t(r) * (D + 2);
   const float sink = sink_of(p, int64_t(hk) * G + r % G);  // an input: read before the wait
   __shared__ float wtop[kWarpsPerBlock], wl[kWarpsPerBlock], wacc[kWarpsPerBlock][32];
-  // The row's offset is computed here, not after the wait, where the compiler would otherwise sink
-  // its 64-bit arithmetic into every load's address.
+  // The row's offset, and where warp 0 stores the slice and the LSE, are computed here, not after
+  // the wait, where the compiler would otherwise sink their 64-bit arithmetic and parameter loads
+  // (constant-cache misses) into the loads' addresses and the stores.
   asm volatile("" : "+l"(row_first));
   const float* w = work + row_first;
+  // (As addresses: the output's base then comes before the wait too, and the dtype, which ptxas
+  // reloads after the barrier anyway, shares its constant-bank line.)
+  const bool out_f32 = p.out.dtype == DType::f32, out_f16 = p.out.dtype == DType::f16;
+  uint8_t* out_at = static_cast<uint8_t*>(p.out.data) + (has_d ? out_offset(p, b, hk, G, r, d) : 0) * (out_f32 ? 4 : 2);
+  float* lse_at = p.lse ? p.lse + lse_index(p, b, hk, G, r) : nullptr;
+  int out_kind = out_f32 ? 0 : out_f16 ? 1 : 2;
+  asm volatile("" : "+l"(out_at), "+l"(lse_at), "+r"(out_kind));
+  // Lanes 0 to 3 * Batch - 1 ask L2 for the lines of the warp's first round of splits (lanes 3i
+  // and 3i + 1: the first and last value of split i's slice, 3i + 2: its (m, l) pair): no value is
+  // read before the wait, but the address translations and DRAM reads of those lines are taken
+  // while the split kernel still runs. (A row is D + 2 floats: slices straddle lines.)
+  if (const int i = lane / 3, s = warp + i * kWarpsPerBlock; i < Batch && s < splits) {
+    const int at = lane - 3 * i, slice_first = d - lane;
+    const float* line = w + int64_t(s) * stride + (at == 2 ? D : std::min(slice_first + 31 * at, D - 1));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+  }
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
   wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
@@ -194,8 +212,12 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
 #pragma unroll
   for (int i = 0; i < kWarpsPerBlock; ++i) sum += __shfl_sync(0xFFFFFFFFu, weight, i) * wacc[i][lane];
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
-  if (has_d) store_out(p, b, hk, G, r, d, normalised(sum, total));
-  if (p.lse && d == 0) store_lse(p, b, hk, G, r, row_lse(row_top, total));
+  if (has_d) {
+    const float value = normalised(sum, total);
+    if (out_kind == 0) *reinterpret_cast<float*>(out_at) = value;
+    else *reinterpret_cast<uint16_t*>(out_at) = out_kind == 1 ? fmt::f32_to_f16(value) : fmt::f32_to_bf16(value);
+  }
+  if (lse_at && d == 0) *lse_at = row_lse(row_top, total);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
