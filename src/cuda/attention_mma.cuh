@@ -195,7 +195,6 @@ namespace qsdpa::cuda::mma {
 // mxfp4 and nvfp4, 32K-128K within 0.5 us but mxfp8 128K 3 us slower.
 constexpr int kWarps = 4;
 constexpr int kWideWarps = 8;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int32_t kStatusRange = 2;  // a value or scale the f16 products cannot hold exactly
 
 // Decoder families: how one octet of a row turns into 4 half2.
@@ -251,14 +250,6 @@ __device__ __forceinline__ void mma16816(float c[4], uint32_t a0, uint32_t a1, u
       "{%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// 2^x on the MUFU unit, flushing results below 2^-126 to zero (exp2f adds a range fix-up of three
-// instructions around each MUFU.EX2; the softmax's weights that small are zero against its max of 1).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // Transposes an 8x8 matrix of 16-bit values held one row-pair per lane (the mma fragment layout).

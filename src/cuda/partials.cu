@@ -144,7 +144,9 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   const int64_t stride = int64_t(rows) * (D + 2);
   int64_t row_first = (int64_t(b) * p.k.heads + hk) * splits * stride + int64_t(r) * (D + 2);
   const float sink = sink_of(p, int64_t(hk) * G + r % G);  // an input: read before the wait
-  __shared__ float wtop[kWarpsPerBlock], wl[kWarpsPerBlock], wacc[kWarpsPerBlock][32];
+  __shared__ alignas(16) float wtop[kWarpsPerBlock];
+  __shared__ alignas(16) float wl[kWarpsPerBlock];
+  __shared__ float wacc[kWarpsPerBlock][32];
   // The row's offset, and where warp 0 stores the slice and the LSE, are computed here, not after
   // the wait, where the compiler would otherwise sink their 64-bit arithmetic and parameter loads
   // (constant-cache misses) into the loads' addresses and the stores.
@@ -191,11 +193,13 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
     float next = top;
 #pragma unroll
     for (int i = 0; i < Batch; ++i) next = fmaxf(next, ml[i].x);
-    const float keep = partial_weight(top, next);  // the running sums' factor (0 while they are empty)
+    // Weights as in the combine below: without branches (an empty split's m is -inf, weight 0).
+    const float ref = next == -INFINITY ? 0.0f : next * kLog2e;
+    const float keep = fast_exp2(fmaf(top, kLog2e, -ref));  // the running sums' factor (0 while they are empty)
     l *= keep, acc *= keep;
 #pragma unroll
     for (int i = 0; i < Batch; ++i) {
-      const float e = partial_weight(ml[i].x, next);
+      const float e = fast_exp2(fmaf(ml[i].x, kLog2e, -ref));
       l += e * ml[i].y, acc += e * v[i];
     }
     top = next;
@@ -206,11 +210,30 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   __syncthreads();
   if (warp != 0) return;
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
-  const WarpsOfRow row_sums = combine_warps(wtop, wl, sink, lane);
-  const float row_top = row_sums.top, weight = row_sums.weight, total = row_sums.total;
-  float sum = 0.0f;
+  // Every lane reads the 16 warps' (m, l) itself (16-byte broadcast loads) rather than shuffling
+  // them across the warp: two chains of 5 shuffles and 16 more for the weights were most of the
+  // ~40 dependent steps between the barrier and the store.
+  float tops[kWarpsPerBlock], ls[kWarpsPerBlock];
 #pragma unroll
-  for (int i = 0; i < kWarpsPerBlock; ++i) sum += __shfl_sync(0xFFFFFFFFu, weight, i) * wacc[i][lane];
+  for (int i = 0; i < kWarpsPerBlock; i += 4) {
+    *reinterpret_cast<float4*>(&tops[i]) = *reinterpret_cast<const float4*>(&wtop[i]);
+    *reinterpret_cast<float4*>(&ls[i]) = *reinterpret_cast<const float4*>(&wl[i]);
+  }
+  // The maximum as a tree, and the weights without branches: exp2 of -inf is 0, so only an empty
+  // row (every m and the sink -inf) needs its reference replaced.
+  static_assert(kWarpsPerBlock == 16);
+  float quads[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) quads[j] = fmaxf(fmaxf(tops[4 * j], tops[4 * j + 1]), fmaxf(tops[4 * j + 2], tops[4 * j + 3]));
+  const float row_top = fmaxf(fmaxf(fmaxf(quads[0], quads[1]), fmaxf(quads[2], quads[3])), sink);
+  const float ref = row_top == -INFINITY ? 0.0f : row_top * kLog2e;
+  float totals[2] = {fast_exp2(fmaf(sink, kLog2e, -ref)), 0.0f}, sums[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int i = 0; i < kWarpsPerBlock; ++i) {
+    const float weight = fast_exp2(fmaf(tops[i], kLog2e, -ref));
+    totals[i & 1] += weight * ls[i], sums[i & 1] += weight * wacc[i][lane];
+  }
+  const float total = totals[0] + totals[1], sum = sums[0] + sums[1];
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
   if (has_d) {
     const float value = normalised(sum, total);

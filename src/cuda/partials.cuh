@@ -44,6 +44,16 @@ __device__ __forceinline__ void wait_for_prior_grid() {
 #endif
 }
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x on the MUFU unit, flushing results below 2^-126 to zero (exp2f adds a range fix-up of three
+// instructions around each MUFU.EX2; the softmax's weights that small are zero against its max of 1).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // ---- the merge rule, shared by the merge kernel and the split kernel's in-cluster merge ----
 // Partials carry m in natural-log units; a row's merged value is sum_s w_s acc_s / sum_s w_s l_s
 // with w_s = exp(m_s - top), top the largest m_s and the sink's logit, which adds its own weight to
