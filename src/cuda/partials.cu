@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
 // The merge of one row's 32-dim slice (see the file comment), for partials whose values need no
 // un-rotation: lane l takes dim 32 * slice + l.
 template <int Batch>
-__global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
+__global__ void __launch_bounds__(kMergeThreads, Batch <= 4 ? 3 : 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kWarpsPerBlock = kMergeThreads / 32;
   const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
   const int r = int(blockIdx.x) / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
@@ -212,26 +212,29 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_slice_kernel(KernelArg
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
   // Every lane reads the 16 warps' (m, l) itself (16-byte broadcast loads) rather than shuffling
   // them across the warp: two chains of 5 shuffles and 16 more for the weights were most of the
-  // ~40 dependent steps between the barrier and the store.
-  float tops[kWarpsPerBlock], ls[kWarpsPerBlock];
+  // ~40 dependent steps between the barrier and the store. Four warps at a time, so that this
+  // kernel keeps the registers (40 at Batch 1-2) that let its blocks sit beside a 4K call's split
+  // blocks (all 16 at once took 61, and mxfp8's 4K call 0.25 us longer).
+  static_assert(kWarpsPerBlock % 4 == 0);
+  const float4* wtop4 = reinterpret_cast<const float4*>(wtop);
+  const float4* wl4 = reinterpret_cast<const float4*>(wl);
+  auto max4 = [](float4 v) { return fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)); };
+  float row_top = sink;
 #pragma unroll
-  for (int i = 0; i < kWarpsPerBlock; i += 4) {
-    *reinterpret_cast<float4*>(&tops[i]) = *reinterpret_cast<const float4*>(&wtop[i]);
-    *reinterpret_cast<float4*>(&ls[i]) = *reinterpret_cast<const float4*>(&wl[i]);
-  }
-  // The maximum as a tree, and the weights without branches: exp2 of -inf is 0, so only an empty
-  // row (every m and the sink -inf) needs its reference replaced.
-  static_assert(kWarpsPerBlock == 16);
-  float quads[4];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) quads[j] = fmaxf(fmaxf(tops[4 * j], tops[4 * j + 1]), fmaxf(tops[4 * j + 2], tops[4 * j + 3]));
-  const float row_top = fmaxf(fmaxf(fmaxf(quads[0], quads[1]), fmaxf(quads[2], quads[3])), sink);
+  for (int j = 0; j < kWarpsPerBlock / 4; ++j) row_top = fmaxf(row_top, max4(wtop4[j]));
+  // The weights without branches: exp2 of -inf is 0, so only an empty row (every m and the sink
+  // -inf) needs its reference replaced.
   const float ref = row_top == -INFINITY ? 0.0f : row_top * kLog2e;
   float totals[2] = {fast_exp2(fmaf(sink, kLog2e, -ref)), 0.0f}, sums[2] = {0.0f, 0.0f};
+#pragma unroll 1
+  for (int j = 0; j < kWarpsPerBlock / 4; ++j) {
+    const float4 m4 = wtop4[j], l4 = wl4[j];
+    const float m[4] = {m4.x, m4.y, m4.z, m4.w}, l[4] = {l4.x, l4.y, l4.z, l4.w};
 #pragma unroll
-  for (int i = 0; i < kWarpsPerBlock; ++i) {
-    const float weight = fast_exp2(fmaf(tops[i], kLog2e, -ref));
-    totals[i & 1] += weight * ls[i], sums[i & 1] += weight * wacc[i][lane];
+    for (int k = 0; k < 4; ++k) {
+      const float weight = fast_exp2(fmaf(m[k], kLog2e, -ref));
+      totals[k & 1] += weight * l[k], sums[k & 1] += weight * wacc[4 * j + k][lane];
+    }
   }
   const float total = totals[0] + totals[1], sum = sums[0] + sums[1];
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
