@@ -133,8 +133,13 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
 
 // The merge of one row's 32-dim slice (see the file comment), for partials whose values need no
 // un-rotation: lane l takes dim 32 * slice + l.
+// At Batch 1-2 (a 4K call's split counts) held to 40 registers, as before the combine below read
+// all 16 warps' (m, l) at once (61 registers): a block then fits beside the split kernel's blocks
+// on an SM they leave room on (mxfp8 at 4K: 2 blocks of 168 registers), and starts before they end
+// (A/B, H100: 61 registers took mxfp8's 4K call 0.25 us longer; reading the warps' values four at a
+// time kept 40 at Batch 4 too but lost 0.3-0.7 us at 32K).
 template <int Batch>
-__global__ void __launch_bounds__(kMergeThreads, Batch <= 4 ? 3 : 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
+__global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice_kernel(KernelArgs p, int rows, int splits, const float* work) {
   constexpr int kWarpsPerBlock = kMergeThreads / 32;
   const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
   const int r = int(blockIdx.x) / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
@@ -212,9 +217,7 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 4 ? 3 : 1) merge_slice
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 4);
   // Every lane reads the 16 warps' (m, l) itself (16-byte broadcast loads) rather than shuffling
   // them across the warp: two chains of 5 shuffles and 16 more for the weights were most of the
-  // ~40 dependent steps between the barrier and the store. Four warps at a time, so that this
-  // kernel keeps the registers (40 at Batch 1-2) that let its blocks sit beside a 4K call's split
-  // blocks (all 16 at once took 61, and mxfp8's 4K call 0.25 us longer).
+  // ~40 dependent steps between the barrier and the store.
   static_assert(kWarpsPerBlock % 4 == 0);
   const float4* wtop4 = reinterpret_cast<const float4*>(wtop);
   const float4* wl4 = reinterpret_cast<const float4*>(wl);
@@ -226,7 +229,7 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 4 ? 3 : 1) merge_slice
   // -inf) needs its reference replaced.
   const float ref = row_top == -INFINITY ? 0.0f : row_top * kLog2e;
   float totals[2] = {fast_exp2(fmaf(sink, kLog2e, -ref)), 0.0f}, sums[2] = {0.0f, 0.0f};
-#pragma unroll 1
+#pragma unroll
   for (int j = 0; j < kWarpsPerBlock / 4; ++j) {
     const float4 m4 = wtop4[j], l4 = wl4[j];
     const float m[4] = {m4.x, m4.y, m4.z, m4.w}, l[4] = {l4.x, l4.y, l4.z, l4.w};
