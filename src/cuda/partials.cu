@@ -15,6 +15,15 @@
 // split blocks since 487c029, take it too: turbo4 4K 12.31 -> 10.81, 32K 37.60 -> 36.53. merge_kernel
 // stays for partials left rotated (the fallback split kernel's turbo; it un-rotates whole rows) and
 // behind -DQSDPA_MERGE_SLICES=0.
+// Session 29: what does not need the partials is done before the wait (the output's and LSE's
+// addresses; lanes ask L2 for the lines of the warp's first round of splits, prefetch.global.L2,
+// which reads no value), and the weights come from exp2 without branches, warp 0 reading the 16
+// warps' (m, l) from shared memory in every lane instead of two shuffle chains. A/B on the H100
+// (GQA 4, µs; the first step, then the second, each in its own call): 4K mxfp4 7.61 -> 7.43, 7.42
+// -> 7.11; f16 10.13 -> 9.85, 9.86 -> 9.60; mxfp8 9.35 -> 9.07, 9.05 -> 8.73; 32K mxfp4 21.67 ->
+// 21.23, 21.07 -> 20.96; mxfp8 32.62 -> 32.20, 32.14 -> 31.89; 128K within 0.5 us. A probe of
+// the first step (mxfp4 32K): the wait returns ~0.5 us after the last split block's partial, the
+// warps' one round of loads and sums takes ~1.1 us, warp 0's combine 0.45, the store 0.3.
 // History: 128 threads with one loop per dim took 26 us at 128K (ncu, cold caches); a block-wide
 // version (all first loads at once, then block reductions of m and l and slices of splits summed
 // through shared memory: four dependent phases) took ~3.1-3.4 us in a graph from the wait's end
