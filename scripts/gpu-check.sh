@@ -23,12 +23,13 @@
 #   variant written "@<dir> flags" builds from <dir> alone;
 #   stage "abenv" does the same with environment settings of one build (QSDPA_AB_ENVS, '|' between);
 #   stage "phases" times marks inside the blocks of one call (QSDPA_PHASE_RUNS, src/cuda/phase_times.cuh;
-#   per-block CSV files and their ends by launch rank, scripts/phase_ranks.py).
+#   per-block CSV files and their ends by launch rank, scripts/phase_ranks.py); with QSDPA_PREBUILT it
+#   takes the probed build from QSDPA_PHASE_PREBUILT (`carry-build.sh ph -DQSDPA_PHASE_TIMES`).
 # QSDPA_PREBUILT=<archive> (scripts/carry-build.sh's third_party_carry/bin.tar.xz, built on the
 # development machine) skips the build here: the tests then run as nproc shards of the test binary at
 # once (QSDPA_TEST_REGEX a plain substring of the test names); stage ab takes its variants from
-# QSDPA_AB_PREBUILT (archives, '|' between) instead of QSDPA_AB_FLAGS; stages phases, sharded and
-# cpu, which need a build here, are refused.
+# QSDPA_AB_PREBUILT (archives, '|' between) instead of QSDPA_AB_FLAGS, stage phases from
+# QSDPA_PHASE_PREBUILT; stages sharded and cpu, which need a build here, are refused.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qsdpa-gpu-out}
@@ -58,10 +59,11 @@ PY
 }
 prebuilt=${QSDPA_PREBUILT:-}
 if [ -n "$prebuilt" ]; then
-  for stage in phases sharded cpu; do
+  for stage in sharded cpu; do
     if has $stage; then echo "stage $stage needs a build on this machine: not with QSDPA_PREBUILT"; exit 1; fi
   done
   use_prebuilt "$prebuilt" build-gpu
+  if has phases; then use_prebuilt "${QSDPA_PHASE_PREBUILT:?set QSDPA_PHASE_PREBUILT for stage phases with QSDPA_PREBUILT}" build-gpu-phase; fi
 fi
 nccl_flags=()
 if has sharded; then
@@ -94,7 +96,7 @@ elif has ab; then
   done
 fi
 phase_build_pid=
-if has phases; then  # stage phases' probed build, likewise
+if has phases && [ -z "$prebuilt" ]; then  # stage phases' probed build, likewise
   (cmake -S . -B build-gpu-phase -G Ninja -DCMAKE_BUILD_TYPE=Release -DQSDPA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
     "-DCMAKE_CUDA_FLAGS=-DQSDPA_PHASE_TIMES" -DQSDPA_VENDOR_DIR="$PWD/third_party_carry" \
     -DQSDPA_COMMIT_OVERRIDE="${QSDPA_COMMIT:-}+phases" >"$OUT/configure-phase.log" 2>&1 &&
@@ -226,7 +228,7 @@ if has phases; then
   # -DQSDPA_PHASE_TIMES, then one bench process per "format:context[:Hq-Hkv[:D]]" word of
   # QSDPA_PHASE_RUNS (default heads 32-8, D 128), each printing at exit when the blocks of its last
   # call reached each mark.
-  wait "$phase_build_pid" || { tail -5 "$OUT/configure-phase.log"; grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
+  [ -z "$phase_build_pid" ] || wait "$phase_build_pid" || { tail -5 "$OUT/configure-phase.log"; grep -E "error" -A3 "$OUT/build-phase.log" | head -40; exit 1; }
   for run in ${QSDPA_PHASE_RUNS:-mxfp4:1024 mxfp4:4096 mxfp4:32768 mxfp4:131072 f16:1024 turbo3:1024 affine4:4096}; do
     IFS=: read -r fmt ctx heads dim <<<"$run"
     heads=${heads:-32-8} dim=${dim:-128}
