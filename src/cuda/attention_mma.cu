@@ -156,7 +156,27 @@ struct Split {
   int splits;         // per (b, kv head)
   int cluster;        // > 1: the splits merge in a cluster of that many blocks (cluster_of)
   int cluster_warps;  // warps per block of the cluster kernel
+  bool whole_sm = false;  // whole-SM blocks (attention_mma.cuh, whole_sm_warps)
+  int tail_chunks = 0, tail_keys = 0;
 };
+
+// Whole-SM blocks for the calls that would take the merge kernel with one wave of 4-warp blocks,
+// from QSDPA_WHOLE_SM keys on (0: never; an experiment's switch, session 30): one block a SM
+// (splits = SMs / (B * Hkv * row chunks), rounded down, each warp keeping at least 32 keys), of
+// which QSDPA_TAIL_PCT percent of a slice's keys (default 20; 0: none) go out as tail chunks of
+// QSDPA_TAIL_KEYS keys (default 32, a multiple of 16).
+static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
+  static const int from = env_switch("QSDPA_WHOLE_SM", 0, 0, 1 << 30);
+  static const int tail_pct = env_switch("QSDPA_TAIL_PCT", 20, 0, 50);
+  static const int tail_keys = env_switch("QSDPA_TAIL_KEYS", 32, 1, 64) / 16 * 16;
+  const int W = inst.whole_sm_warps;
+  if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
+  const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
+  if (splits < 1) return {0, 1, kWarps};
+  const int64_t slice = a.k.tokens / splits;
+  const int chunks = tail_keys < 16 ? 0 : int(std::min<int64_t>(inst.whole_sm_max_tail, slice * tail_pct / 100 / tail_keys));
+  return {int(splits), 1, kWarps, true, chunks, chunks > 0 ? tail_keys : 0};
+}
 
 // On sm_90, when all splits of a (b, kv head) fit one thread-block cluster (2 to 16 blocks; short
 // contexts: N <= 2K at B=1, GQA 4; larger batches) and every cluster is resident at once, the
@@ -203,6 +223,7 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
   if (one_step * per_split <= sms) {
     splits = int(std::max<int64_t>(1, one_step));
   } else {
+    if (const Split whole = whole_sm_split(a, inst, per_split, sms); whole.splits > 0) return whole;
     // A/B switch (session 25): the wave counts at most QSDPA_WAVE_BLOCKS blocks a SM (0: all resident).
     static const int wave_blocks = env_switch("QSDPA_WAVE_BLOCKS", 0, 0, 64);
     const int64_t resident = wave_blocks > 0 ? std::min(wave_blocks, inst.resident()) : inst.resident();
@@ -271,6 +292,9 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   static const int early_next = env_switch("QSDPA_EARLY_NEXT", 1, 0, 2);
   const int64_t blocks = int64_t(p.splits) * p.row_chunks * a.k.heads * a.q.shape[0];
   p.early_next = p.cluster > 1 && (early_next == 2 || (early_next == 1 && blocks <= sm_count()));
+  p.whole_sm = split.whole_sm;
+  p.tail_chunks = split.tail_chunks;
+  p.tail_keys = split.tail_keys;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());
