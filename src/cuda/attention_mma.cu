@@ -161,8 +161,9 @@ struct Split {
 };
 
 // Whole-SM blocks for the calls that would take the merge kernel with one wave of 4-warp blocks,
-// from QSDPA_WHOLE_SM keys on (0: never; an experiment's switch, session 30): one block a SM
-// (splits = SMs / (B * Hkv * row chunks), rounded down, each warp keeping at least 32 keys), of
+// from QSDPA_WHOLE_SM keys on (0: never; an experiment's switch, session 30): one block a SM, or
+// two with -DQSDPA_SM_BLOCKS=2 (splits = those blocks / (B * Hkv * row chunks), rounded down, each
+// warp keeping at least 32 keys), of
 // which QSDPA_TAIL_PCT percent of a slice's keys (default 20; 0: none) go out as tail chunks of
 // QSDPA_TAIL_KEYS keys (default 32, a multiple of 16).
 static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
@@ -171,7 +172,8 @@ static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_
   static const int tail_keys = env_switch("QSDPA_TAIL_KEYS", 32, 1, 64) / 16 * 16;
   const int W = inst.whole_sm_warps;
   if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
-  const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
+  const int64_t per_sm = std::max(1, inst.resident() * kWarps / W);  // the SM's warps in 1 (or 2) blocks
+  const int64_t splits = std::min<int64_t>(sms * per_sm / per_split, a.k.tokens / (32 * W));
   if (splits < 1) return {0, 1, kWarps};
   const int64_t slice = a.k.tokens / splits;
   const int chunks = tail_keys < 16 ? 0 : int(std::min<int64_t>(inst.whole_sm_max_tail, slice * tail_pct / 100 / tail_keys));

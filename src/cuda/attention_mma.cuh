@@ -1198,11 +1198,14 @@ constexpr int kernel_min_blocks() {
 // run identical, docs/decisions.md). 0 where the pair does not take it: one block a SM already,
 // row tiles beyond one n-tile, D 256, or turbo / generic V (a warp's V reference scale, an
 // un-rotating epilogue).
+#ifndef QSDPA_SM_BLOCKS  // experiment's switch: whole-SM blocks per SM (2: half-SM blocks)
+#define QSDPA_SM_BLOCKS 1
+#endif
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
   constexpr int blocks = min_blocks_of_4_warps<D, NT, KF, VF>();
   constexpr bool takes = blocks >= 2 && NT <= 1 && D <= 128 && !is_turbo(VF) && VF != Fam::generic && KF != Fam::generic;
-  return takes ? 4 * blocks : 0;
+  return takes ? 4 * blocks / QSDPA_SM_BLOCKS : 0;
 }
 // Tail chunk slots of a whole-SM block: what fits 200 KB of shared memory beside q's fragments and
 // the warps' slots, at most 32.
@@ -1211,13 +1214,12 @@ constexpr int whole_sm_max_tail() {
   constexpr size_t cap = 200 * 1024, used = qfrag_bytes<D, NT>() + size_t(W) * partial_slot_bytes<D, NT>();
   return used >= cap ? 0 : int(std::min<size_t>(32, (cap - used) / partial_slot_bytes<D, NT>()));
 }
+// q's fragments, the warps' slots, tail_chunks slots, then the tail counter: only what the call
+// takes, since the rest of the SM's 256 KB serves as L1 (at the largest size f16's calls, which
+// read through L1, lost 16%).
 template <int D, int NT, int W>
-constexpr size_t whole_sm_slots_end() {
-  return qfrag_bytes<D, NT>() + size_t(W + whole_sm_max_tail<D, NT, W>()) * partial_slot_bytes<D, NT>();
-}
-template <int D, int NT, int W>
-constexpr size_t whole_sm_smem() {  // the slots, then the tail counter
-  return whole_sm_slots_end<D, NT, W>() + 16;
+__host__ __device__ constexpr size_t whole_sm_smem(int tail_chunks) {
+  return qfrag_bytes<D, NT>() + size_t(W + tail_chunks) * partial_slot_bytes<D, NT>() + 16;
 }
 #ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
 #define QSDPA_F16_L1_FIRST 1
@@ -1329,7 +1331,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Whole-SM blocks: the slice's last tail_n chunks of tail_keys keys go to warps as they free up
   // (at most half the slice); the warps split the rest as every block does.
   int tail_n = 0;
-  if constexpr (kTail) tail_n = min(min(p.tail_chunks, whole_sm_max_tail<D, TC, W>()), p.tail_keys > 0 ? span / 2 / p.tail_keys : 0);
+  if constexpr (kTail) tail_n = min(p.tail_chunks, p.tail_keys > 0 ? span / 2 / p.tail_keys : 0);  // (host: <= whole_sm_max_tail)
   const int own_span = span - tail_n * p.tail_keys, tail_lo = lo + own_span;
   int wlo = lo + int(int64_t(own_span) * warp / W), whi = lo + int(int64_t(own_span) * (warp + 1) / W);
 
@@ -1379,7 +1381,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
   __shared__ float row_unscale[RP];
   // kTail: the next tail chunk a warp may take (after the slots in dynamic shared memory)
-  int* const tail_next = reinterpret_cast<int*>(smem + (kTail ? whole_sm_slots_end<D, TC, W>() : 0));
+  int* const tail_next = reinterpret_cast<int*>(smem + (kTail ? whole_sm_smem<D, TC, W>(p.tail_chunks) - 16 : 0));
   auto row_exponent = [](float mx) {
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
@@ -2293,15 +2295,14 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   }
   if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0) {
     if (p.whole_sm) {
-      constexpr size_t bytes = whole_sm_smem<D, NT, W>();
       static const bool done = [] {  // above the default 48 KB: asked for once (host only)
-        QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+        QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              int(whole_sm_smem<D, NT, W>(whole_sm_max_tail<D, NT, W>()))));
         return true;
       }();
       (void)done;
       config.blockDim = dim3(32 * W);
-      config.dynamicSmemBytes = bytes;
+      config.dynamicSmemBytes = whole_sm_smem<D, NT, W>(p.tail_chunks);
       QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, false, W>, p));
       return;
     }
