@@ -157,28 +157,7 @@ struct Split {
   int cluster;        // > 1: the splits merge in a cluster of that many blocks (cluster_of)
   int cluster_warps;  // warps per block of the cluster kernel
   bool whole_sm = false;  // whole-SM blocks (attention_mma.cuh, whole_sm_warps)
-  int tail_chunks = 0, tail_keys = 0;
 };
-
-// Whole-SM blocks for the calls that would take the merge kernel with one wave of 4-warp blocks,
-// from QSDPA_WHOLE_SM keys on (0: never; an experiment's switch, session 30): one block a SM, or
-// two with -DQSDPA_SM_BLOCKS=2 (splits = those blocks / (B * Hkv * row chunks), rounded down, each
-// warp keeping at least 32 keys), of
-// which QSDPA_TAIL_PCT percent of a slice's keys (default 20; 0: none) go out as tail chunks of
-// QSDPA_TAIL_KEYS keys (default 32, a multiple of 16).
-static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
-  static const int from = env_switch("QSDPA_WHOLE_SM", 0, 0, 1 << 30);
-  static const int tail_pct = env_switch("QSDPA_TAIL_PCT", 20, 0, 50);
-  static const int tail_keys = env_switch("QSDPA_TAIL_KEYS", 32, 1, 64) / 16 * 16;
-  const int W = inst.whole_sm_warps;
-  if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
-  const int64_t per_sm = std::max(1, inst.resident() * kWarps / W);  // the SM's warps in 1 (or 2) blocks
-  const int64_t splits = std::min<int64_t>(sms * per_sm / per_split, a.k.tokens / (32 * W));
-  if (splits < 1) return {0, 1, kWarps};
-  const int64_t slice = a.k.tokens / splits;
-  const int chunks = tail_keys < 16 ? 0 : int(std::min<int64_t>(inst.whole_sm_max_tail, slice * tail_pct / 100 / tail_keys));
-  return {int(splits), 1, kWarps, true, chunks, chunks > 0 ? tail_keys : 0};
-}
 
 // On sm_90, when all splits of a (b, kv head) fit one thread-block cluster (2 to 16 blocks; short
 // contexts: N <= 2K at B=1, GQA 4; larger batches) and every cluster is resident at once, the
@@ -188,6 +167,18 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
   if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
   const auto resident = warps == kWideWarps ? inst.wide_clusters : inst.clusters;
   return resident(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+}
+
+// Whole-SM blocks, for the pairs that have them (affine 4-bit keys and values), where the call would
+// take one wave of 4-warp blocks and the merge kernel and has at least QSDPA_WHOLE_SM keys (default
+// 32K, the lengths measured; 0: never, an A/B switch): one block a SM, splits = SMs / (B * Hkv *
+// row chunks) rounded down, each warp keeping at least 32 keys.
+static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
+  static const int from = env_switch("QSDPA_WHOLE_SM", 32768, 0, 1 << 30);
+  const int W = inst.whole_sm_warps;
+  if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
+  const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
+  return splits < 1 ? Split{0, 1, kWarps} : Split{int(splits), 1, kWarps, true};
 }
 
 // Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
@@ -295,8 +286,6 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   const int64_t blocks = int64_t(p.splits) * p.row_chunks * a.k.heads * a.q.shape[0];
   p.early_next = p.cluster > 1 && (early_next == 2 || (early_next == 1 && blocks <= sm_count()));
   p.whole_sm = split.whole_sm;
-  p.tail_chunks = split.tail_chunks;
-  p.tail_keys = split.tail_keys;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

@@ -974,11 +974,7 @@ struct MmaParams : KernelArgs {
   fmt::F16Lut k_luts[2]{}, v_luts[2]{};
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
   bool early_next = false;    // the cluster kernel lets the next kernel launch at its start (mma_split)
-  // Whole-SM blocks (whole_sm_warps): one block holds all of a SM's warps, and the last
-  // tail_chunks * tail_keys keys of its slice go to its warps as they free up (see the kernel).
-  bool whole_sm = false;
-  int tail_chunks = 0;  // at most whole_sm_max_tail; the kernel takes fewer where the slice is short
-  int tail_keys = 0;    // a multiple of 16
+  bool whole_sm = false;  // launched as whole-SM blocks (whole_sm_warps)
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -1027,7 +1023,7 @@ constexpr size_t qfrag_bytes() {
   return size_t(D / 16) * n_tiles_of(NT) * 32 * 16;
 }
 template <int D, int NT>
-constexpr size_t partial_slot_bytes() {  // one warp's (or tail chunk's) partial of the block's rows
+constexpr size_t partial_slot_bytes() {  // one warp's partial of the block's rows
   return size_t(tile_rows(NT)) * WarpPartials<D>::kRowStride * 4;
 }
 template <int D, int NT, int Warps = kWarps>
@@ -1186,40 +1182,29 @@ template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
-// Whole-SM blocks (session 30): one block of all the warps a SM holds (4 x the 4-warp blocks it
-// runs: 16 warps for the 4-bit families and f16, 12 for the 8-bit ones, at the same registers a
-// thread), so that a SM's warps share one slice of keys and its last keys can go to whichever warp
-// is free. With four 4-warp blocks a SM the blocks end in launch order (the first block of a SM
-// takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 / 57.9 / 60.7
-// us), and no static share can even them (session 24). The block's last tail_chunks * tail_keys
-// keys are chunks that warps take from a shared counter once their own range is done; each chunk
-// starts a fresh softmax and leaves its partial in a slot of its own, and the block merges warps
-// and chunks in slot order, so the result does not depend on which warp took which chunk (run-to-
-// run identical, docs/decisions.md). 0 where the pair does not take it: one block a SM already,
-// row tiles beyond one n-tile, D 256, or turbo / generic V (a warp's V reference scale, an
-// un-rotating epilogue).
-#ifndef QSDPA_SM_BLOCKS  // experiment's switch: whole-SM blocks per SM (2: half-SM blocks)
-#define QSDPA_SM_BLOCKS 1
-#endif
+// Whole-SM blocks (session 30): one block of all the warps a SM holds (16 warps, four 4-warp
+// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values from 32K keys
+// (attention_mma.cu). With four 4-warp blocks a SM the blocks end in launch order (the first block
+// of a SM takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 /
+// 57.9 / 60.7 us on average), and no static share could even them (session 24). One block's warps
+// start together and end within ~0.6 us of each other (phase probe, mxfp4 32K), and a SM stages q
+// once instead of four times; the cost is the SMs beyond B * Hkv * splits (4 of 132 at 8 KV
+// heads) left idle. A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4 32K 25.1 ->
+// 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 -> 239.8. Not taken
+// by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2), nvfp4 21.9 -> 22.2, the 8-bit
+// ones (12 warps) 3-5% slower, f16 even; nor by a tail of key chunks that free warps took from a
+// shared counter (branch s30-tail-chunks: each chunk a fresh softmax and a slot of its own, so
+// deterministic, but a chunk's first tile then waits out a full memory latency: 8-14% slower).
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
-  constexpr int blocks = min_blocks_of_4_warps<D, NT, KF, VF>();
-  constexpr bool takes = blocks >= 2 && NT <= 1 && D <= 128 && !is_turbo(VF) && VF != Fam::generic && KF != Fam::generic;
-  return takes ? 4 * blocks / QSDPA_SM_BLOCKS : 0;
+  constexpr bool takes = is_affine4(KF) && VF == Fam::u4 && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
+  return takes ? 16 : 0;
 }
-// Tail chunk slots of a whole-SM block: what fits 200 KB of shared memory beside q's fragments and
-// the warps' slots, at most 32.
+// q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
+// others still loop).
 template <int D, int NT, int W>
-constexpr int whole_sm_max_tail() {
-  constexpr size_t cap = 200 * 1024, used = qfrag_bytes<D, NT>() + size_t(W) * partial_slot_bytes<D, NT>();
-  return used >= cap ? 0 : int(std::min<size_t>(32, (cap - used) / partial_slot_bytes<D, NT>()));
-}
-// q's fragments, the warps' slots, tail_chunks slots, then the tail counter: only what the call
-// takes, since the rest of the SM's 256 KB serves as L1 (at the largest size f16's calls, which
-// read through L1, lost 16%).
-template <int D, int NT, int W>
-__host__ __device__ constexpr size_t whole_sm_smem(int tail_chunks) {
-  return qfrag_bytes<D, NT>() + size_t(W + tail_chunks) * partial_slot_bytes<D, NT>() + 16;
+constexpr size_t whole_sm_smem() {
+  return qfrag_bytes<D, NT>() + size_t(W) * partial_slot_bytes<D, NT>();
 }
 #ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
 #define QSDPA_F16_L1_FIRST 1
@@ -1238,7 +1223,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   constexpr int CS = kPack ? 1 : 2;      // rows a lane holds per n-tile: 2t, 2t+1 (or t, packed)
   constexpr int RP = tile_rows(TC);      // padded rows
   constexpr int kT = 32 * W;  // threads
-  constexpr bool kTail = !Cluster && W > kWarps;  // a whole-SM block (whole_sm_warps): tail chunks
+  constexpr bool kWholeSm = !Cluster && W > kWarps;  // whole_sm_warps
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
   constexpr bool kPartial = has_group_scales(KF);
@@ -1328,12 +1313,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
 #else
   const int span = hi > lo ? hi - lo : 0;
 #endif
-  // Whole-SM blocks: the slice's last tail_n chunks of tail_keys keys go to warps as they free up
-  // (at most half the slice); the warps split the rest as every block does.
-  int tail_n = 0;
-  if constexpr (kTail) tail_n = min(p.tail_chunks, p.tail_keys > 0 ? span / 2 / p.tail_keys : 0);  // (host: <= whole_sm_max_tail)
-  const int own_span = span - tail_n * p.tail_keys, tail_lo = lo + own_span;
-  int wlo = lo + int(int64_t(own_span) * warp / W), whi = lo + int(int64_t(own_span) * (warp + 1) / W);
+  const int wlo = lo + int(int64_t(span) * warp / W), whi = lo + int(int64_t(span) * (warp + 1) / W);
 
   // The tile of codes the loop steps through (see step below). Its first keys are loaded now, so
   // that their memory latency overlaps q's prologue (A/B on the H200: no measurable change at 1K to
@@ -1380,8 +1360,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // scores; then split into hi + lo f16 fragments. (The power and its inverse are both kept: an
   // f32 division is a dozen instructions and a branch, and the prologue is latency.)
   __shared__ float row_unscale[RP];
-  // kTail: the next tail chunk a warp may take (after the slots in dynamic shared memory)
-  int* const tail_next = reinterpret_cast<int*>(smem + (kTail ? whole_sm_smem<D, TC, W>(p.tail_chunks) - 16 : 0));
   auto row_exponent = [](float mx) {
     int e = 0;
     if (mx > 0.0f) frexpf(mx, &e);
@@ -1440,8 +1418,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     // SM run at once (~5 us at 32K-128K). The same registers then give q's fragments
     // (write_q_fragments), so one barrier ends the staging.
     constexpr int kOctets = kQOctets, kPer = kQPer, kRowOctets = kQRowOctets;
-    if constexpr (kTail)
-      if (threadIdx.x == 0) *tail_next = 0;  // before the barrier below, long before any warp's range ends
     static_assert(kRowOctets <= 32 && 32 % kRowOctets == 0 && kOctets % 32 == 0, "a row's octets lie in one warp");
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
@@ -1553,9 +1529,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     for (int c = 0; c < CS; ++c)
       if (lane_row(nt, c) < R) all_lo = max(all_lo, vis_lo[nt][c]), all_hi = min(all_hi, vis_hi[nt][c]);
   all_lo = __reduce_max_sync(0xFFFFFFFFu, all_lo);
-  int rows_hi = INT_MAX;  // kTail: the keys every row sees end here (all_hi is also the range's end)
-  if constexpr (kTail) rows_hi = __reduce_min_sync(0xFFFFFFFFu, all_hi), all_hi = min(rows_hi, whi);
-  else all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
+  all_hi = min(__reduce_min_sync(0xFFFFFFFFu, all_hi), whi);
   // mxfp4 V: P carries 2^7 and the values 2^-7 (see the V decode); the epilogue takes it out of l.
   constexpr float kPShift = VF == Fam::e2m1 ? 7.0f : 0.0f;
   uint32_t vexp_lo = 0xFFFFFFFFu, vexp_hi = 0u;  // mxfp4 V: per-half min / max of the scale bytes
@@ -1932,62 +1906,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // The pipelined loop compiles each iteration twice, so that the choice is one branch at its top
   // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
-
-  // A range's partial into shared memory (WarpPartials' layout, m in base 2): l summed over the
-  // lanes that hold a row's keys, then the accumulators times V's factors.
-  auto reduce_l = [&] {
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int c = 0; c < CS; ++c) {
-        float l = l_run[nt][c];
-        l += __shfl_xor_sync(0xFFFFFFFFu, l, 4);
-        l += __shfl_xor_sync(0xFFFFFFFFu, l, 8);
-        l += __shfl_xor_sync(0xFFFFFFFFu, l, 16);
-        l_run[nt][c] = l;
-      }
-  };
-  using WP = WarpPartials<D>;
-  // Whole-SM blocks keep q's fragments below the slots: warps write theirs while others still loop.
-  float* const wpart = reinterpret_cast<float*>(smem + (kTail ? qfrag_bytes<D, TC>() : 0));
-  auto write_partial = [&](float* wp) {
-    // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
-    const float punscale = exp2f(-kPShift);
-    const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
-#pragma unroll
-    for (int u = 0; u < KS; ++u) {
-      const int o = u / 4, jj = u % 4;
-      const int d_lo = g * (D / 8) + 8 * o + pair_lo(jj), d_hi = g * (D / 8) + 8 * o + pair_hi(jj);
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int c = 0; c < CS; ++c) {
-          const int r = lane_row(nt, c);
-          float v_lo = acc[u][nt][c], v_hi = acc[u][nt][c + 2];
-          if constexpr (kPack) v_lo += acc[u][nt][1], v_hi += acc[u][nt][3];  // row t's lo columns
-          if constexpr (kAffineV) {
-            v_lo += bias_acc[nt][c], v_hi += bias_acc[nt][c + 2];
-            if constexpr (kPack) v_lo += bias_acc[nt][1], v_hi += bias_acc[nt][3];
-          }
-          wp[r * WP::kRowStride + WP::at(d_lo)] = v_lo * vmul;
-          wp[r * WP::kRowStride + WP::at(d_hi)] = v_hi * vmul;
-        }
-    }
-    if (g == 0)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int c = 0; c < CS; ++c) {
-          const int r = lane_row(nt, c);
-          wp[r * WP::kRowStride + WP::kM] = m_run[nt][c];
-          wp[r * WP::kRowStride + WP::kL] = l_run[nt][c] * punscale;
-        }
-  };
-
-  // Whole-SM blocks run the warp's own range, then tail chunks while any is left, each from a fresh
-  // softmax into its own slot; the other kernels run the one range (the loop body runs once).
-  int slot = warp;  // the slot of the range being run
-next_range:
   if constexpr (kPipelined) {
     auto iteration = [&](int j0, auto masked) {
       float s[NT][4];
@@ -2025,60 +1943,74 @@ next_range:
       if (kRolling) cur.load_v(vh, j0 + 16, whi - 1, g, t);
     }
   }
-  if constexpr (kTail) {
-    reduce_l();
-    write_partial(wpart + slot * RP * WP::kRowStride);
-    int chunk = 0;
-    if (lane == 0) chunk = atomicAdd(tail_next, 1);
-    chunk = __shfl_sync(0xFFFFFFFFu, chunk, 0);
-    if (chunk < tail_n) {
-    slot = W + chunk;
-    wlo = tail_lo + chunk * p.tail_keys, whi = wlo + p.tail_keys;
-    all_hi = min(rows_hi, whi);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) m_run[nt][0] = m_run[nt][1] = -INFINITY, l_run[nt][0] = l_run[nt][1] = 0.0f;
-#pragma unroll
-    for (int u = 0; u < KS; ++u)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) acc[u][nt][0] = acc[u][nt][1] = acc[u][nt][2] = acc[u][nt][3] = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < (kAffineV ? NT : 1); ++nt) bias_acc[nt][0] = bias_acc[nt][1] = bias_acc[nt][2] = bias_acc[nt][3] = 0.0f;
-    if (kRolling) {
-      cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
-      cur.load_vscale(vh, wlo, whi - 1, g);
-    }
-    goto next_range;
-    }
-  }
   QSDPA_PHASE(3);
   if constexpr (VF == Fam::e2m1)
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 
-  // Warp partials to shared memory (free again after the barrier below: q's fragments lie there).
-  if constexpr (!kTail) {
-    reduce_l();
-    __syncthreads();
-    write_partial(wpart + warp * RP * WP::kRowStride);
+  // Warp partials to shared memory (WarpPartials' layout, m in base 2): over q's fragments after
+  // the barrier below, or, in whole-SM blocks, beside them at once.
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int c = 0; c < CS; ++c) {
+      float l = l_run[nt][c];
+      l += __shfl_xor_sync(0xFFFFFFFFu, l, 4);
+      l += __shfl_xor_sync(0xFFFFFFFFu, l, 8);
+      l += __shfl_xor_sync(0xFFFFFFFFu, l, 16);
+      l_run[nt][c] = l;
+    }
+  if constexpr (!kWholeSm) __syncthreads();
+  // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
+  const float punscale = exp2f(-kPShift);
+  const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
+  using WP = WarpPartials<D>;
+  float* const wpart = reinterpret_cast<float*>(smem + (kWholeSm ? qfrag_bytes<D, TC>() : 0));
+  float* wp = wpart + warp * RP * WP::kRowStride;
+#pragma unroll
+  for (int u = 0; u < KS; ++u) {
+    const int o = u / 4, jj = u % 4;
+    const int d_lo = g * (D / 8) + 8 * o + pair_lo(jj), d_hi = g * (D / 8) + 8 * o + pair_hi(jj);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int c = 0; c < CS; ++c) {
+        const int r = lane_row(nt, c);
+        float v_lo = acc[u][nt][c], v_hi = acc[u][nt][c + 2];
+        if constexpr (kPack) v_lo += acc[u][nt][1], v_hi += acc[u][nt][3];  // row t's lo columns
+        if constexpr (kAffineV) {
+          v_lo += bias_acc[nt][c], v_hi += bias_acc[nt][c + 2];
+          if constexpr (kPack) v_lo += bias_acc[nt][1], v_hi += bias_acc[nt][3];
+        }
+        wp[r * WP::kRowStride + WP::at(d_lo)] = v_lo * vmul;
+        wp[r * WP::kRowStride + WP::at(d_hi)] = v_hi * vmul;
+      }
   }
+  if (g == 0)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int c = 0; c < CS; ++c) {
+        const int r = lane_row(nt, c);
+        wp[r * WP::kRowStride + WP::kM] = m_run[nt][c];
+        wp[r * WP::kRowStride + WP::kL] = l_run[nt][c] * punscale;
+      }
   __syncthreads();
   QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
 
-  if constexpr (kTail) {
-    // Whole-SM blocks: the W warps' slots, then the chunks', merged in slot order (whichever warp
-    // ran a chunk, the sums are the same). A warp per (row, 32 dims): lane l takes dim l + 32 e and
-    // reads every slot's m (broadcasts), so no weights pass and no barrier.
-    constexpr int E = D / 32;
-    const int slots = W + tail_n;
+  if constexpr (kWholeSm) {
+    // Whole-SM blocks: a warp per (row, 32 dims), lane l taking dim l + 32 e and reading every
+    // warp's m itself (broadcasts): the block's 16 warps all work, no weights pass, no barrier.
+    constexpr int E = D / 32, slots = W;
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
     for (int task = warp; task < R * E; task += W) {
       const int r = task / E, d = lane + 32 * (task - r * E);
       const float* part = wpart + r * WP::kRowStride;  // slot s's row: part + s * RP * kRowStride
       float top = -INFINITY;
-#pragma unroll 4
+#pragma unroll
       for (int sl = 0; sl < slots; ++sl) top = fmaxf(top, part[sl * RP * WP::kRowStride + WP::kM]);
       float v = 0.0f, l = 0.0f;
-#pragma unroll 4
+#pragma unroll
       for (int sl = 0; sl < slots; ++sl) {
         const float* x = part + sl * RP * WP::kRowStride;
         const float m = x[WP::kM];
@@ -2295,14 +2227,17 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   }
   if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0) {
     if (p.whole_sm) {
-      static const bool done = [] {  // above the default 48 KB: asked for once (host only)
-        QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              int(whole_sm_smem<D, NT, W>(whole_sm_max_tail<D, NT, W>()))));
-        return true;
-      }();
-      (void)done;
+      constexpr size_t bytes = whole_sm_smem<D, NT, W>();
+      if constexpr (bytes > 48 * 1024) {
+        static const bool done = [] {  // above the default 48 KB: asked for once (host only)
+          QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+          return true;
+        }();
+        (void)done;
+      }
       config.blockDim = dim3(32 * W);
-      config.dynamicSmemBytes = whole_sm_smem<D, NT, W>(p.tail_chunks);
+      config.dynamicSmemBytes = bytes;
       QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, false, W>, p));
       return;
     }
@@ -2370,7 +2305,6 @@ struct Instance {
   int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
   bool compiled_pair;    // false: the pair runs on the generic decoders
   int whole_sm_warps = 0;    // > 0: the pair has whole-SM blocks of that many warps (whole_sm_warps)
-  int whole_sm_max_tail = 0;  // their tail chunk slots
 };
 
 // resident_clusters of W warps where clusters fit the instance, else null: only then are its cluster
@@ -2391,9 +2325,7 @@ Instance pick_pair(Fam kf, Fam vf) {
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
-            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true,                                    \
-            whole_sm_warps<D, NT, Fam::K, Fam::V>(),                                                         \
-            whole_sm_max_tail<D, NT, std::max(1, whole_sm_warps<D, NT, Fam::K, Fam::V>())>()};
+            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true, whole_sm_warps<D, NT, Fam::K, Fam::V>()};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u4g64, u4)
