@@ -5,7 +5,8 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below); each warp streams its own share of the block's slice of
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys:
+// whole_sm_warps); each warp streams its own share of the block's slice of
 // keys, 16 keys per step, with its own online softmax, so warps never wait for each other; at the
 // end the warp partials merge in shared memory and the block writes one partial (partials.cuh),
 // merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
@@ -168,6 +169,10 @@
 // Then the blocks' epilogue by a warp per row (no shared-memory weights pass, no barrier; turbo V
 // excepted): mxfp4 4K 7.87 -> 7.64, 32K 21.85 -> 21.54, 128K 62.93 -> 62.42 us; mxfp8 4K 9.65 ->
 // 9.39; f16 4K 10.35 -> 10.16.
+// Session 30 (bench/results/cuda-h100-2026-11-27-session30.md): affine 4-bit keys and values from
+// 32K keys run whole-SM blocks (16 warps, one block a SM; whole_sm_warps): GQA 4 128K affine4 72.2
+// us (70%, 2.51x cuDNN), affine4-g32 72.4 (78%); MHA 128K affine4 82% (2.82x), affine4-g32 89%
+// (2.76x). A SM's warps then end within ~1 us of each other; the SMs' own spread remains.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1187,14 +1192,17 @@ constexpr int kernel_min_blocks() {
 // (attention_mma.cu). With four 4-warp blocks a SM the blocks end in launch order (the first block
 // of a SM takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 /
 // 57.9 / 60.7 us on average), and no static share could even them (session 24). One block's warps
-// start together and end within ~0.6 us of each other (phase probe, mxfp4 32K), and a SM stages q
-// once instead of four times; the cost is the SMs beyond B * Hkv * splits (4 of 132 at 8 KV
-// heads) left idle. A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4 32K 25.1 ->
-// 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 -> 239.8. Not taken
-// by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2), nvfp4 21.9 -> 22.2, the 8-bit
-// ones (12 warps) 3-5% slower, f16 even; nor by a tail of key chunks that free warps took from a
-// shared counter (branch s30-tail-chunks: each chunk a fresh softmax and a slot of its own, so
-// deterministic, but a chunk's first tile then waits out a full memory latency: 8-14% slower).
+// start together and end within ~0.6 us (32K) to ~1.5 us (128K) of each other (phase probe,
+// mxfp4), and a SM stages q once instead of four times; the cost is the SMs beyond B * Hkv *
+// splits (4 of 132 at 8 KV heads) left idle, and what remains of the tail is the SMs' spread
+// (~2.2 us at 32K, ~4.5 at 128K). A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4
+// 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 ->
+// 239.8 (the kept version, another call: 128K 74.0 -> 72.1, affine4-g32 75.1 -> 72.7, MHA 128K
+// 258.4 -> 246.9). Not taken by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2),
+// nvfp4 21.9 -> 22.2, the 8-bit ones (12 warps) 2-5% slower, f16 0-2%; nor by a tail of key chunks
+// that free warps took from a shared counter (branch s30-tail-chunks: each chunk a fresh softmax
+// and a slot of its own, so deterministic, but a chunk's first tile then waits out a full memory
+// latency: 8-14% slower). bench/results/cuda-h100-2026-11-27-session30.md.
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
   constexpr bool takes = is_affine4(KF) && VF == Fam::u4 && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
