@@ -160,6 +160,28 @@ TEST(CudaAttentionSplits, MergesAgreeWithTheReference) {
   }
 }
 
+// Affine 4-bit keys and values from 32K keys run whole-SM blocks (16 warps, one block a SM,
+// attention_mma.cuh whole_sm_warps): each group size's key family, both head dims it has, one and
+// two row tiles (Lq 2 causal at GQA 4: 8 rows), ragged lengths and sinks.
+TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  uint64_t seed = 3500;
+  for (const char* name : {"affine4", "affine4-g32", "affine4-g128"}) {
+    const Format f = parse_format(name);
+    for (const int64_t dim : {int64_t(64), int64_t(128)}) {
+      if (dim < f.group) continue;  // (a group spans at most a row)
+      for (const int64_t n : {33000, 40001}) {
+        test::AttentionCase c;
+        c.dim = dim, c.gqa = 4, c.n = n, c.sinks = (seed % 2 == 0), c.q_dtype = seed % 3 == 0 ? DType::bf16 : DType::f16;
+        c.ragged = n == 40001;
+        if (seed % 4 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
+        c.seed = seed++;
+        EXPECT_TRUE(test::check_case(f, f, c, attention_on_gpu)) << c.describe() << " " << name;
+      }
+    }
+  }
+}
+
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at
 // 2K-4K the wave's split count whose partials would go to the merge kernel gives way to a smaller
 // one that merges in clusters (attention_mma.cu, mma_split); Lq 4 and causal masks on some cases.

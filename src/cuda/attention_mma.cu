@@ -156,6 +156,7 @@ struct Split {
   int splits;         // per (b, kv head)
   int cluster;        // > 1: the splits merge in a cluster of that many blocks (cluster_of)
   int cluster_warps;  // warps per block of the cluster kernel
+  bool whole_sm = false;  // whole-SM blocks (attention_mma.cuh, whole_sm_warps)
 };
 
 // On sm_90, when all splits of a (b, kv head) fit one thread-block cluster (2 to 16 blocks; short
@@ -166,6 +167,18 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
   if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
   const auto resident = warps == kWideWarps ? inst.wide_clusters : inst.clusters;
   return resident(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+}
+
+// Whole-SM blocks, for the pairs that have them (affine 4-bit keys and values), where the call would
+// take one wave of 4-warp blocks and the merge kernel and has at least QSDPA_WHOLE_SM keys (default
+// 32K, the lengths measured; 0: never, an A/B switch): one block a SM, splits = SMs / (B * Hkv *
+// row chunks) rounded down, each warp keeping at least 32 keys.
+static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
+  static const int from = env_switch("QSDPA_WHOLE_SM", 32768, 0, 1 << 30);
+  const int W = inst.whole_sm_warps;
+  if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
+  const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
+  return splits < 1 ? Split{0, 1, kWarps} : Split{int(splits), 1, kWarps, true};
 }
 
 // Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
@@ -203,6 +216,7 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
   if (one_step * per_split <= sms) {
     splits = int(std::max<int64_t>(1, one_step));
   } else {
+    if (const Split whole = whole_sm_split(a, inst, per_split, sms); whole.splits > 0) return whole;
     // A/B switch (session 25): the wave counts at most QSDPA_WAVE_BLOCKS blocks a SM (0: all resident).
     static const int wave_blocks = env_switch("QSDPA_WAVE_BLOCKS", 0, 0, 64);
     const int64_t resident = wave_blocks > 0 ? std::min(wave_blocks, inst.resident()) : inst.resident();
@@ -271,6 +285,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   static const int early_next = env_switch("QSDPA_EARLY_NEXT", 1, 0, 2);
   const int64_t blocks = int64_t(p.splits) * p.row_chunks * a.k.heads * a.q.shape[0];
   p.early_next = p.cluster > 1 && (early_next == 2 || (early_next == 1 && blocks <= sm_count()));
+  p.whole_sm = split.whole_sm;
   p.work = p.cluster > 1 ? nullptr : partials_buffer(a, partials_bytes(a, p.splits));
   inst.run(p, unsigned(p.splits), stream);
   QSDPA_CUDA_CHECK(cudaGetLastError());

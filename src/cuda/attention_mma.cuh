@@ -5,7 +5,8 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below); each warp streams its own share of the block's slice of
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys:
+// whole_sm_warps); each warp streams its own share of the block's slice of
 // keys, 16 keys per step, with its own online softmax, so warps never wait for each other; at the
 // end the warp partials merge in shared memory and the block writes one partial (partials.cuh),
 // merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
@@ -168,6 +169,10 @@
 // Then the blocks' epilogue by a warp per row (no shared-memory weights pass, no barrier; turbo V
 // excepted): mxfp4 4K 7.87 -> 7.64, 32K 21.85 -> 21.54, 128K 62.93 -> 62.42 us; mxfp8 4K 9.65 ->
 // 9.39; f16 4K 10.35 -> 10.16.
+// Session 30 (bench/results/cuda-h100-2026-11-27-session30.md): affine 4-bit keys and values from
+// 32K keys run whole-SM blocks (16 warps, one block a SM; whole_sm_warps): GQA 4 128K affine4 72.2
+// us (70%, 2.51x cuDNN), affine4-g32 72.4 (78%); MHA 128K affine4 82% (2.82x), affine4-g32 89%
+// (2.76x). A SM's warps then end within ~1 us of each other; the SMs' own spread remains.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -974,6 +979,7 @@ struct MmaParams : KernelArgs {
   fmt::F16Lut k_luts[2]{}, v_luts[2]{};
   bool programmatic = false;  // host: launched with programmatic dependent launch (sm_90)
   bool early_next = false;    // the cluster kernel lets the next kernel launch at its start (mma_split)
+  bool whole_sm = false;  // launched as whole-SM blocks (whole_sm_warps)
 };
 
 // r / C for the cluster merge's small counts (r < 2^16, C <= 16) from C's magic number: a 32-bit
@@ -1017,9 +1023,17 @@ __host__ __device__ constexpr int tile_rows(int code) { return code == 0 ? 4 : 8
 
 // Shared memory: q's B fragments [D/16][n-tiles][32] (hi and lo: uint4) until the loop; at the end
 // the warp partials over them (after the barrier that follows every warp's loop).
+template <int D, int NT>
+constexpr size_t qfrag_bytes() {
+  return size_t(D / 16) * n_tiles_of(NT) * 32 * 16;
+}
+template <int D, int NT>
+constexpr size_t partial_slot_bytes() {  // one warp's partial of the block's rows
+  return size_t(tile_rows(NT)) * WarpPartials<D>::kRowStride * 4;
+}
 template <int D, int NT, int Warps = kWarps>
 constexpr size_t smem_bytes() {
-  return std::max(size_t(D / 16) * n_tiles_of(NT) * 32 * 16, size_t(Warps) * tile_rows(NT) * WarpPartials<D>::kRowStride * 4);
+  return std::max(qfrag_bytes<D, NT>(), size_t(Warps) * partial_slot_bytes<D, NT>());
 }
 // Cluster launches (D * NT <= 128) add a receive area after it: the partials of the block's rows
 // from every split of the cluster, [C][slot rows][receive_stride] with C * slot rows <= RP + C - 1.
@@ -1173,6 +1187,33 @@ template <int D, int NT, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
+// Whole-SM blocks (session 30): one block of all the warps a SM holds (16 warps, four 4-warp
+// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values from 32K keys
+// (attention_mma.cu). With four 4-warp blocks a SM the blocks end in launch order (the first block
+// of a SM takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 /
+// 57.9 / 60.7 us on average), and no static share could even them (session 24). One block's warps
+// start together and end within ~0.6 us (32K) to ~1.5 us (128K) of each other (phase probe,
+// mxfp4), and a SM stages q once instead of four times; the cost is the SMs beyond B * Hkv *
+// splits (4 of 132 at 8 KV heads) left idle, and what remains of the tail is the SMs' spread
+// (~2.2 us at 32K, ~4.5 at 128K). A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4
+// 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 ->
+// 239.8 (the kept version, another call: 128K 74.0 -> 72.1, affine4-g32 75.1 -> 72.7, MHA 128K
+// 258.4 -> 246.9). Not taken by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2),
+// nvfp4 21.9 -> 22.2, the 8-bit ones (12 warps) 2-5% slower, f16 0-2%; nor by a tail of key chunks
+// that free warps took from a shared counter (branch s30-tail-chunks: each chunk a fresh softmax
+// and a slot of its own, so deterministic, but a chunk's first tile then waits out a full memory
+// latency: 8-14% slower). bench/results/cuda-h100-2026-11-27-session30.md.
+template <int D, int NT, Fam KF, Fam VF>
+constexpr int whole_sm_warps() {
+  constexpr bool takes = is_affine4(KF) && VF == Fam::u4 && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
+  return takes ? 16 : 0;
+}
+// q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
+// others still loop).
+template <int D, int NT, int W>
+constexpr size_t whole_sm_smem() {
+  return qfrag_bytes<D, NT>() + size_t(W) * partial_slot_bytes<D, NT>();
+}
 #ifndef QSDPA_F16_L1_FIRST  // f16's first step asked into L1 before the prologue (see the kernel); 0: not
 #define QSDPA_F16_L1_FIRST 1
 #endif
@@ -1190,6 +1231,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   constexpr int CS = kPack ? 1 : 2;      // rows a lane holds per n-tile: 2t, 2t+1 (or t, packed)
   constexpr int RP = tile_rows(TC);      // padded rows
   constexpr int kT = 32 * W;  // threads
+  constexpr bool kWholeSm = !Cluster && W > kWarps;  // whole_sm_warps
   // K: group scales go on partial sums, so codes are one term (generic and turbo values: hi + lo).
   constexpr int KT = KF == Fam::generic || is_turbo(KF) ? 2 : 1, VT = n_terms<VF>();
   constexpr bool kPartial = has_group_scales(KF);
@@ -1914,8 +1956,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     bad |= min(vexp_lo & 0xFFFFu, vexp_lo >> 16) < 111u || max(vexp_hi & 0xFFFFu, vexp_hi >> 16) > 135u;
   if (bad && p.status) atomicOr(p.status, kStatusRange);
 
-  // Warp partials to shared memory (free again after the barrier below): WarpPartials' layout,
-  // m in base 2.
+  // Warp partials to shared memory (WarpPartials' layout, m in base 2): over q's fragments after
+  // the barrier below, or, in whole-SM blocks, beside them at once.
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -1926,12 +1968,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       l += __shfl_xor_sync(0xFFFFFFFFu, l, 16);
       l_run[nt][c] = l;
     }
-  __syncthreads();
+  if constexpr (!kWholeSm) __syncthreads();
   // P's 2^kPShift leaves l (the products P * V carry none: V's values carry 2^-kPShift).
   const float punscale = exp2f(-kPShift);
   const float vmul = head_factor<VF>(vc) * (VF == Fam::nv4 ? 1.0f / fmt::kE2M1F16Factor : 1.0f) / vnorm;
   using WP = WarpPartials<D>;
-  float* const wpart = reinterpret_cast<float*>(smem);
+  float* const wpart = reinterpret_cast<float*>(smem + (kWholeSm ? qfrag_bytes<D, TC>() : 0));
   float* wp = wpart + warp * RP * WP::kRowStride;
 #pragma unroll
   for (int u = 0; u < KS; ++u) {
@@ -1963,6 +2005,33 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       }
   __syncthreads();
   QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
+
+  if constexpr (kWholeSm) {
+    // Whole-SM blocks: a warp per (row, 32 dims), lane l taking dim l + 32 e and reading every
+    // warp's m itself (broadcasts): the block's 16 warps all work, no weights pass, no barrier.
+    constexpr int E = D / 32, slots = W;
+    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
+    for (int task = warp; task < R * E; task += W) {
+      const int r = task / E, d = lane + 32 * (task - r * E);
+      const float* part = wpart + r * WP::kRowStride;  // slot s's row: part + s * RP * kRowStride
+      float top = -INFINITY;
+#pragma unroll
+      for (int sl = 0; sl < slots; ++sl) top = fmaxf(top, part[sl * RP * WP::kRowStride + WP::kM]);
+      float v = 0.0f, l = 0.0f;
+#pragma unroll
+      for (int sl = 0; sl < slots; ++sl) {
+        const float* x = part + sl * RP * WP::kRowStride;
+        const float m = x[WP::kM];
+        const float weight = top == -INFINITY || m == -INFINITY ? 0.0f : exp2f(m - top);
+        if (weight != 0.0f) v += x[WP::at(d)] * weight, l += x[WP::kL] * weight;
+      }
+      float* row = out + r * (D + 2);
+      row[d] = v;
+      if (d == 0) row[D] = top == -INFINITY ? -INFINITY : top / kLog2e, row[D + 1] = l;
+    }
+    QSDPA_PHASE(5);
+    return;
+  }
 
   // Merge the block's warps; its partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once per row, not per element: per element they were ~50 of
@@ -2164,6 +2233,23 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
     attr[config.numAttrs].val.programmaticStreamSerializationAllowed = 1;
     ++config.numAttrs;
   }
+  if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0) {
+    if (p.whole_sm) {
+      constexpr size_t bytes = whole_sm_smem<D, NT, W>();
+      if constexpr (bytes > 48 * 1024) {
+        static const bool done = [] {  // above the default 48 KB: asked for once (host only)
+          QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+          return true;
+        }();
+        (void)done;
+      }
+      config.blockDim = dim3(32 * W);
+      config.dynamicSmemBytes = bytes;
+      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, mma_partials<D, NT, KF, VF, false, W>, p));
+      return;
+    }
+  }
   if constexpr (clusters_fit<D, NT>()) {
     if (p.cluster > 1) {
       QSDPA_CUDA_CHECK(cudaLaunchKernelEx(
@@ -2226,6 +2312,7 @@ struct Instance {
   int (*clusters)(int);       // resident_clusters of 4 warps; null where the receive area does not fit (D * NT > 128)
   int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
   bool compiled_pair;    // false: the pair runs on the generic decoders
+  int whole_sm_warps = 0;    // > 0: the pair has whole-SM blocks of that many warps (whole_sm_warps)
 };
 
 // resident_clusters of W warps where clusters fit the instance, else null: only then are its cluster
@@ -2246,7 +2333,7 @@ Instance pick_pair(Fam kf, Fam vf) {
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
-            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true};
+            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true, whole_sm_warps<D, NT, Fam::K, Fam::V>()};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u4g64, u4)
