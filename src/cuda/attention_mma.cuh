@@ -971,7 +971,7 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
-  int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, or kWideWarps)
+  int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, kWideWarps, or whole_sm_warps)
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
   // Turbo K / V: the levels' f16 hi and lo planes (fmt::turbo_luts), built once on the host: built
@@ -1203,9 +1203,16 @@ constexpr int kernel_min_blocks() {
 // that free warps took from a shared counter (branch s30-tail-chunks: each chunk a fresh softmax
 // and a slot of its own, so deterministic, but a chunk's first tile then waits out a full memory
 // latency: 8-14% slower). bench/results/cuda-h100-2026-11-27-session30.md.
+// QSDPA_WHOLE_SM_MORE (experiments only): mxfp4 and nvfp4 pairs get whole-SM kernels too.
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
-  constexpr bool takes = is_affine4(KF) && VF == Fam::u4 && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
+#ifdef QSDPA_WHOLE_SM_MORE
+  constexpr bool more = (KF == Fam::e2m1 && VF == Fam::e2m1) || (KF == Fam::nv4 && VF == Fam::nv4);
+#else
+  constexpr bool more = false;
+#endif
+  constexpr bool takes = ((is_affine4(KF) && VF == Fam::u4) || more) && NT <= 1 && D <= 128 &&
+                         min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
   return takes ? 16 : 0;
 }
 // q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
@@ -2216,8 +2223,6 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   config.attrs = attr;
   if (p.cluster > 1) {
     config.blockDim = dim3(32 * p.cluster_warps);
-    config.dynamicSmemBytes =
-        p.cluster_warps == kWideWarps ? cluster_smem<D, NT, KF, VF, kWideWarps>() : cluster_smem<D, NT, KF, VF, kWarps>();
     attr[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
     attr[config.numAttrs].val.clusterDim.x = unsigned(p.cluster);
     attr[config.numAttrs].val.clusterDim.y = attr[config.numAttrs].val.clusterDim.z = 1;
@@ -2247,8 +2252,13 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   }
   if constexpr (clusters_fit<D, NT>()) {
     if (p.cluster > 1) {
-      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(
-          &config, p.cluster_warps == kWideWarps ? mma_partials<D, NT, KF, VF, true, kWideWarps> : mma_partials<D, NT, KF, VF, true, kWarps>, p));
+      auto kernel = mma_partials<D, NT, KF, VF, true, kWarps>;
+      config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWarps>();
+      if (p.cluster_warps == kWideWarps)
+        kernel = mma_partials<D, NT, KF, VF, true, kWideWarps>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWideWarps>();
+      if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0)  // whole-SM blocks in clusters
+        if (p.cluster_warps == W) kernel = mma_partials<D, NT, KF, VF, true, W>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, W>();
+      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
       return;
     }
   }
@@ -2306,6 +2316,7 @@ struct Instance {
   int (*resident)();
   int (*clusters)(int);       // resident_clusters of 4 warps; null where the receive area does not fit (D * NT > 128)
   int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
+  int (*sm_clusters)(int);    // the same for whole-SM blocks (whole_sm_warps); null where the pair has none
   bool compiled_pair;    // false: the pair runs on the generic decoders
   int whole_sm_warps = 0;    // > 0: the pair has whole-SM blocks of that many warps (whole_sm_warps)
 };
@@ -2314,7 +2325,7 @@ struct Instance {
 // kernels compiled (a ternary would compile them for every instance).
 template <int D, int NT, Fam KF, Fam VF, int W>
 constexpr auto clusters_counter() -> int (*)(int) {
-  if constexpr (clusters_fit<D, NT>()) return &resident_clusters<D, NT, KF, VF, W>;
+  if constexpr (clusters_fit<D, NT>() && W > 0) return &resident_clusters<D, NT, KF, VF, W>;
   else return nullptr;
 }
 
@@ -2328,7 +2339,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
-            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true, whole_sm_warps<D, NT, Fam::K, Fam::V>()};
+            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(),                                           \
+            clusters_counter<D, NT, Fam::K, Fam::V, whole_sm_warps<D, NT, Fam::K, Fam::V>()>(), true,           \
+            whole_sm_warps<D, NT, Fam::K, Fam::V>()};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u4g64, u4)
@@ -2353,9 +2366,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
             clusters_counter<D, NT, Fam::generic, Fam::generic, kWarps>(),
-            clusters_counter<D, NT, Fam::generic, Fam::generic, kWideWarps>(), kf == Fam::generic && vf == Fam::generic};
+            clusters_counter<D, NT, Fam::generic, Fam::generic, kWideWarps>(), nullptr, kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, nullptr, nullptr, false};
+    return {nullptr, nullptr, nullptr, nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }
