@@ -183,20 +183,23 @@ TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
   }
 }
 
-// Whole-SM blocks merging in a thread-block cluster instead of the merge kernel (8 to 32 KV heads
-// at B = 1: 16 to 4 splits a head, one cluster each, where the GPU holds them all at once): the
-// owners' merge of 2-16 partials a row, with ragged lengths, Lq 2 causal, sinks and bf16 q; mxfp4
-// and nvfp4 take it in builds that give them whole-SM blocks (QSDPA_WHOLE_SM_MORE). On sm_90 at
-// least one case must have run in clusters, or this test would not test them.
-TEST(CudaAttentionSplits, WholeSmClustersAgreeWithTheReference) {
+// Whole-SM blocks of every family that has them (affine 4-bit, mxfp4 and nvfp4; attention_mma.cu,
+// whole_sm_split), and whole-SM blocks merging in a thread-block cluster instead of the merge
+// kernel (where a KV head's splits fit one and the GPU holds them all: on the H100 2, 3 and 4
+// splits at 64, 36 and 28 KV heads here): the owners' merge of 2-4 partials a row, with ragged
+// lengths, Lq 2 causal, sinks and bf16 q; mxfp4 at 16 splits of ~2K keys stays on 4-warp blocks.
+// Each case prints the split it ran; on sm_90 at least one must have run in clusters, or this test
+// would not test them.
+TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   struct Case {
     const char* format;
-    int64_t dim, kv_heads, n;
+    int64_t dim, kv_heads, n;  // odd n: ragged, B = 2
   };
-  const Case cases[] = {{"affine4", 128, 8, 33000},      {"affine4-g32", 128, 16, 40001}, {"affine4", 64, 32, 33001},
-                        {"affine4-g128", 128, 16, 32768}, {"affine4-g32", 64, 8, 40001}, {"mxfp4", 128, 8, 40001},
-                        {"nvfp4", 128, 16, 33000}};
+  const Case cases[] = {{"affine4", 128, 8, 33000},    {"affine4-g32", 128, 16, 40001}, {"affine4", 64, 32, 33001},
+                        {"affine4-g128", 128, 36, 32768}, {"affine4-g32", 64, 8, 40001},  {"mxfp4", 128, 8, 40001},
+                        {"nvfp4", 128, 16, 33000},     {"mxfp4", 64, 28, 33000},       {"nvfp4", 64, 32, 32769},
+                        {"mxfp4", 128, 8, 33000}};
   uint64_t seed = 3600;
   int clustered = 0;
   for (const Case& k : cases) {

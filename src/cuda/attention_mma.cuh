@@ -1188,31 +1188,30 @@ constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
 // Whole-SM blocks (session 30): one block of all the warps a SM holds (16 warps, four 4-warp
-// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values from 32K keys
-// (attention_mma.cu). With four 4-warp blocks a SM the blocks end in launch order (the first block
-// of a SM takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 /
-// 57.9 / 60.7 us on average), and no static share could even them (session 24). One block's warps
-// start together and end within ~0.6 us (32K) to ~1.5 us (128K) of each other (phase probe,
-// mxfp4), and a SM stages q once instead of four times; the cost is the SMs beyond B * Hkv *
-// splits (4 of 132 at 8 KV heads) left idle, and what remains of the tail is the SMs' spread
-// (~2.2 us at 32K, ~4.5 at 128K). A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4
-// 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 ->
-// 239.8 (the kept version, another call: 128K 74.0 -> 72.1, affine4-g32 75.1 -> 72.7, MHA 128K
-// 258.4 -> 246.9). Not taken by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2),
-// nvfp4 21.9 -> 22.2, the 8-bit ones (12 warps) 2-5% slower, f16 0-2%; nor by a tail of key chunks
-// that free warps took from a shared counter (branch s30-tail-chunks: each chunk a fresh softmax
-// and a slot of its own, so deterministic, but a chunk's first tile then waits out a full memory
-// latency: 8-14% slower). bench/results/cuda-h100-2026-11-27-session30.md.
-// QSDPA_WHOLE_SM_MORE (experiments only): mxfp4 and nvfp4 pairs get whole-SM kernels too.
+// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values and, since
+// session 31, mxfp4 and nvfp4 (which calls take them: attention_mma.cu, whole_sm_split). With four
+// 4-warp blocks a SM the blocks end in launch order (the first block of a SM takes its issue slots
+// first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 / 57.9 / 60.7 us on average), and no
+// static share could even them (session 24). One block's warps start together and end within ~0.6
+// us (32K) to ~1.5 us (128K) of each other (phase probe, mxfp4), and a SM stages q once instead of
+// four times; the cost is the SMs beyond B * Hkv * splits (4 of 132 at 8 KV heads) left idle, and
+// what remains of the tail is the SMs' spread (~2.2 us at 32K, ~4.5 at 128K). A/B in one call
+// (H100, GQA 4, us, 4-warp -> whole-SM): affine4 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 ->
+// 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 -> 239.8 (the kept version, another call: 128K 74.0 ->
+// 72.1, affine4-g32 75.1 -> 72.7, MHA 128K 258.4 -> 246.9). Session 31 (A B A B, us): mxfp4 64K
+// 34.9 / 35.0 -> 33.9 / 33.7, 128K 63.1 / 63.2 -> 60.5 / 60.4, MHA 32K 60.3 / 60.3 -> 59.8 / 59.3,
+// B 8 32K 117 -> 114 (in clusters: 111); nvfp4 64K 36.1 -> 34.8, 128K 65.5 / 65.3 -> 62.8, B 8
+// 32K 119 -> 119 (clusters: 114); but at 32K with one KV head's 16 splits of ~2K keys mxfp4 20.9 /
+// 20.8 -> 21.1 / 21.2 (session 30: nvfp4 21.9 -> 22.2). The 8-bit families (12 warps) were 2-5%
+// slower, f16 0-2%; a tail of key chunks that free warps took from a shared counter (branch
+// s30-tail-chunks: each chunk a fresh softmax and a slot of its own, so deterministic, but a
+// chunk's first tile then waits out a full memory latency) 8-14% slower.
+// bench/results/cuda-h100-2026-11-27-session30.md, -session31.md.
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
-#ifdef QSDPA_WHOLE_SM_MORE
-  constexpr bool more = (KF == Fam::e2m1 && VF == Fam::e2m1) || (KF == Fam::nv4 && VF == Fam::nv4);
-#else
-  constexpr bool more = false;
-#endif
-  constexpr bool takes = ((is_affine4(KF) && VF == Fam::u4) || more) && NT <= 1 && D <= 128 &&
-                         min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
+  constexpr bool family = (is_affine4(KF) && VF == Fam::u4) || (KF == Fam::e2m1 && VF == Fam::e2m1) ||
+                          (KF == Fam::nv4 && VF == Fam::nv4);
+  constexpr bool takes = family && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
   return takes ? 16 : 0;
 }
 // q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
