@@ -5,16 +5,17 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys:
-// whole_sm_warps); each warp streams its own share of the block's slice of
-// keys, 16 keys per step, with its own online softmax, so warps never wait for each other; at the
-// end the warp partials merge in shared memory and the block writes one partial (partials.cuh),
-// merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
-// head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes
-// its partial rows with st.async into the shared memory of the cluster block that owns them, which
-// merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second
-// kernel per instance (Cluster = true; with 4 or 8 warps): in the same kernel its code moved the
-// loop's register allocation.
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys
+// and mxfp4 / nvfp4 from 4096 keys a block: whole_sm_warps, which merge in a cluster instead of the
+// merge kernel where the GPU holds every KV head's cluster); each warp streams its own share of the
+// block's slice of keys, 16 keys per step, with its own online softmax, so warps never wait for
+// each other; at the end the warp partials merge in shared memory and the block writes one partial
+// (partials.cuh), merged across blocks by a second small kernel. Short contexts on sm_90 (all
+// splits of a (b, kv head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel:
+// each block pushes its partial rows with st.async into the shared memory of the cluster block that
+// owns them, which merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That
+// path is a second kernel per instance (Cluster = true; with 4, 8 or 16 warps): in the same kernel
+// its code moved the loop's register allocation.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
@@ -173,6 +174,12 @@
 // 32K keys run whole-SM blocks (16 warps, one block a SM; whole_sm_warps): GQA 4 128K affine4 72.2
 // us (70%, 2.51x cuDNN), affine4-g32 72.4 (78%); MHA 128K affine4 82% (2.82x), affine4-g32 89%
 // (2.76x). A SM's warps then end within ~1 us of each other; the SMs' own spread remains.
+// Session 31 (bench/results/cuda-h100-2026-11-27-session31.md): mxfp4 and nvfp4 take whole-SM blocks
+// where a block has 4096 keys or more, and whole-SM blocks merge in a cluster where every (b, KV
+// head)'s splits fit one resident cluster (B 8 and other 27-66 KV-head calls; not the 8 KV heads of
+// the reference shape: the H100 holds 7 clusters of 16): GQA 4 128K mxfp4 60.7 us (78%, 2.99x
+// cuDNN), nvfp4 62.3 (81%, 2.91x); MHA 128K mxfp4 212 (90%, 3.29x), nvfp4 220 (92%, 3.17x); B 8 32K
+// affine4 133.7 -> 127.9, mxfp4 116.0 -> 110.4, nvfp4 119.6 -> 113.9 (A/B against session 30).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
