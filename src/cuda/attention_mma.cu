@@ -165,20 +165,34 @@ struct Split {
 // partials go to the workspace for it. Row chunks keep the merge kernel.
 static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, int warps = kWarps) {
   if (splits < 2 || splits > max_cluster() || row_chunks(a) != 1 || !inst.clusters || !sm90_or_newer()) return 1;
-  const auto resident = warps == kWideWarps ? inst.wide_clusters : inst.clusters;
-  return resident(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
+  const auto resident = warps == kWideWarps ? inst.wide_clusters : warps == kWarps ? inst.clusters : inst.sm_clusters;
+  return resident != nullptr && resident(splits) >= a.q.shape[0] * a.k.heads ? splits : 1;
 }
 
-// Whole-SM blocks, for the pairs that have them (affine 4-bit keys and values), where the call would
-// take one wave of 4-warp blocks and the merge kernel and has at least QSDPA_WHOLE_SM keys (default
-// 32K, the lengths measured; 0: never, an A/B switch): one block a SM, splits = SMs / (B * Hkv *
-// row chunks) rounded down, each warp keeping at least 32 keys.
+// Whole-SM blocks, for the pairs that have them (affine 4-bit, mxfp4 and nvfp4 caches;
+// attention_mma.cuh, whole_sm_warps), where the call would take one wave of 4-warp blocks and the
+// merge kernel and has at least QSDPA_WHOLE_SM keys (default 32K; 0: never, an A/B switch): one
+// block a SM, splits = SMs / (B * Hkv * row chunks) rounded down, each warp keeping at least 32
+// keys. mxfp4 and nvfp4 take them only where a block has at least 4096 keys: at 32K with 16 splits
+// of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K (64K keys) 3-4% faster (session 31).
+//
+// Where all splits of a (b, kv head) fit one cluster and the GPU holds every such cluster at once
+// (the H100 holds 66 clusters of 2 SMs, 39 of 3, 30 of 4, 15 of 8 and 7 of 16: its GPCs hold 16-18
+// SMs but one: B * Hkv = 8 with 16 splits does not fit, nor MHA's 32 with 4; 27-30, 34-39 and
+// 45-66 KV heads do), the blocks merge in it as the short calls' clusters do and there is no merge
+// kernel (session 31, B 8 at 32K, A B A B, us: affine4 133 / 133 -> 128 / 130, mxfp4 114 -> 111,
+// nvfp4 119 -> 114).
+// QSDPA_WHOLE_SM_CLUSTER=0 turns that off (an A/B switch).
 static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
   static const int from = env_switch("QSDPA_WHOLE_SM", 32768, 0, 1 << 30);
+  static const bool in_clusters = env_switch("QSDPA_WHOLE_SM_CLUSTER", 1, 0, 1) == 1;
   const int W = inst.whole_sm_warps;
   if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
   const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
-  return splits < 1 ? Split{0, 1, kWarps} : Split{int(splits), 1, kWarps, true};
+  const bool affine = family_of(a.k.format) == Fam::u4;
+  if (splits < 1 || (!affine && a.k.tokens < 4096 * splits)) return {0, 1, kWarps};
+  if (in_clusters && cluster_of(a, inst, int(splits), W) > 1) return {int(splits), int(splits), W};
+  return {int(splits), 1, kWarps, true};
 }
 
 // Blocks per (b, kv head, row chunk): at most one full wave of resident blocks (rounded down: a
@@ -242,6 +256,11 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
     if (cluster_of(a, inst, c) > 1) return {c, c, kWarps};
   }
   return {splits, 1, kWarps};
+}
+
+MmaPlan attention_mma_plan(const AttentionArgs& a) {
+  const Split split = mma_split(a, pick(a));
+  return {split.splits, split.cluster, split.cluster > 1 ? split.cluster_warps : split.whole_sm ? pick(a).whole_sm_warps : kWarps};
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {

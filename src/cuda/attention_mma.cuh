@@ -5,16 +5,17 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys:
-// whole_sm_warps); each warp streams its own share of the block's slice of
-// keys, 16 keys per step, with its own online softmax, so warps never wait for each other; at the
-// end the warp partials merge in shared memory and the block writes one partial (partials.cuh),
-// merged across blocks by a second small kernel. Short contexts on sm_90 (all splits of a (b, kv
-// head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel: each block pushes
-// its partial rows with st.async into the shared memory of the cluster block that owns them, which
-// merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That path is a second
-// kernel per instance (Cluster = true; with 4 or 8 warps): in the same kernel its code moved the
-// loop's register allocation.
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys
+// and mxfp4 / nvfp4 from 4096 keys a block: whole_sm_warps, which merge in a cluster instead of the
+// merge kernel where the GPU holds every KV head's cluster); each warp streams its own share of the
+// block's slice of keys, 16 keys per step, with its own online softmax, so warps never wait for
+// each other; at the end the warp partials merge in shared memory and the block writes one partial
+// (partials.cuh), merged across blocks by a second small kernel. Short contexts on sm_90 (all
+// splits of a (b, kv head) in one thread-block cluster: N <= 2K at B=1, GQA 4) skip that kernel:
+// each block pushes its partial rows with st.async into the shared memory of the cluster block that
+// owns them, which merges and writes the output (session 8: 1K-2K calls ~1 us, 8-12% faster). That
+// path is a second kernel per instance (Cluster = true; with 4, 8 or 16 warps): in the same kernel
+// its code moved the loop's register allocation.
 // Per step of 16 keys a warp computes S^T = K Q^T with mma.sync m16n8k16 (M = 16 keys, N = 8 query
 // rows per n-tile, K = 16 dims, f16 products, f32 accumulators), then O^T += V^T P^T (M = 16 dims,
 // N = query rows, K = 16 keys): every K/V byte is read once for all rows of its KV head (GQA sharing)
@@ -173,6 +174,12 @@
 // 32K keys run whole-SM blocks (16 warps, one block a SM; whole_sm_warps): GQA 4 128K affine4 72.2
 // us (70%, 2.51x cuDNN), affine4-g32 72.4 (78%); MHA 128K affine4 82% (2.82x), affine4-g32 89%
 // (2.76x). A SM's warps then end within ~1 us of each other; the SMs' own spread remains.
+// Session 31 (bench/results/cuda-h100-2026-11-27-session31.md): mxfp4 and nvfp4 take whole-SM blocks
+// where a block has 4096 keys or more, and whole-SM blocks merge in a cluster where every (b, KV
+// head)'s splits fit one resident cluster (B 8 and other 27-66 KV-head calls; not the 8 KV heads of
+// the reference shape: the H100 holds 7 clusters of 16): GQA 4 128K mxfp4 60.7 us (78%, 2.99x
+// cuDNN), nvfp4 62.3 (81%, 2.91x); MHA 128K mxfp4 212 (90%, 3.29x), nvfp4 220 (92%, 3.17x); B 8 32K
+// affine4 133.7 -> 127.9, mxfp4 116.0 -> 110.4, nvfp4 119.6 -> 113.9 (A/B against session 30).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -971,7 +978,7 @@ struct MmaParams : KernelArgs {
   float* work;
   int cluster;     // > 1: the splits of a (b, kv head) are one thread-block cluster that merges them
                    // (then row_chunks is 1 and there is no work); 1: partials to work, merge kernel
-  int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, or kWideWarps)
+  int cluster_warps = kWarps;  // warps per block of the cluster kernel (kWarps, kWideWarps, or whole_sm_warps)
   uint32_t cluster_magic;  // ceil(2^32 / cluster): r / cluster = umulhi(r, magic) for r < 2^16
   bool q_octets;   // q's rows load as 16-byte octets (see the prologue): d contiguous, rows and data aligned
   // Turbo K / V: the levels' f16 hi and lo planes (fmt::turbo_luts), built once on the host: built
@@ -1188,24 +1195,30 @@ constexpr int kernel_min_blocks() {
   return Cluster && W == kWideWarps && !(KF == Fam::f16 && VF == Fam::f16) ? 1 : min_blocks<D, NT, KF, VF, W>();
 }
 // Whole-SM blocks (session 30): one block of all the warps a SM holds (16 warps, four 4-warp
-// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values from 32K keys
-// (attention_mma.cu). With four 4-warp blocks a SM the blocks end in launch order (the first block
-// of a SM takes its issue slots first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 /
-// 57.9 / 60.7 us on average), and no static share could even them (session 24). One block's warps
-// start together and end within ~0.6 us (32K) to ~1.5 us (128K) of each other (phase probe,
-// mxfp4), and a SM stages q once instead of four times; the cost is the SMs beyond B * Hkv *
-// splits (4 of 132 at 8 KV heads) left idle, and what remains of the tail is the SMs' spread
-// (~2.2 us at 32K, ~4.5 at 128K). A/B in one call (H100, GQA 4, us, 4-warp -> whole-SM): affine4
-// 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 -> 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 ->
-// 239.8 (the kept version, another call: 128K 74.0 -> 72.1, affine4-g32 75.1 -> 72.7, MHA 128K
-// 258.4 -> 246.9). Not taken by the other families: mxfp4 32K 21.2 -> 21.4 (128K 62.5 -> 61.2),
-// nvfp4 21.9 -> 22.2, the 8-bit ones (12 warps) 2-5% slower, f16 0-2%; nor by a tail of key chunks
-// that free warps took from a shared counter (branch s30-tail-chunks: each chunk a fresh softmax
-// and a slot of its own, so deterministic, but a chunk's first tile then waits out a full memory
-// latency: 8-14% slower). bench/results/cuda-h100-2026-11-27-session30.md.
+// blocks' worth at the same 128 registers a thread) for affine 4-bit keys and values and, since
+// session 31, mxfp4 and nvfp4 (which calls take them: attention_mma.cu, whole_sm_split). With four
+// 4-warp blocks a SM the blocks end in launch order (the first block of a SM takes its issue slots
+// first; session 24's probe: 128K ranks' loops end 53.0 / 55.0 / 57.9 / 60.7 us on average), and no
+// static share could even them (session 24). One block's warps start together and end within ~0.6
+// us (32K) to ~1.5 us (128K) of each other (phase probe, mxfp4), and a SM stages q once instead of
+// four times; the cost is the SMs beyond B * Hkv * splits (4 of 132 at 8 KV heads) left idle, and
+// what remains of the tail is the SMs' spread (~2.2 us at 32K, ~4.5 at 128K). A/B in one call
+// (H100, GQA 4, us, 4-warp -> whole-SM): affine4 32K 25.1 -> 24.8, 64K 41.5 -> 39.8, 128K 73.5 ->
+// 70.0; MHA 32K 72.1 -> 69.6, 128K 256.0 -> 239.8 (the kept version, another call: 128K 74.0 ->
+// 72.1, affine4-g32 75.1 -> 72.7, MHA 128K 258.4 -> 246.9). Session 31 (A B A B, us): mxfp4 64K
+// 34.9 / 35.0 -> 33.9 / 33.7, 128K 63.1 / 63.2 -> 60.5 / 60.4, MHA 32K 60.3 / 60.3 -> 59.8 / 59.3,
+// B 8 32K 117 -> 114 (in clusters: 111); nvfp4 64K 36.1 -> 34.8, 128K 65.5 / 65.3 -> 62.8, B 8
+// 32K 119 -> 119 (clusters: 114); but at 32K with one KV head's 16 splits of ~2K keys mxfp4 20.9 /
+// 20.8 -> 21.1 / 21.2 (session 30: nvfp4 21.9 -> 22.2). The 8-bit families (12 warps) were 2-5%
+// slower, f16 0-2%; a tail of key chunks that free warps took from a shared counter (branch
+// s30-tail-chunks: each chunk a fresh softmax and a slot of its own, so deterministic, but a
+// chunk's first tile then waits out a full memory latency) 8-14% slower.
+// bench/results/cuda-h100-2026-11-27-session30.md, -session31.md.
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
-  constexpr bool takes = is_affine4(KF) && VF == Fam::u4 && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
+  constexpr bool family = (is_affine4(KF) && VF == Fam::u4) || (KF == Fam::e2m1 && VF == Fam::e2m1) ||
+                          (KF == Fam::nv4 && VF == Fam::nv4);
+  constexpr bool takes = family && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
   return takes ? 16 : 0;
 }
 // q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
@@ -2221,8 +2234,6 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   config.attrs = attr;
   if (p.cluster > 1) {
     config.blockDim = dim3(32 * p.cluster_warps);
-    config.dynamicSmemBytes =
-        p.cluster_warps == kWideWarps ? cluster_smem<D, NT, KF, VF, kWideWarps>() : cluster_smem<D, NT, KF, VF, kWarps>();
     attr[config.numAttrs].id = cudaLaunchAttributeClusterDimension;
     attr[config.numAttrs].val.clusterDim.x = unsigned(p.cluster);
     attr[config.numAttrs].val.clusterDim.y = attr[config.numAttrs].val.clusterDim.z = 1;
@@ -2252,8 +2263,13 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   }
   if constexpr (clusters_fit<D, NT>()) {
     if (p.cluster > 1) {
-      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(
-          &config, p.cluster_warps == kWideWarps ? mma_partials<D, NT, KF, VF, true, kWideWarps> : mma_partials<D, NT, KF, VF, true, kWarps>, p));
+      auto kernel = mma_partials<D, NT, KF, VF, true, kWarps>;
+      config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWarps>();
+      if (p.cluster_warps == kWideWarps)
+        kernel = mma_partials<D, NT, KF, VF, true, kWideWarps>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWideWarps>();
+      if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0)  // whole-SM blocks in clusters
+        if (p.cluster_warps == W) kernel = mma_partials<D, NT, KF, VF, true, W>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, W>();
+      QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
       return;
     }
   }
@@ -2311,6 +2327,7 @@ struct Instance {
   int (*resident)();
   int (*clusters)(int);       // resident_clusters of 4 warps; null where the receive area does not fit (D * NT > 128)
   int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
+  int (*sm_clusters)(int);    // the same for whole-SM blocks (whole_sm_warps); null where the pair has none
   bool compiled_pair;    // false: the pair runs on the generic decoders
   int whole_sm_warps = 0;    // > 0: the pair has whole-SM blocks of that many warps (whole_sm_warps)
 };
@@ -2319,7 +2336,7 @@ struct Instance {
 // kernels compiled (a ternary would compile them for every instance).
 template <int D, int NT, Fam KF, Fam VF, int W>
 constexpr auto clusters_counter() -> int (*)(int) {
-  if constexpr (clusters_fit<D, NT>()) return &resident_clusters<D, NT, KF, VF, W>;
+  if constexpr (clusters_fit<D, NT>() && W > 0) return &resident_clusters<D, NT, KF, VF, W>;
   else return nullptr;
 }
 
@@ -2333,7 +2350,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   if (kf == Fam::K && vf == Fam::V)                                                                          \
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
-            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(), true, whole_sm_warps<D, NT, Fam::K, Fam::V>()};
+            clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(),                                           \
+            clusters_counter<D, NT, Fam::K, Fam::V, whole_sm_warps<D, NT, Fam::K, Fam::V>()>(), true,           \
+            whole_sm_warps<D, NT, Fam::K, Fam::V>()};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
   QSDPA_PAIR(u4g64, u4)
@@ -2358,9 +2377,9 @@ Instance pick_pair(Fam kf, Fam vf) {
   if constexpr (D < 256 && NT == 1) {
     return {&launch<D, NT, Fam::generic, Fam::generic>, &occupancy<D, NT, Fam::generic, Fam::generic>,
             clusters_counter<D, NT, Fam::generic, Fam::generic, kWarps>(),
-            clusters_counter<D, NT, Fam::generic, Fam::generic, kWideWarps>(), kf == Fam::generic && vf == Fam::generic};
+            clusters_counter<D, NT, Fam::generic, Fam::generic, kWideWarps>(), nullptr, kf == Fam::generic && vf == Fam::generic};
   } else {
-    return {nullptr, nullptr, nullptr, nullptr, false};
+    return {nullptr, nullptr, nullptr, nullptr, nullptr, false};
   }
 #undef QSDPA_PAIR
 }

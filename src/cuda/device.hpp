@@ -60,6 +60,12 @@ bool attention_mma_supports(const AttentionArgs& args);
 bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 size_t attention_mma_workspace_bytes(const AttentionArgs& args);
+// How attention_mma splits a call (tests and QSDPA_LOG): key splits per (b, kv head), the cluster
+// they merge in (1: the merge kernel) and the warps of a block.
+struct MmaPlan {
+  int splits, cluster, warps;
+};
+MmaPlan attention_mma_plan(const AttentionArgs& args);
 
 // Encodes new K and V tokens into their caches in one launch (append.cu); arguments validated.
 void append(const AppendArgs& args, cudaStream_t stream);
