@@ -2019,33 +2019,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   __syncthreads();
   QSDPA_PHASE(7);  // every warp's loop has ended and its partial is in shared memory
 
-  if constexpr (kWholeSm) {
-    // Whole-SM blocks: a warp per (row, 32 dims), lane l taking dim l + 32 e and reading every
-    // warp's m itself (broadcasts): the block's 16 warps all work, no weights pass, no barrier.
-    constexpr int E = D / 32, slots = W;
-    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
-    for (int task = warp; task < R * E; task += W) {
-      const int r = task / E, d = lane + 32 * (task - r * E);
-      const float* part = wpart + r * WP::kRowStride;  // slot s's row: part + s * RP * kRowStride
-      float top = -INFINITY;
-#pragma unroll
-      for (int sl = 0; sl < slots; ++sl) top = fmaxf(top, part[sl * RP * WP::kRowStride + WP::kM]);
-      float v = 0.0f, l = 0.0f;
-#pragma unroll
-      for (int sl = 0; sl < slots; ++sl) {
-        const float* x = part + sl * RP * WP::kRowStride;
-        const float m = x[WP::kM];
-        const float weight = top == -INFINITY || m == -INFINITY ? 0.0f : exp2f(m - top);
-        if (weight != 0.0f) v += x[WP::at(d)] * weight, l += x[WP::kL] * weight;
-      }
-      float* row = out + r * (D + 2);
-      row[d] = v;
-      if (d == 0) row[D] = top == -INFINITY ? -INFINITY : top / kLog2e, row[D + 1] = l;
-    }
-    QSDPA_PHASE(5);
-    return;
-  }
-
   // Merge the block's warps; its partial goes out with m in natural-log units. Each row's warp
   // weights 2^(m_w - top) are computed once per row, not per element: per element they were ~50 of
   // the epilogue's ~200 instructions a thread, and the epilogue runs in every block.
@@ -2063,6 +2036,28 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     for (int w = 0; w < W; ++w) weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
     return top == -INFINITY ? -INFINITY : top / kLog2e;
   };
+  if constexpr (kWholeSm) {
+    // Whole-SM blocks: a warp per (row, 32 dims), each lane taking the row's weights itself and dim
+    // l + 32 e: the block's 16 warps all work, no weights pass, no barrier.
+    constexpr int E = D / 32;
+    float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
+    for (int task = warp; task < R * E; task += W) {
+      const int r = task / E, d = lane + 32 * (task - r * E);
+      float weight[W];
+      const float m = warp_weights(r, weight);
+      const float* part = wpart + r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
+      float v = 0.0f, l = 0.0f;
+#pragma unroll
+      for (int w = 0; w < W; ++w)
+        if (weight[w] != 0.0f)
+          v += part[w * RP * WP::kRowStride + WP::at(d)] * weight[w], l += part[w * RP * WP::kRowStride + WP::kL] * weight[w];
+      float* row = out + r * (D + 2);
+      row[d] = v;
+      if (d == 0) row[D] = m, row[D + 1] = l;
+    }
+    QSDPA_PHASE(5);
+    return;
+  }
   const bool clustered = kClusters && p.cluster > 1;
   const int C = p.cluster, rank = int(blockIdx.x) - div_cluster(int(blockIdx.x), p.cluster_magic) * C;
   const int slot_rows = div_cluster(R + C - 1, p.cluster_magic);
