@@ -176,7 +176,8 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // keys. mxfp4 and nvfp4 take them only where a block has at least 4096 keys: at 32K with 16 splits
 // of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K (64K keys) 3-4% faster (session 31).
 //
-// Where all splits of a (b, kv head) fit one cluster and the GPU holds every such cluster at once
+// Where all splits of a (b, kv head) fit one cluster, the pair has the cluster kernel (up to 4 rows
+// a block for now: whole_sm_cluster_warps) and the GPU holds every such cluster at once
 // (the H100 holds 66 clusters of 2 SMs, 39 of 3, 30 of 4, 15 of 8 and 7 of 16: its GPCs hold 16-18
 // SMs but one: B * Hkv = 8 with 16 splits does not fit, nor MHA's 32 with 4; 27-30, 34-39 and
 // 45-66 KV heads do), the blocks merge in it as the short calls' clusters do and there is no merge
@@ -191,9 +192,7 @@ static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_
   const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
   const bool affine = family_of(a.k.format) == Fam::u4;
   if (splits < 1 || (!affine && a.k.tokens < 4096 * splits)) return {0, 1, kWarps};
-  // Clusters at tile code 0 (up to 4 rows a block) only: the only ones run on the GPU so far (the
-  // kernel at 8 rows is compiled but untested; docs/gpu-tests.md, session 31, next step 4).
-  if (in_clusters && n_tiles(a) == 0 && cluster_of(a, inst, int(splits), W) > 1) return {int(splits), int(splits), W};
+  if (in_clusters && cluster_of(a, inst, int(splits), W) > 1) return {int(splits), int(splits), W};
   return {int(splits), 1, kWarps, true};
 }
 
@@ -261,8 +260,9 @@ static Split mma_split(const AttentionArgs& a, const Instance& inst) {
 }
 
 MmaPlan attention_mma_plan(const AttentionArgs& a) {
-  const Split split = mma_split(a, pick(a));
-  return {split.splits, split.cluster, split.cluster > 1 ? split.cluster_warps : split.whole_sm ? pick(a).whole_sm_warps : kWarps};
+  const Instance inst = pick(a);
+  const Split split = mma_split(a, inst);
+  return {split.splits, split.cluster, split.cluster > 1 ? split.cluster_warps : split.whole_sm ? inst.whole_sm_warps : kWarps};
 }
 
 size_t attention_mma_workspace_bytes(const AttentionArgs& a) {

@@ -60,7 +60,7 @@ bool attention_mma_supports(const AttentionArgs& args);
 bool attention_mma_pair_compiled(const AttentionArgs& args);
 void attention_mma(const AttentionArgs& args, int32_t* status, cudaStream_t stream);
 size_t attention_mma_workspace_bytes(const AttentionArgs& args);
-// How attention_mma splits a call (tests and QSDPA_LOG): key splits per (b, kv head), the cluster
+// How attention_mma splits a call (for tests): key splits per (b, kv head), the cluster
 // they merge in (1: the merge kernel) and the warps of a block.
 struct MmaPlan {
   int splits, cluster, warps;
