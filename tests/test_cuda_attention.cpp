@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -183,32 +184,22 @@ TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
   }
 }
 
-// Whole-SM blocks of every family that has them (affine 4-bit, mxfp4 and nvfp4; attention_mma.cu,
-// whole_sm_split), and whole-SM blocks merging in a thread-block cluster instead of the merge
-// kernel (where a KV head's splits fit one and the GPU holds them all: on the H100 2, 3 and 4
-// splits at 64, 36 and 28 KV heads here): the owners' merge of 2-4 partials a row, with ragged
-// lengths, Lq 2 causal, sinks and bf16 q; mxfp4 at 16 splits of ~2K keys stays on 4-warp blocks.
-// Each case prints the split it ran; on sm_90 at least one must have run in clusters, or this test
-// would not test them.
-TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
-  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
-  struct Case {
-    const char* format;
-    int64_t dim, kv_heads, n;  // odd n: ragged, B = 2
-  };
-  const Case cases[] = {{"affine4", 128, 8, 33000},    {"affine4-g32", 128, 16, 40001}, {"affine4", 64, 32, 33001},
-                        {"affine4-g128", 128, 36, 32768}, {"affine4-g32", 64, 8, 40001},  {"mxfp4", 128, 8, 40001},
-                        {"nvfp4", 128, 16, 33000},     {"mxfp4", 64, 28, 33000},       {"nvfp4", 64, 32, 32769},
-                        {"mxfp4", 128, 8, 33000}};
-  uint64_t seed = 3600;
+// Whole-SM cases (B = 1, GQA 4; odd n: ragged, B = 2) against the f64 reference, each printing the
+// split it ran; returns how many ran whole-SM blocks in clusters (16 warps a block).
+struct WholeSmCase {
+  const char* format;
+  int64_t dim, kv_heads, n;
+};
+template <class Shape>
+int check_whole_sm_cases(std::initializer_list<WholeSmCase> cases, uint64_t seed, Shape shape) {
   int clustered = 0;
-  for (const Case& k : cases) {
+  for (const WholeSmCase& k : cases) {
     test::AttentionCase c;
     c.dim = k.dim, c.gqa = 4, c.kv_heads = k.kv_heads, c.n = k.n, c.sinks = (seed % 2 == 0);
     c.q_dtype = seed % 3 == 0 ? DType::bf16 : DType::f16;
     c.ragged = k.n % 2 == 1;
-    if (seed % 4 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
-    c.seed = seed++;
+    c.seed = seed;
+    shape(c, seed++);
     cuda::MmaPlan plan{};
     auto run = [&](const AttentionArgs& host) {
       DeviceArgs d(host, 0);
@@ -219,13 +210,53 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
     };
     const Format f = parse_format(k.format);
     EXPECT_TRUE(test::check_case(f, f, c, run)) << c.describe() << " " << k.format;
-    std::printf("%s D=%lld Hkv=%lld N=%lld: %d splits, cluster %d, %d warps\n", k.format, (long long)k.dim,
-                (long long)k.kv_heads, (long long)k.n, plan.splits, plan.cluster, plan.warps);
+    std::printf("%s D=%lld Hkv=%lld N=%lld Lq=%lld: %d splits, cluster %d, %d warps\n", k.format, (long long)k.dim,
+                (long long)k.kv_heads, (long long)k.n, (long long)c.lq, plan.splits, plan.cluster, plan.warps);
     clustered += plan.cluster > 1 && plan.warps == 16;
   }
+  return clustered;
+}
+void expect_clusters_on_sm90(int clustered) {
   int major = 0;
   QSDPA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
   if (major >= 9) EXPECT_GT(clustered, 0) << "no case ran whole-SM blocks in clusters";
+}
+
+// Whole-SM blocks of every family that has them (affine 4-bit, mxfp4 and nvfp4; attention_mma.cu,
+// whole_sm_split), and whole-SM blocks merging in a thread-block cluster instead of the merge
+// kernel (where a KV head's splits fit one and the GPU holds them all: on the H100 2, 3 and 4
+// splits at 64, 36 and 28 KV heads here): the owners' merge of 2-4 partials a row, with ragged
+// lengths, Lq 2 causal, sinks and bf16 q; mxfp4 at 16 splits of ~2K keys stays on 4-warp blocks.
+// On sm_90 at least one case must have run in clusters, or this test would not test them.
+TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int clustered = check_whole_sm_cases(
+      {{"affine4", 128, 8, 33000},
+       {"affine4-g32", 128, 16, 40001},
+       {"affine4", 64, 32, 33001},
+       {"affine4-g128", 128, 36, 32768},
+       {"affine4-g32", 64, 8, 40001},
+       {"mxfp4", 128, 8, 40001},
+       {"nvfp4", 128, 16, 33000},
+       {"mxfp4", 64, 28, 33000},
+       {"nvfp4", 64, 32, 32769},
+       {"mxfp4", 128, 8, 33000}},
+      3600, [](test::AttentionCase& c, uint64_t seed) {
+        if (seed % 4 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
+      });
+  expect_clusters_on_sm90(clustered);
+}
+
+// Whole-SM blocks in clusters at 8 rows a block (Lq 2 at GQA 4, causal: tile code 1, session 32;
+// attention_mma.cuh whole_sm_cluster_warps): the owners' merge of 2-4 partials a row, with rows
+// spread over the cluster's blocks. On the H100 these shapes take clusters of 3, 4 and 2 (36, 28
+// and 2 x 32 KV heads); on sm_90 at least one case must run in one.
+TEST(CudaAttentionSplits, WholeSmClustersOfEightRows) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const int clustered = check_whole_sm_cases(
+      {{"affine4-g128", 128, 36, 32768}, {"mxfp4", 128, 28, 33000}, {"nvfp4", 64, 32, 32769}}, 3700,
+      [](test::AttentionCase& c, uint64_t) { c.lq = 2, c.mask = test::MaskKind::causal; });
+  expect_clusters_on_sm90(clustered);
 }
 
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at

@@ -1221,12 +1221,12 @@ constexpr int whole_sm_warps() {
   constexpr bool takes = family && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
   return takes ? 16 : 0;
 }
-// Whole-SM blocks merging in a cluster (attention_mma.cu, whole_sm_split): compiled at tile code 0
-// only (up to 4 rows a block), the only ones run on the GPU so far (session 31; the kernel at 8
-// rows, 88 KB of shared memory at D 128, is next step 4 of docs/gpu-tests.md's session 31).
+// Whole-SM blocks merging in a cluster (attention_mma.cu, whole_sm_split), at up to 8 rows a block
+// (tile codes 0 and 1; session 31 ran 4, session 32 added 8: Lq 2 at GQA 4, 88 KB of shared memory
+// at D 128).
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_cluster_warps() {
-  return NT == 0 ? whole_sm_warps<D, NT, KF, VF>() : 0;
+  return whole_sm_warps<D, NT, KF, VF>();
 }
 // q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
 // others still loop).
