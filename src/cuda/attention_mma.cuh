@@ -180,6 +180,9 @@
 // the reference shape: the H100 holds 7 clusters of 16): GQA 4 128K mxfp4 60.7 us (78%, 2.99x
 // cuDNN), nvfp4 62.3 (81%, 2.91x); MHA 128K mxfp4 212 (90%, 3.29x), nvfp4 220 (92%, 3.17x); B 8 32K
 // affine4 133.7 -> 127.9, mxfp4 116.0 -> 110.4, nvfp4 119.6 -> 113.9 (A/B against session 30).
+// Session 32 (-session32.md): those clusters at 8 rows a block too (B 8, Lq 2, 32K: mxfp4 124 ->
+// 115 us, 83% of the copy peak; nvfp4 128.6 -> 118.8, 85%); staged loads through shared memory
+// (cp.async; branch s32-staged) were 15-20% slower and are not merged.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
