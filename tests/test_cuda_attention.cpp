@@ -248,7 +248,7 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
 }
 
 // Whole-SM blocks in clusters at 8 rows a block (Lq 2 at GQA 4, causal: tile code 1, session 32;
-// attention_mma.cuh whole_sm_cluster_warps): the owners' merge of 2-4 partials a row, with rows
+// attention_mma.cuh whole_sm_warps): the owners' merge of 2-4 partials a row, with rows
 // spread over the cluster's blocks. On the H100 these shapes take clusters of 3, 4 and 2 (36, 28
 // and 2 x 32 KV heads); on sm_90 at least one case must run in one.
 TEST(CudaAttentionSplits, WholeSmClustersOfEightRows) {

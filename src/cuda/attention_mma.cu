@@ -177,7 +177,7 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K (64K keys) 3-4% faster (session 31).
 //
 // Where all splits of a (b, kv head) fit one cluster, the pair has the cluster kernel (up to 8 rows
-// a block: whole_sm_cluster_warps) and the GPU holds every such cluster at once
+// a block: attention_mma.cuh, whole_sm_warps) and the GPU holds every such cluster at once
 // (the H100 holds 66 clusters of 2 SMs, 39 of 3, 30 of 4, 15 of 8 and 7 of 16: its GPCs hold 16-18
 // SMs but one: B * Hkv = 8 with 16 splits does not fit, nor MHA's 32 with 4; 27-30, 34-39 and
 // 45-66 KV heads do), the blocks merge in it as the short calls' clusters do and there is no merge

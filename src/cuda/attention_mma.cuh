@@ -1224,13 +1224,9 @@ constexpr int whole_sm_warps() {
   constexpr bool takes = family && NT <= 1 && D <= 128 && min_blocks_of_4_warps<D, NT, KF, VF>() == 4;
   return takes ? 16 : 0;
 }
-// Whole-SM blocks merging in a cluster (attention_mma.cu, whole_sm_split), at up to 8 rows a block
-// (tile codes 0 and 1; session 31 ran 4, session 32 added 8: Lq 2 at GQA 4, 88 KB of shared memory
-// at D 128).
-template <int D, int NT, Fam KF, Fam VF>
-constexpr int whole_sm_cluster_warps() {
-  return whole_sm_warps<D, NT, KF, VF>();
-}
+// Every pair with whole-SM blocks also has them merging in a cluster (attention_mma.cu,
+// whole_sm_split; the Cluster kernel with whole_sm_warps warps): at up to 8 rows a block, tile codes
+// 0 and 1 (session 31 ran 4 rows, session 32 added 8: Lq 2 at GQA 4, 88 KB of shared memory at D 128).
 // q's fragments, then the warps' slots (not over q's fragments: a warp writes its partial while
 // others still loop).
 template <int D, int NT, int W>
@@ -2272,7 +2268,7 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
       config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWarps>();
       if (p.cluster_warps == kWideWarps)
         kernel = mma_partials<D, NT, KF, VF, true, kWideWarps>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, kWideWarps>();
-      if constexpr (constexpr int W = whole_sm_cluster_warps<D, NT, KF, VF>(); W > 0)  // whole-SM blocks in clusters
+      if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0)  // whole-SM blocks in clusters
         if (p.cluster_warps == W) kernel = mma_partials<D, NT, KF, VF, true, W>, config.dynamicSmemBytes = cluster_smem<D, NT, KF, VF, W>();
       QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p));
       return;
@@ -2332,7 +2328,7 @@ struct Instance {
   int (*resident)();
   int (*clusters)(int);       // resident_clusters of 4 warps; null where the receive area does not fit (D * NT > 128)
   int (*wide_clusters)(int);  // the same for the cluster kernel of 8 warps
-  int (*sm_clusters)(int);    // the same for whole-SM blocks; null where the pair has none (whole_sm_cluster_warps)
+  int (*sm_clusters)(int);    // the same for whole-SM blocks; null where the pair has none (whole_sm_warps)
   bool compiled_pair;    // false: the pair runs on the generic decoders
   int whole_sm_warps = 0;    // > 0: the pair has whole-SM blocks of that many warps (whole_sm_warps)
 };
@@ -2356,7 +2352,7 @@ Instance pick_pair(Fam kf, Fam vf) {
     return {&launch<D, NT, Fam::K, Fam::V>, &occupancy<D, NT, Fam::K, Fam::V>,                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWarps>(),                                               \
             clusters_counter<D, NT, Fam::K, Fam::V, kWideWarps>(),                                           \
-            clusters_counter<D, NT, Fam::K, Fam::V, whole_sm_cluster_warps<D, NT, Fam::K, Fam::V>()>(), true,   \
+            clusters_counter<D, NT, Fam::K, Fam::V, whole_sm_warps<D, NT, Fam::K, Fam::V>()>(), true,        \
             whole_sm_warps<D, NT, Fam::K, Fam::V>()};
   QSDPA_PAIR(f16, f16)
   QSDPA_PAIR(u4, u4)
