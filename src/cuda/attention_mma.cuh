@@ -518,6 +518,19 @@ struct HeadCodec {
   // IMAD.WIDE.U32 of a 32-bit key index: 64-bit index arithmetic was ~40% of the loop's instructions.
   uint32_t code_stride, scale_stride, bias_stride;
   int piece_last_group = 0;  // V: see at_piece
+
+  // Row j's codes, scales, biases: one IMAD.WIDE.U32 each. The product is a PTX mul.wide.u32: as
+  // C++'s uint64_t(j) * stride, the stride's zero-extension was hoisted out of the loop, the
+  // product became a 64-bit multiply, and ptxas added its zero high part with a VIADD per row
+  // address (12 of the mxfp4 step's instructions, session 33).
+  __device__ __forceinline__ static const uint8_t* row_at(const uint8_t* base, uint32_t j, uint32_t stride) {
+    uint64_t offset;
+    asm("mul.wide.u32 %0, %1, %2;" : "=l"(offset) : "r"(j), "r"(stride));
+    return base + offset;
+  }
+  __device__ __forceinline__ const uint8_t* code_row(uint32_t j) const { return row_at(codes, j, code_stride); }
+  __device__ __forceinline__ const uint8_t* scale_row(uint32_t j) const { return row_at(scales, j, scale_stride); }
+  __device__ __forceinline__ const uint8_t* bias_row(uint32_t j) const { return row_at(biases, j, bias_stride); }
   fmt::F16Lut lut_hi, lut_lo;  // turbo: the levels' f16 hi and lo terms (formats/f16_bits.hpp)
 
   // The K side's lane offset (see KRow): octet t of a row's first block, so that the loop's
@@ -558,9 +571,9 @@ __device__ __forceinline__ bool grouped(Fam f, const HeadCodec& hc) {
 struct GenericRow {
   const uint8_t *codes, *scales, *biases;
   __device__ __forceinline__ void at(const HeadCodec& hc, uint32_t j) {
-    codes = hc.codes + uint64_t(j) * hc.code_stride;
-    scales = hc.scales ? hc.scales + uint64_t(j) * hc.scale_stride : nullptr;
-    biases = hc.biases ? hc.biases + uint64_t(j) * hc.bias_stride : nullptr;
+    codes = hc.code_row(j);
+    scales = hc.scales ? hc.scale_row(j) : nullptr;
+    biases = hc.biases ? hc.bias_row(j) : nullptr;
   }
   __device__ __forceinline__ void decode(const HeadCodec& hc, int dim0, uint32_t h[][4], uint32_t* bad) const {
     float v[8];
@@ -599,15 +612,15 @@ struct RowPiece {
     if constexpr (F == Fam::generic) {
       row.at(hc, j);
     } else {
-      load_bytes<Octets * octet_bytes<F>()>(hc.codes + uint64_t(j) * hc.code_stride, raw);  // hc points at the piece
+      load_bytes<Octets * octet_bytes<F>()>(hc.code_row(j), raw);  // hc points at the piece
       if constexpr (kScaled) {
         if (grouped(F, hc)) {
-          const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
+          const uint8_t* sr = hc.scale_row(j);
 #pragma unroll
           for (int i = 0; i < kGroups; ++i) {
             const int gi = i == 0 ? 0 : min(i, hc.piece_last_group);  // groups past the piece repeat the last
             if constexpr (kAffine) {
-              const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
+              const uint8_t* br = hc.bias_row(j);
               scale[i] = load_u16(sr + 2 * gi);
               bias_bits[i] = load_u16(br + 2 * gi);
             } else {
@@ -723,17 +736,17 @@ struct KRow {
     if constexpr (F == Fam::generic) {
       row.at(hc, j);
     } else {
-      const uint8_t* c = hc.codes + uint64_t(j) * hc.code_stride;
+      const uint8_t* c = hc.code_row(j);
       // hc.codes / hc.scales already point at this lane's octet / block scale (k_lane), so every
       // offset below is an immediate of the load instruction.
 #pragma unroll
       for (int b = 0; b < NB; ++b) load_bytes<octet_bytes<F>()>(c + b * 4 * octet_bytes<F>(), raw + b * kOctetWords);
       if constexpr (loads_key_scale_rows(F)) {
-        load_bytes<kAffineRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);
-        load_bytes<kAffineRowBytes>(hc.biases + uint64_t(j) * hc.bias_stride, bias_bits);
+        load_bytes<kAffineRowBytes>(hc.scale_row(j), scale);
+        load_bytes<kAffineRowBytes>(hc.bias_row(j), bias_bits);
       } else if constexpr (kAffine) {
-        const uint8_t* sr = hc.scales + uint64_t(j) * hc.scale_stride;
-        const uint8_t* br = hc.biases + uint64_t(j) * hc.bias_stride;
+        const uint8_t* sr = hc.scale_row(j);
+        const uint8_t* br = hc.bias_row(j);
         // Group sizes 32, 64, 128: block b's group is b >> (group_shift - 5). No branch on the group
         // size: its arms were if-converted into moves of the loaded values, each waiting for its load.
         const int blocks_per_group_shift = hc.group_shift - 5;
@@ -743,7 +756,7 @@ struct KRow {
           scale[b] = load_u16(sr + at), bias_bits[b] = load_u16(br + at);
         }
       } else if constexpr (kScaleBytes) {
-        if (grouped(F, hc)) load_bytes<kScaleRowBytes>(hc.scales + uint64_t(j) * hc.scale_stride, scale);  // fp8: none
+        if (grouped(F, hc)) load_bytes<kScaleRowBytes>(hc.scale_row(j), scale);  // fp8: none
       }
     }
   }
@@ -836,10 +849,10 @@ struct AffineKScales {
     for (int k = 0; k < kLoads; ++k) {
       // Block t + 4k's group (groups of 32, 64, 128 values: blocks >> (group_shift - 5)).
       const uint32_t at = 2u * uint32_t(min(t + 4 * k, NB - 1) >> (hc.group_shift - 5));
-      scale[0][k] = load_u16(hc.scales + uint64_t(ja) * hc.scale_stride + at);
-      bias[0][k] = load_u16(hc.biases + uint64_t(ja) * hc.bias_stride + at);
-      scale[1][k] = load_u16(hc.scales + uint64_t(jb) * hc.scale_stride + at);
-      bias[1][k] = load_u16(hc.biases + uint64_t(jb) * hc.bias_stride + at);
+      scale[0][k] = load_u16(hc.scale_row(ja) + at);
+      bias[0][k] = load_u16(hc.bias_row(ja) + at);
+      scale[1][k] = load_u16(hc.scale_row(jb) + at);
+      bias[1][k] = load_u16(hc.bias_row(jb) + at);
     }
   }
   // Row r's (0: key g, 1: key g + 8) value of block b, from the loaded words w (scale or bias).
@@ -894,8 +907,8 @@ struct TurboKRow {
   uint32_t scale;
 
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
-    load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.codes + uint64_t(j) * hc.code_stride, raw);
-    scale = load_u16(hc.scales + uint64_t(j) * hc.scale_stride);
+    load_chunk<kBytes, (kAlign < 16 ? kAlign : 16)>(hc.code_row(j), raw);
+    scale = load_u16(hc.scale_row(j));
   }
   __device__ __forceinline__ void decode(const HeadCodec& hc, int b, int, uint32_t h[][4], uint32_t*) const {
     turbo_lookup<kBits>(turbo_nibbles<kBits>(turbo_octet_word<kBits, kWords>(raw, b)), hc, h);
@@ -916,7 +929,7 @@ struct TurboVPiece {
   static constexpr bool kHalves = kAlign == 2 && kBytes > 2;
   uint32_t raw[kHalves ? kBytes / 2 : kWords];
   __device__ __forceinline__ void load(const HeadCodec& hc, uint32_t j, int) {
-    const uint8_t* p = hc.codes + uint64_t(j) * hc.code_stride;
+    const uint8_t* p = hc.code_row(j);
     if constexpr (kHalves) {
 #pragma unroll
       for (int i = 0; i < kBytes / 2; ++i) raw[i] = load_u16(p + 2 * i);
@@ -971,6 +984,59 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
   h.lut_hi = luts[0], h.lut_lo = luts[1];
   return h;
 }
+
+// The lane's base pointers of the K and V arrays (codes, scales, biases, each at the lane's piece),
+// kept in shared memory through the loop and read back by the loads of each step. Held in
+// registers, they were what ptxas gave up first at the 128-register cap: it rebuilt them every
+// step from the kernel's parameters (constant-bank loads, the batch and head strides' 64-bit
+// products, the lane offsets' adds), ~35 of the 407 instructions of the mxfp4 step's common path
+// (SASS, session 33). A volatile shared load cannot be rebuilt or hoisted: the loop reads each
+// pointer where a row address needs it (one LDS.128 a side), and each row's address is one
+// IMAD.WIDE.U32 of its key index. Each thread writes and reads its own slot: no barrier.
+#ifndef QSDPA_LANE_BASES_MODE
+#define QSDPA_LANE_BASES_MODE 2
+#endif
+constexpr bool lane_bases_in_smem(Fam k, Fam v) {
+  return QSDPA_LANE_BASES_MODE == 1 || (QSDPA_LANE_BASES_MODE == 2 && k != Fam::u4);
+}
+template <int W, bool kInSmem>
+struct LaneBases {
+  struct alignas(16) Slot {
+    const uint8_t *k_codes, *k_scales, *v_codes, *v_scales, *k_biases, *v_biases;
+  };
+  Slot* slot;
+  __device__ __forceinline__ LaneBases(const HeadCodec& kh, const HeadCodec& vh) {
+    if constexpr (kInSmem) {
+      __shared__ Slot slots[32 * W];
+      slot = &slots[threadIdx.x];
+      *slot = Slot{kh.codes, kh.scales, vh.codes, vh.scales, kh.biases, vh.biases};
+    }
+  }
+  __device__ __forceinline__ static void pair(const void* at, const uint8_t** a, const uint8_t** b) {
+    uint64_t x, y;
+    asm volatile("ld.shared.v2.u64 {%0, %1}, [%2];" : "=l"(x), "=l"(y) : "r"(uint32_t(__cvta_generic_to_shared(at))));
+    *a = reinterpret_cast<const uint8_t*>(x), *b = reinterpret_cast<const uint8_t*>(y);
+  }
+  __device__ __forceinline__ static const uint8_t* one(const void* at) {
+    uint64_t x;
+    asm volatile("ld.shared.u64 %0, [%1];" : "=l"(x) : "r"(uint32_t(__cvta_generic_to_shared(at))));
+    return reinterpret_cast<const uint8_t*>(x);
+  }
+  // Families whose loads read a bias array (the generic decoder's may be null: read back as such).
+  static constexpr bool biased(Fam f) { return is_affine4(f) || f == Fam::u8 || f == Fam::generic; }
+  template <Fam F>
+  __device__ __forceinline__ void reload_k(HeadCodec& kh) const {
+    if constexpr (!kInSmem) return;
+    pair(&slot->k_codes, &kh.codes, &kh.scales);
+    if constexpr (biased(F)) kh.biases = one(&slot->k_biases);
+  }
+  template <Fam F>
+  __device__ __forceinline__ void reload_v(HeadCodec& vh) const {
+    if constexpr (!kInSmem) return;
+    pair(&slot->v_codes, &vh.codes, &vh.scales);
+    if constexpr (biased(F)) vh.biases = one(&slot->v_biases);
+  }
+};
 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
@@ -1085,7 +1151,7 @@ struct Tile {
     if constexpr (is_turbo(VF)) {
 #pragma unroll
       for (int i = 0; i < 2; ++i)
-        vscale[i] = load_u16(vh.scales + uint64_t(min(j0 + g + 8 * i, last)) * vh.scale_stride);
+        vscale[i] = load_u16(vh.scale_row(uint32_t(min(j0 + g + 8 * i, last))));
     }
   }
   __device__ __forceinline__ void load_v(const HeadCodec& vh, int j0, int last, int g, int t) {
@@ -1311,6 +1377,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
   kh.k_lane<KF, D>(t);
+  LaneBases<W, lane_bases_in_smem(KF, VF)> lane_bases(kh, vh);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
@@ -1377,7 +1444,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads
   // where the first tile (whose vscale[0] is that scale in lanes g = 0) is not loaded here.
   const uint32_t vscale0_load =
-      is_turbo(VF) && !kRolling && wlo < whi ? load_u16(vh.scales + uint64_t(wlo) * vh.scale_stride) : 0u;
+      is_turbo(VF) && !kRolling && wlo < whi ? load_u16(vh.scale_row(wlo)) : 0u;
 
   // q, scaled by scale * log2(e) * K's head factor, staged in f32; turbo rotates it. A thread's
   // loads go out in one round, the dtype chosen once: a loop of load_float issued them one after
@@ -1937,8 +2004,10 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     auto iteration = [&](int j0, auto masked) {
       float s[NT][4];
       qk(s);
+      lane_bases.reload_k<KF>(kh);
       cur.load_k(kh, j0 + 16, whi - 1, g, t);
       pv();  // step j0 - 16
+      lane_bases.reload_v<VF>(vh);
       cur.load_v(vh, j0, whi - 1, g, t);
       softmax(j0, s, masked);
       cur.load_vscale(vh, j0 + 16, whi - 1, g);
@@ -1959,6 +2028,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     }
   } else {
     for (int j0 = wlo; j0 < whi; j0 += 16) {
+      lane_bases.reload_k<KF>(kh), lane_bases.reload_v<VF>(vh);
       if (!kRolling) cur.load_k(kh, j0, whi - 1, g, t), cur.load_v(vh, j0, whi - 1, g, t), cur.load_vscale(vh, j0, whi - 1, g);
       float s[NT][4];
       qk(s);
