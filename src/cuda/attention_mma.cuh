@@ -989,37 +989,40 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 // kept in shared memory through the loop and read back by the loads of each step. Held in
 // registers, they were what ptxas gave up first at the 128-register cap: it rebuilt them every
 // step from the kernel's parameters (constant-bank loads, the batch and head strides' 64-bit
-// products, the lane offsets' adds), ~35 of the 407 instructions of the mxfp4 step's common path
+// products, the lane offsets' adds), ~25 of the 407 instructions of the mxfp4 step's common path
 // (SASS, session 33). A volatile shared load cannot be rebuilt or hoisted: the loop reads each
-// pointer where a row address needs it (one LDS.128 a side), and each row's address is one
-// IMAD.WIDE.U32 of its key index. Each thread writes and reads its own slot: no barrier.
+// side's pointers where its row addresses need them (one LDS.128), and each row's address is one
+// IMAD.WIDE.U32 of its key index. The pointers depend on the lane, not on the warp: warp 0 writes
+// the block's table before the barrier that ends q's staging.
 #ifndef QSDPA_LANE_BASES_MODE
 #define QSDPA_LANE_BASES_MODE 2
 #endif
 constexpr bool lane_bases_in_smem(Fam k, Fam v) {
   return QSDPA_LANE_BASES_MODE == 1 || (QSDPA_LANE_BASES_MODE == 2 && k != Fam::u4);
 }
-template <int W, bool kInSmem>
+template <bool kInSmem>
 struct LaneBases {
   struct alignas(16) Slot {
     const uint8_t *k_codes, *k_scales, *v_codes, *v_scales, *k_biases, *v_biases;
   };
-  Slot* slot;
-  __device__ __forceinline__ LaneBases(const HeadCodec& kh, const HeadCodec& vh) {
+  uint32_t slot = 0;  // the lane's slot (a shared-memory address)
+  __device__ __forceinline__ LaneBases(const HeadCodec& kh, const HeadCodec& vh, int lane) {
     if constexpr (kInSmem) {
-      __shared__ Slot slots[32 * W];
-      slot = &slots[threadIdx.x];
-      *slot = Slot{kh.codes, kh.scales, vh.codes, vh.scales, kh.biases, vh.biases};
+      __shared__ Slot slots[32];
+      if (threadIdx.x < 32) slots[lane] = Slot{kh.codes, kh.scales, vh.codes, vh.scales, kh.biases, vh.biases};
+      // Through a shuffle, which ptxas does not rebuild: computed from the lane index, the address
+      // was rebuilt at each use (6-7 instructions a step).
+      slot = __shfl_sync(0xFFFFFFFFu, uint32_t(__cvta_generic_to_shared(&slots[lane])), lane);
     }
   }
-  __device__ __forceinline__ static void pair(const void* at, const uint8_t** a, const uint8_t** b) {
+  __device__ __forceinline__ static void pair(uint32_t at, const uint8_t** a, const uint8_t** b) {
     uint64_t x, y;
-    asm volatile("ld.shared.v2.u64 {%0, %1}, [%2];" : "=l"(x), "=l"(y) : "r"(uint32_t(__cvta_generic_to_shared(at))));
+    asm volatile("ld.shared.v2.u64 {%0, %1}, [%2];" : "=l"(x), "=l"(y) : "r"(at));
     *a = reinterpret_cast<const uint8_t*>(x), *b = reinterpret_cast<const uint8_t*>(y);
   }
-  __device__ __forceinline__ static const uint8_t* one(const void* at) {
+  __device__ __forceinline__ static const uint8_t* one(uint32_t at) {
     uint64_t x;
-    asm volatile("ld.shared.u64 %0, [%1];" : "=l"(x) : "r"(uint32_t(__cvta_generic_to_shared(at))));
+    asm volatile("ld.shared.u64 %0, [%1];" : "=l"(x) : "r"(at));
     return reinterpret_cast<const uint8_t*>(x);
   }
   // Families whose loads read a bias array (the generic decoder's may be null: read back as such).
@@ -1027,16 +1030,19 @@ struct LaneBases {
   template <Fam F>
   __device__ __forceinline__ void reload_k(HeadCodec& kh) const {
     if constexpr (!kInSmem) return;
-    pair(&slot->k_codes, &kh.codes, &kh.scales);
-    if constexpr (biased(F)) kh.biases = one(&slot->k_biases);
+    pair(slot + offsetof(Slot, k_codes), &kh.codes, &kh.scales);
+    if constexpr (biased(F)) kh.biases = one(slot + offsetof(Slot, k_biases));
   }
   template <Fam F>
   __device__ __forceinline__ void reload_v(HeadCodec& vh) const {
     if constexpr (!kInSmem) return;
-    pair(&slot->v_codes, &vh.codes, &vh.scales);
-    if constexpr (biased(F)) vh.biases = one(&slot->v_biases);
+    pair(slot + offsetof(Slot, v_codes), &vh.codes, &vh.scales);
+    if constexpr (biased(F)) vh.biases = one(slot + offsetof(Slot, v_biases));
   }
 };
+// Dynamic shared memory a kernel may take without asking for more: 48 KB less its static shared
+// memory (the lane bases' table and a few words).
+constexpr size_t kDefaultDynamicSmem = 48 * 1024 - sizeof(LaneBases<true>::Slot) * 32 - 64;
 
 struct MmaParams : KernelArgs {
   int rows;        // R = G * Lq
@@ -1377,7 +1383,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
   kh.k_lane<KF, D>(t);
-  LaneBases<W, lane_bases_in_smem(KF, VF)> lane_bases(kh, vh);
+  LaneBases<lane_bases_in_smem(KF, VF)> lane_bases(kh, vh, lane);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
@@ -2280,7 +2286,7 @@ using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 template <int D, int NT, Fam KF, Fam VF, int W>
 size_t cluster_smem() {
   constexpr size_t bytes = smem_bytes<D, NT, W>() + receive_bytes<D, NT>();
-  if constexpr (clusters_fit<D, NT>() && bytes > 48 * 1024) {
+  if constexpr (clusters_fit<D, NT>() && bytes > kDefaultDynamicSmem) {
     static const bool done = [] {
       QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, true, W>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
@@ -2294,7 +2300,7 @@ size_t cluster_smem() {
 template <int D, int NT, Fam KF, Fam VF>
 void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<D, NT>();
-  static_assert(smem <= 48 * 1024, "the kernel uses default shared memory limits");
+  static_assert(smem <= kDefaultDynamicSmem, "the kernel uses default shared memory limits");
   QSDPA_PHASE_HOST("the split kernel");
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks * unsigned(p.row_chunks), unsigned(p.k.heads), unsigned(p.q.shape[0]));
@@ -2318,7 +2324,7 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
   if constexpr (constexpr int W = whole_sm_warps<D, NT, KF, VF>(); W > 0) {
     if (p.whole_sm) {
       constexpr size_t bytes = whole_sm_smem<D, NT, W>();
-      if constexpr (bytes > 48 * 1024) {
+      if constexpr (bytes > kDefaultDynamicSmem) {
         static const bool done = [] {  // above the default 48 KB: asked for once (host only)
           QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
