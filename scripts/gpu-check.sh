@@ -186,9 +186,13 @@ d256 16:8 --dim 256 --formats $fmts,turbo4,turbo3
 EOF2
   python3 scripts/report.py lq-ratios "$OUT/bench-lq1.json" "$OUT/bench-lq4.json" "$OUT/bench-lq8.json"
 fi
+# ncu at the GPU's own clock (session 33: at ncu's default, the clock locked to base, the 4-bit loop
+# looked bound by issue; at the clock the benchmark runs at it waits on memory). QSDPA_NCU_CLOCK=base
+# gives the older profiles' setting.
+ncu_clock=${QSDPA_NCU_CLOCK:-none}
 if has ncu && command -v ncu >/dev/null; then
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
-    ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
+    ncu --clock-control "$ncu_clock" --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active' \
       ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "${QSDPA_NCU_CONTEXT:-131072}" --heads 32:8 --min-seconds 0 \
@@ -200,7 +204,7 @@ if has ncu && command -v ncu >/dev/null; then
 fi
 if has ncusrc && command -v ncu >/dev/null; then
   # Where the warps of one kernel wait, per SASS instruction (sampled stall reasons), as CSV.
-  ncu --kernel-name-base mangled -k "regex:${QSDPA_NCU_KERNEL:-mma_partials.*FamE3ELS3_3E}" -s 6 -c 1 \
+  ncu --clock-control "$ncu_clock" --kernel-name-base mangled -k "regex:${QSDPA_NCU_KERNEL:-mma_partials.*FamE3ELS3_3E}" -s 6 -c 1 \
     --section SourceCounters --section WarpStateStats -f -o "$OUT/ncu-src" \
     ./build-gpu/tools/qsdpa bench --device cuda --formats "${QSDPA_NCU_FORMAT:-mxfp4}" --context "${QSDPA_NCU_CONTEXT:-131072}" \
     --heads 32:8 --min-seconds 0 >"$OUT/ncu-src.log" 2>&1 || tail -5 "$OUT/ncu-src.log"

@@ -183,6 +183,16 @@
 // Session 32 (-session32.md): those clusters at 8 rows a block too (B 8, Lq 2, 32K: mxfp4 124 ->
 // 115 us, 83% of the copy peak; nvfp4 128.6 -> 118.8, 85%); staged loads through shared memory
 // (cp.async; branch s32-staged) were 15-20% slower and are not merged.
+// Session 33 (-session33.md): row addresses by one IMAD.WIDE.U32 each (mul.wide.u32; HeadCodec::
+// row_at) and the lanes' base pointers read from a shared table each step (LaneBases) instead of
+// rebuilt from the parameters: common path a step at D 128, tile code 0, E2M1 407 -> 371, nvfp4
+// 429 -> 391, affine4 (u4g64) 498 -> 444, u4g32 514 -> 472, mxfp8 408 -> 367, affine8 539 -> 496,
+// turbo4 692 -> 657, f16 252 -> 220; every instance's loop shorter (D 64 -10%, D 256 -4%). A B A B in one call, us:
+// GQA 4 128K affine4 70.7 -> 67.7, turbo4 106.2 -> 103.6, mxfp4 60.3 -> 59.7, nvfp4 62.7 -> 62.1;
+// MHA 128K affine4 244 -> 235, turbo4 394 -> 381. The 4-bit loops gained less than their
+// instruction counts: at the GPU's own clock (ncu --clock-control none) the whole-SM mxfp4 loop at
+// 128K waits mostly on memory (long scoreboard 3.3 cycles an instruction, issue slots 46% busy);
+// session 32's profile, at ncu's locked base clock, had made it look bound by issue.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
