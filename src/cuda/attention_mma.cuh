@@ -1004,6 +1004,8 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 // side's pointers where its row addresses need them (one LDS.128), and each row's address is one
 // IMAD.WIDE.U32 of its key index. The pointers depend on the lane, not on the warp: warp 0 writes
 // the block's table before the barrier that ends q's staging.
+// QSDPA_LANE_BASES_MODE (an A/B switch): 2 every pair but u4 keys (the fallback affine4 key family,
+// whose 4-warp loop spilled 2 -> 18 local accesses a step with the table), 1 all, 0 none.
 #ifndef QSDPA_LANE_BASES_MODE
 #define QSDPA_LANE_BASES_MODE 2
 #endif
