@@ -187,12 +187,12 @@
 // row_at) and the lanes' base pointers read from a shared table each step (LaneBases) instead of
 // rebuilt from the parameters: common path a step at D 128, tile code 0, E2M1 407 -> 371, nvfp4
 // 429 -> 391, affine4 (u4g64) 498 -> 444, u4g32 514 -> 472, mxfp8 408 -> 367, affine8 539 -> 496,
-// turbo4 692 -> 657, f16 252 -> 220; every instance's loop shorter (D 64 -10%, D 256 -4%). A B A B in one call, us:
-// GQA 4 128K affine4 70.7 -> 67.7, turbo4 106.2 -> 103.6, mxfp4 60.3 -> 59.7, nvfp4 62.7 -> 62.1;
-// MHA 128K affine4 244 -> 235, turbo4 394 -> 381. The 4-bit loops gained less than their
-// instruction counts: at the GPU's own clock (ncu --clock-control none) the whole-SM mxfp4 loop at
-// 128K waits mostly on memory (long scoreboard 3.3 cycles an instruction, issue slots 46% busy);
-// session 32's profile, at ncu's locked base clock, had made it look bound by issue.
+// turbo4 692 -> 657, f16 252 -> 220; every instance's loop shorter (D 64 -10%, D 256 -4%). A B A B
+// in one call, us: GQA 4 128K affine4 70.7 -> 67.7, turbo4 106.2 -> 103.6, mxfp4 60.3 -> 59.7,
+// nvfp4 62.7 -> 62.1; MHA 128K affine4 244 -> 235, turbo4 394 -> 381. The 4-bit loops gained less
+// than their instruction counts: at the GPU's own clock (ncu --clock-control none) the whole-SM
+// mxfp4 loop at 128K waits mostly on memory (long scoreboard 3.3 cycles an instruction, issue slots
+// 46% busy); session 32's profile, at ncu's locked base clock, had made it look bound by issue.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1009,8 +1009,8 @@ __device__ inline HeadCodec head_codec(const fmt::RowCodec& c, const CacheView& 
 #ifndef QSDPA_LANE_BASES_MODE
 #define QSDPA_LANE_BASES_MODE 2
 #endif
-constexpr bool lane_bases_in_smem(Fam k, Fam v) {
-  return QSDPA_LANE_BASES_MODE == 1 || (QSDPA_LANE_BASES_MODE == 2 && k != Fam::u4);
+constexpr bool lane_bases_in_smem(Fam key_family) {
+  return QSDPA_LANE_BASES_MODE == 1 || (QSDPA_LANE_BASES_MODE == 2 && key_family != Fam::u4);
 }
 template <bool kInSmem>
 struct LaneBases {
@@ -1395,7 +1395,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   HeadCodec kh = head_codec(kc, p.k, b, hk, p.k_luts), vh = head_codec(vc, p.v, b, hk, p.v_luts);
   vh.at_piece<VF>(g * (D / 8), D / 64);  // lane layouts: see Tile
   kh.k_lane<KF, D>(t);
-  LaneBases<lane_bases_in_smem(KF, VF)> lane_bases(kh, vh, lane);
+  LaneBases<lane_bases_in_smem(KF)> lane_bases(kh, vh, lane);
   const int64_t n = sequence_length(p, b);
   uint32_t bad = 0;  // a value or scale the f16 products cannot hold (status bit 2)
 
