@@ -1261,6 +1261,8 @@ constexpr int min_blocks() {
 #define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4) | 1 << int(Fam::u4g64) | 1 << int(Fam::u4g32) | 1 << int(Fam::u4g128))
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
+// The families whose 4-warp loop asks L2 for its rows two steps ahead (see prefetch_rows).
+constexpr bool prefetches_rows(Fam f) { return f == Fam::e2m1 || f == Fam::nv4 || eight_bit(f); }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
 // (at 3 blocks per SM they spilled; session 7). E4M3:E4M3 (mxfp8, fp8) took them in session 8: A/B
 // on the H100 (B=1, Hq=32, D=128, mxfp8) 128K 110.7 -> 109.2 us with Hkv=8 (83.4 -> 84.6% of the
@@ -2018,28 +2020,31 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // The pipelined loop compiles each iteration twice, so that the choice is one branch at its top
   // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
-  // The 4-warp kernels of the 4-bit FP pairs ask L2 for their rows two steps ahead (session 33's
-  // run-time switch, branch s33-prefetch: mxfp4 and nvfp4 32K 4-5% faster than with it off, while
-  // whole-SM blocks at 128K gained or lost 1-2%). Experiment: not measured in this compile-time form.
+  // The 4-warp kernels of the 4-bit FP and 8-bit pairs at D <= 128 ask L2 for their code rows two
+  // steps ahead: lanes 0-15 for the 16 K rows of the step at j0, lanes 16-31 for its V rows (a row
+  // of these is at most one 128-byte line). An L2 prefetch costs one instruction a lane and no
+  // register past its address; the 4-bit loop has no register left for a deeper pipeline. Session 33's
+  // run-time switch (branch s33-prefetch) gained 3-4% at 32K in these kernels and gained or lost 1-3%
+  // in whole-SM blocks at 128K; session 34 (H100, A B A B, us, without -> with): GQA 4 32K mxfp4
+  // 21.18 / 21.18 -> 20.39 / 20.31, nvfp4 21.63 / 21.59 -> 20.59 / 20.52, 16K -1 to -2%, 4K-8K
+  // and MHA 4K-32K within 1%.
 #ifndef QSDPA_PREFETCH_4WARP
 #define QSDPA_PREFETCH_4WARP 1
 #endif
-  constexpr bool kPrefetchL2 = QSDPA_PREFETCH_4WARP && W == kWarps && !Cluster && D <= 128 &&
-                               (KF == Fam::e2m1 || KF == Fam::nv4) && (VF == Fam::e2m1 || VF == Fam::nv4);
+  constexpr bool kPrefetchL2 = QSDPA_PREFETCH_4WARP && W == kWarps && !Cluster && D <= 128 && prefetches_rows(KF) &&
+                               prefetches_rows(VF);
+  auto prefetch_rows = [&](int j0) {  // needs both lane bases loaded (reload_k / reload_v)
+    const uint32_t key = uint32_t(min(j0 + (lane & 15), whi - 1));
+    const HeadCodec& side = lane < 16 ? kh : vh;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(side.code_row(key)));
+  };
   if constexpr (kPipelined) {
     auto iteration = [&](int j0, auto masked) {
       float s[NT][4];
       qk(s);
       lane_bases.reload_k<KF>(kh);
       cur.load_k(kh, j0 + 16, whi - 1, g, t);
-      if constexpr (kPrefetchL2) {
-        // Lanes 0-15 ask L2 for the 16 K rows two steps ahead, lanes 16-31 for its V rows (a
-        // lane's piece lies in its row's 128-byte line: 4-bit rows at D <= 128).
-        lane_bases.reload_v<VF>(vh);
-        const uint32_t key = uint32_t(min(j0 + 32 + (lane & 15), whi - 1));
-        const HeadCodec& side = lane < 16 ? kh : vh;
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(side.code_row(key)));
-      }
+      if constexpr (kPrefetchL2) lane_bases.reload_v<VF>(vh), prefetch_rows(j0 + 32);
       pv();  // step j0 - 16
       lane_bases.reload_v<VF>(vh);
       cur.load_v(vh, j0, whi - 1, g, t);
@@ -2067,6 +2072,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
       float s[NT][4];
       qk(s);
       if (kRolling) cur.load_k(kh, j0 + 16, whi - 1, g, t);
+      if constexpr (kPrefetchL2) prefetch_rows(j0 + 32);
       softmax(j0, s, !whole(j0));
       if (kRolling) cur.load_vscale(vh, j0 + 16, whi - 1, g);
       rescale();
