@@ -1261,8 +1261,8 @@ constexpr int min_blocks() {
 #define QSDPA_WIDE_UNPIPELINED (1 << int(Fam::u4) | 1 << int(Fam::u4g64) | 1 << int(Fam::u4g32) | 1 << int(Fam::u4g128))
 #endif
 constexpr bool eight_bit(Fam f) { return f == Fam::u8 || f == Fam::e4m3; }
-// The families whose 4-warp loop asks L2 for its rows two steps ahead (see prefetch_rows).
-constexpr bool prefetches_rows(Fam f) { return f == Fam::e2m1 || f == Fam::nv4 || eight_bit(f); }
+// The families whose 4-warp loop asks L2 for its rows two steps ahead (see prefetch_rows in the kernel).
+constexpr bool prefetches_rows(Fam f) { return f == Fam::e2m1 || f == Fam::nv4; }
 // The pairs that take both: all but those with affine 8-bit codes or with E4M3 beside another family
 // (at 3 blocks per SM they spilled; session 7). E4M3:E4M3 (mxfp8, fp8) took them in session 8: A/B
 // on the H100 (B=1, Hq=32, D=128, mxfp8) 128K 110.7 -> 109.2 us with Hkv=8 (83.4 -> 84.6% of the
@@ -2020,14 +2020,14 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // The pipelined loop compiles each iteration twice, so that the choice is one branch at its top
   // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
-  // The 4-warp kernels of the 4-bit FP and 8-bit pairs at D <= 128 ask L2 for their code rows two
-  // steps ahead: lanes 0-15 for the 16 K rows of the step at j0, lanes 16-31 for its V rows (a row
-  // of these is at most one 128-byte line). An L2 prefetch costs one instruction a lane and no
-  // register past its address; the 4-bit loop has no register left for a deeper pipeline. Session 33's
-  // run-time switch (branch s33-prefetch) gained 3-4% at 32K in these kernels and gained or lost 1-3%
-  // in whole-SM blocks at 128K; session 34 (H100, A B A B, us, without -> with): GQA 4 32K mxfp4
-  // 21.18 / 21.18 -> 20.39 / 20.31, nvfp4 21.63 / 21.59 -> 20.59 / 20.52, 16K -1 to -2%, 4K-8K
-  // and MHA 4K-32K within 1%.
+  // The 4-warp kernels of the 4-bit FP pairs (mxfp4, nvfp4) at D <= 128 ask L2 for their code rows
+  // two steps ahead: lanes 0-15 for the 16 K rows of the step at j0, lanes 16-31 for its V rows (a
+  // row is at most one 128-byte line). One instruction a lane and no register past its address:
+  // their loop has no register left for a deeper pipeline. A/B on the H100 (session 34, A B A B, us,
+  // without -> with): GQA 4 32K mxfp4 21.18 / 21.18 -> 20.39 / 20.31, nvfp4 21.63 / 21.59 -> 20.59 /
+  // 20.52, 16K -1 to -2%, 4K-8K and MHA 4K-32K within 1%. Not taken: whole-SM blocks (session 33's
+  // run-time switch: -1% to +3% at 128K) and the 8-bit pairs (mxfp8 32K 31.24 -> 30.72, but 128K
+  // 103.6 -> 108.9, affine8 128K 107.1 -> 114.0, MHA 32K +3-5%).
 #ifndef QSDPA_PREFETCH_4WARP
 #define QSDPA_PREFETCH_4WARP 1
 #endif
