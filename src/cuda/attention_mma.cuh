@@ -193,6 +193,10 @@
 // than their instruction counts: at the GPU's own clock (ncu --clock-control none) the whole-SM
 // mxfp4 loop at 128K waits mostly on memory (long scoreboard 3.3 cycles an instruction, issue slots
 // 46% busy); session 32's profile, at ncu's locked base clock, had made it look bound by issue.
+// Session 34 (-session34.md): the 4-warp mxfp4 / nvfp4 kernels at tile code 0 ask L2 for their rows
+// two steps ahead (prefetch_rows; +6-7 instructions a step): GQA 4 32K mxfp4 20.96 -> 20.23 us (59%
+// of the copy peak, 2.66x cuDNN), nvfp4 21.62 -> 20.62 (62%, 2.63x), D 64 32K -2.5-3%, 4K-8K and
+// MHA within 1% (A B A B in one call; the 8-bit pairs and the row-tile kernels lost with it).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
