@@ -2025,9 +2025,11 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
   // The 4-warp kernels of the 4-bit FP pairs (mxfp4, nvfp4) at tile code 0 (up to 4 rows: Lq 1 at
-  // GQA <= 4) and D <= 128 ask L2 for their code rows two steps ahead: lanes 0-15 for the 16 K rows of the step at j0, lanes 16-31 for its V rows (a
-  // row is at most one 128-byte line). One instruction a lane and no register past its address:
-  // their loop has no register left for a deeper pipeline. A/B on the H100 (session 34, A B A B, us,
+  // GQA <= 4) and D <= 128 ask L2 for their code rows two steps ahead: lanes 0-15 for the 16 K rows
+  // of the step at j0, lanes 16-31 for its V rows (a row is at most one 128-byte line). One
+  // instruction a lane and no register past its address: their loop has no register left for a
+  // deeper pipeline (the pipelined loop reads V's bases again before its V loads rather than hold
+  // them across pv()). A/B on the H100 (session 34, A B A B, us,
   // without -> with): GQA 4 32K mxfp4 21.18 / 21.18 -> 20.39 / 20.31, nvfp4 21.63 / 21.59 -> 20.59 /
   // 20.52, 16K -1 to -2%, 4K-8K and MHA 4K-32K within 1%. Not taken: the row-tile kernels (Lq 4 and
   // 8 at GQA 4, 32K: mxfp4 0 and +1.3%, nvfp4 +1.5% and +3.4%), whole-SM blocks (session 33's
