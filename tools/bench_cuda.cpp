@@ -64,10 +64,10 @@ double median(std::vector<double> v) {
 }
 
 // Median over `reps` of the time between two CUDA events recorded on `stream` around
-// launch_batch(), divided by the `copies` calls the batch makes. With a gate, the GPU waits behind
-// it until both events and the batch are enqueued (cuda::HostGate).
+// launch_batch(), divided by the `calls` the batch makes. With a gate, the GPU waits behind it until
+// both events and the batch are enqueued (cuda::HostGate).
 template <typename Fn>
-double event_median_us(int copies, int reps, cudaStream_t stream, Fn launch_batch, cuda::HostGate* gate = nullptr) {
+double event_median_us(int calls, int reps, cudaStream_t stream, Fn launch_batch, cuda::HostGate* gate = nullptr) {
   cudaEvent_t start, stop;
   QSDPA_CUDA_CHECK(cudaEventCreate(&start));
   QSDPA_CUDA_CHECK(cudaEventCreate(&stop));
@@ -81,7 +81,7 @@ double event_median_us(int copies, int reps, cudaStream_t stream, Fn launch_batc
     QSDPA_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     QSDPA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    us.push_back(ms * 1e3 / copies);
+    us.push_back(ms * 1e3 / calls);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -101,13 +101,34 @@ double time_us(int copies, int reps, Fn fn) {
 
 bool graph_gated() { return std::getenv("QSDPA_BENCH_NO_GATE") == nullptr; }
 
+// How many calls a timed graph batch holds, and over how many copies it rotates (session 35): at
+// least 8 calls (min_batch_calls) over at least 2 copies, so that the replay's own start on the GPU
+// (a few us between the start event and the first kernel) is spread over the batch in every row.
+// Until then a batch held one call per copy, and a row whose one copy was already larger than twice
+// the L2 (f16 from 32K, every format at 128K at B=1, GQA 4) was timed one call a replay, while a
+// 4-bit row at 32K shared the start among 3 calls. QSDPA_BENCH_MIN_BATCH=1 times the old way (an A/B
+// switch); scripts/torch_sdpa.py batches PyTorch's calls by the same rule.
+int min_batch_calls() {
+  static const int calls = [] {
+    const char* v = std::getenv("QSDPA_BENCH_MIN_BATCH");
+    return v ? std::clamp(std::atoi(v), 1, 64) : 8;
+  }();
+  return calls;
+}
+int batch_calls(int copies) {
+  const int calls = std::max(copies, min_batch_calls());
+  return (calls + copies - 1) / copies * copies;  // every copy as often
+}
+
 // The same measurement with the batch captured once in a CUDA graph and replayed: the GPU's own time
 // per call, without the host's per-call work (validation, two kernel launches), which is longer
 // than the kernels at N <= 4K, and behind a HostGate, without the graph launch's own host time.
-// scripts/torch_sdpa.py times PyTorch the same way. fn(copy, stream). QSDPA_BENCH_NO_GATE=1 times
-// without the gate (an A/B switch: how much host time the events had counted).
+// scripts/torch_sdpa.py times PyTorch the same way. fn(copy, stream); the batch's calls cycle over
+// the copies (batch_calls). QSDPA_BENCH_NO_GATE=1 times without the gate (an A/B switch: how much
+// host time the events had counted).
 template <typename Fn>
 double graph_time_us(int copies, int reps, Fn fn) {
+  const int calls = batch_calls(copies);
   cudaStream_t stream;
   QSDPA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   for (int w = 0; w < 3; ++w) fn(w % copies, stream);
@@ -115,13 +136,13 @@ double graph_time_us(int copies, int reps, Fn fn) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   QSDPA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < copies; ++c) fn(c, stream);
+  for (int c = 0; c < calls; ++c) fn(c % copies, stream);
   QSDPA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   QSDPA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
   cuda::HostGate gate;
   const double us = event_median_us(
-      copies, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, graph_gated() ? &gate : nullptr);
+      calls, reps, stream, [&] { QSDPA_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, graph_gated() ? &gate : nullptr);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
@@ -180,7 +201,9 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
                                     vq.scales.size() + vq.biases.size());
       // At most 256 copies: enough for twice the L2 (50 MB on the H100) down to 0.4 MB a pair. Until
       // session 18 the cap was 16, so at 1K-2K the 4-bit caches' copies (18-35 MB) fitted in the L2.
-      const int copies = int(std::clamp<int64_t>((2 * l2 + bytes - 1) / bytes, 1, kMaxCopies));
+      // At least 2 (batch_calls): consecutive calls of a batch never read the same copy.
+      const int copies =
+          int(std::clamp<int64_t>((2 * l2 + bytes - 1) / bytes, min_batch_calls() > 1 ? 2 : 1, kMaxCopies));
       ks.clear();
       vs.clear();
       for (int c = 0; c < copies; ++c) {
@@ -261,7 +284,7 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
         std::fprintf(stderr, "  append %s:%s failed: %s\n", to_string(kf).c_str(), to_string(vf).c_str(), e.what());
       }
       CudaBenchRow r{kf, vf, ctx, us, bytes, f16_us, unfused_us, cuda::kernel_name(args_for(ks[0]->view, vs[0]->view)),
-                     append_us, eager_us, int(ks.size()), clock_mhz, graph_gated()};
+                     append_us, eager_us, int(ks.size()), batch_calls(int(ks.size())), clock_mhz, graph_gated()};
       res.rows.push_back(r);
       if (verbose)
         std::fprintf(stderr, "  %s:%s @ %lld: %.1f us (f16 %.1f, unfused %.1f; %s kernel)\n", to_string(kf).c_str(),

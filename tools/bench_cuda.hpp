@@ -18,7 +18,8 @@ struct CudaBenchRow {
   std::string kernel;  // the kernel attention() chose (cuda::kernel_name)
   double append_us;    // one append() of one new token of K and V per sequence (NaN if it failed)
   double eager_us;     // per call, back-to-back eager calls (host work per call included)
-  int copies;          // rotating cache copies the batch cycles through (together > 2x the L2)
+  int copies;          // rotating cache copies the batch cycles through (together > 2x the L2; at least 2)
+  int batch_calls;     // calls per timed graph replay (at least 8 unless QSDPA_BENCH_MIN_BATCH says less)
   double sm_clock_mhz; // the SM clock right after the row's timing (cuda::sm_clock_mhz; NaN if it failed)
   bool gated;          // timed behind cuda::HostGate ("cuda-graph-gated"; QSDPA_BENCH_NO_GATE=1: "cuda-graph")
 };

@@ -277,7 +277,7 @@ void run_on_cuda(const Shape& shape, const std::vector<int64_t>& contexts,
                     {"speedup_vs_unfused", row.unfused_time_us / row.time_us},
                     {"append_us", or_null(row.append_us)},
                     {"eager_time_us", row.eager_us}, {"timing", row.gated ? "cuda-graph-gated" : "cuda-graph"}, {"kernel", row.kernel},
-                    {"copies", row.copies}, {"sm_clock_mhz", or_null(row.sm_clock_mhz)}});
+                    {"copies", row.copies}, {"batch_calls", row.batch_calls}, {"sm_clock_mhz", or_null(row.sm_clock_mhz)}});
   }
   if (!json.empty()) {
     nlohmann::json j = {{"device", "cuda"}, {"device_name", r.device_name}, {"peak_gbps", r.peak_gbps}, {"peak_kind", "copy"},
