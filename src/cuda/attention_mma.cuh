@@ -1307,6 +1307,28 @@ constexpr int kernel_min_blocks() {
 // s30-tail-chunks: each chunk a fresh softmax and a slot of its own, so deterministic, but a
 // chunk's first tile then waits out a full memory latency) 8-14% slower.
 // bench/results/cuda-h100-2026-11-27-session30.md, -session31.md.
+// Steps after the first whose code rows a warp asks into L2 in its prologue (session 35), one
+// prefetch.global.L2 a lane a step (lanes 0-15 K rows, 16-31 V rows), issued after the first tile's
+// loads: from the grid's wait until the loop starts (~3 us at 32K-128K, q's staging behind the first
+// tile's loads) the memory is otherwise busy with one step a warp. Where the loop asks for nothing
+// ahead (whole-SM mxfp4 / nvfp4 blocks, the 8-bit 4-warp ones), that gained; where it already asks
+// two steps ahead (the 4-warp mxfp4 / nvfp4 kernels) it lost. A B C (H100, session 35, GQA 4, us,
+// none / 2 steps / 4 steps): whole-SM mxfp4 128K 57.5 / 57.1 / 56.5, nvfp4 59.4 / 58.9 / 58.6,
+// MHA 32K mxfp4 56.6 / 56.3 / 55.7; 4-warp mxfp8 32K 30.4 / 29.8 / 30.5, affine8 31.8 / 31.3 /
+// 32.1, 128K mxfp8 100.8 / 100.2 / 100.5, affine8 104.7 / 103.9 / 104.5; not taken: 4-warp mxfp4
+// 32K 19.8 / 20.3 / 21.6, nvfp4 20.1 / 20.3 / 21.6, turbo4 32K 32.4 / 33.7 / 34.1, affine4 (whole-SM
+// at 128K) 65.1 / 65.5 / 65.7. Only where measured: D 128, up to 4 rows a block, no cluster.
+// QSDPA_PROLOGUE_PREFETCH=0 (compile time) removes it.
+#ifndef QSDPA_PROLOGUE_PREFETCH
+#define QSDPA_PROLOGUE_PREFETCH 1
+#endif
+template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W>
+constexpr int prologue_prefetch_steps() {
+  if (!QSDPA_PROLOGUE_PREFETCH || Cluster || TC != 0 || D != 128) return 0;
+  if (W > kWarps && prefetches_rows(KF) && prefetches_rows(VF)) return 4;  // whole-SM mxfp4, nvfp4
+  const bool eight_bit = (KF == Fam::e4m3 && VF == Fam::e4m3) || (KF == Fam::u8 && VF == Fam::u8);
+  return W == kWarps && eight_bit ? 2 : 0;
+}
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
   constexpr bool family = (is_affine4(KF) && VF == Fam::u4) || (KF == Fam::e2m1 && VF == Fam::e2m1) ||
@@ -1464,6 +1486,15 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
     cur.load_vscale(vh, wlo, whi - 1, g);
   }
+  // The code rows of the next steps asked into L2 now, while q is staged (prologue_prefetch_steps).
+  constexpr int kPrologueSteps = kRolling ? prologue_prefetch_steps<D, TC, KF, VF, Cluster, W>() : 0;
+  if constexpr (kPrologueSteps > 0)
+    if (wlo < whi)
+#pragma unroll
+      for (int s = 1; s <= kPrologueSteps; ++s) {
+        const uint32_t key = uint32_t(min(wlo + 16 * s + (lane & 15), whi - 1));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((lane < 16 ? kh : vh).code_row(key)));
+      }
 
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads
   // where the first tile (whose vscale[0] is that scale in lanes g = 0) is not loaded here.
