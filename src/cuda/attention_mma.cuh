@@ -197,6 +197,11 @@
 // two steps ahead (prefetch_rows; +6-7 instructions a step): GQA 4 32K mxfp4 20.96 -> 20.23 us (59%
 // of the copy peak, 2.66x cuDNN), nvfp4 21.62 -> 20.62 (62%, 2.63x), D 64 32K -2.5-3%, 4K-8K and
 // MHA within 1% (A B A B in one call; the 8-bit pairs and the row-tile kernels lost with it).
+// Session 35 (-session35.md; the bench's batches now hold at least 8 calls, so per-call numbers are
+// ~2 us lower at 128K than before): the prologue asks L2 for the next steps' rows in the whole-SM
+// mxfp4 / nvfp4 blocks (4 steps) and the 8-bit 4-warp kernels (2; prologue_prefetch_steps): GQA 4
+// 128K mxfp4 57.3 -> 56.4 us (84% of the copy peak, 3.19x cuDNN), nvfp4 59.1 -> 58.5 (87%, 3.10x),
+// mxfp8 32K 30.4 -> 29.7 (78%), affine8 32K 31.9 -> 31.1 (77%), MHA 32K mxfp4 56.5 -> 55.7.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
