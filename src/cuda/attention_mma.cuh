@@ -1331,8 +1331,7 @@ template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int prologue_prefetch_steps() {
   if (!QSDPA_PROLOGUE_PREFETCH || Cluster || TC != 0 || D != 128) return 0;
   if (W > kWarps && prefetches_rows(KF) && prefetches_rows(VF)) return 4;  // whole-SM mxfp4, nvfp4
-  const bool eight_bit = (KF == Fam::e4m3 && VF == Fam::e4m3) || (KF == Fam::u8 && VF == Fam::u8);
-  return W == kWarps && eight_bit ? 2 : 0;
+  return W == kWarps && eight_bit(KF) && KF == VF ? 2 : 0;  // mxfp8 / fp8, affine8
 }
 template <int D, int NT, Fam KF, Fam VF>
 constexpr int whole_sm_warps() {
@@ -1491,15 +1490,20 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     cur.load_k(kh, wlo, whi - 1, g, t), cur.load_v(vh, wlo, whi - 1, g, t);
     cur.load_vscale(vh, wlo, whi - 1, g);
   }
+  // L2 asked for the code rows of the step at j0: lanes 0-15 its 16 K rows, lanes 16-31 its V rows
+  // (a row is at most one 128-byte line), the key clamped to the warp's last as the loads' are. In
+  // the loop it needs both lane bases loaded (reload_k / reload_v).
+  auto prefetch_rows = [&](int j0) {
+    const uint32_t key = uint32_t(min(j0 + (lane & 15), whi - 1));
+    const HeadCodec& side = lane < 16 ? kh : vh;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(side.code_row(key)));
+  };
   // The code rows of the next steps asked into L2 now, while q is staged (prologue_prefetch_steps).
   constexpr int kPrologueSteps = kRolling ? prologue_prefetch_steps<D, TC, KF, VF, Cluster, W>() : 0;
   if constexpr (kPrologueSteps > 0)
     if (wlo < whi)
 #pragma unroll
-      for (int s = 1; s <= kPrologueSteps; ++s) {
-        const uint32_t key = uint32_t(min(wlo + 16 * s + (lane & 15), whi - 1));
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((lane < 16 ? kh : vh).code_row(key)));
-      }
+      for (int s = 1; s <= kPrologueSteps; ++s) prefetch_rows(wlo + 16 * s);
 
   // Turbo V: the warp's first key's scale (see vnorm below), loaded with the other early loads
   // where the first tile (whose vscale[0] is that scale in lanes g = 0) is not loaded here.
@@ -2061,8 +2065,7 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // and the rest is straight-line code; the plain loop asks inside the softmax.
   auto whole = [&](int j0) { return j0 >= all_lo && j0 + 16 <= all_hi; };
   // The 4-warp kernels of the 4-bit FP pairs (mxfp4, nvfp4) at tile code 0 (up to 4 rows: Lq 1 at
-  // GQA <= 4) and D <= 128 ask L2 for their code rows two steps ahead: lanes 0-15 for the 16 K rows
-  // of the step at j0, lanes 16-31 for its V rows (a row is at most one 128-byte line). One
+  // GQA <= 4) and D <= 128 ask L2 for their code rows two steps ahead (prefetch_rows). One
   // instruction a lane and no register past its address: their loop has no register left for a
   // deeper pipeline (the pipelined loop reads V's bases again before its V loads rather than hold
   // them across pv()). A/B on the H100 (session 34, A B A B, us,
@@ -2076,11 +2079,6 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
 #endif
   constexpr bool kPrefetchL2 = QSDPA_PREFETCH_4WARP && W == kWarps && !Cluster && TC == 0 && D <= 128 &&
                                prefetches_rows(KF) && prefetches_rows(VF);
-  auto prefetch_rows = [&](int j0) {  // needs both lane bases loaded (reload_k / reload_v)
-    const uint32_t key = uint32_t(min(j0 + (lane & 15), whi - 1));
-    const HeadCodec& side = lane < 16 ? kh : vh;
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(side.code_row(key)));
-  };
   if constexpr (kPipelined) {
     auto iteration = [&](int j0, auto masked) {
       float s[NT][4];
