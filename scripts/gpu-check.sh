@@ -182,7 +182,7 @@ lq32 32:8 --lq 32 --formats f16,affine4,mxfp4,mxfp8
 b8 32:8 --batch 8 --formats $fmts,turbo4,turbo3
 b32 32:8 --batch 32 --formats f16,affine4,mxfp4,mxfp8,turbo4
 d64 32:8 --dim 64 --formats $fmts,turbo4
-d256 16:8 --dim 256 --formats $fmts,turbo4,turbo3
+d256 32:8 --dim 256 --formats $fmts,turbo4,turbo3
 EOF2
   python3 scripts/report.py lq-ratios "$OUT/bench-lq1.json" "$OUT/bench-lq4.json" "$OUT/bench-lq8.json"
 fi

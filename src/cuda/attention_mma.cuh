@@ -2194,23 +2194,39 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     return top == -INFINITY ? -INFINITY : top / kLog2e;
   };
   if constexpr (kWholeSm) {
-    // Whole-SM blocks: a warp per (row, 32 dims), each lane taking the row's weights itself and dim
-    // l + 32 e: the block's 16 warps all work, no weights pass, no barrier.
+    // Whole-SM blocks: a warp per (row, 32 dims), lane l taking dim l + 32 e: the block's 16 warps
+    // all work, no weights pass, no barrier. Lane w < W reads warp w's (m, l), takes its weight by
+    // one ex2 against the row's maximum (a max over those lanes), and the lanes take the W weights by
+    // shuffles and l by a sum over those lanes. Every lane reading all W maxima and weighting them
+    // with exp2f (its range fix-ups: ~10 instructions a weight), and summing l itself, took ~335
+    // instructions a warp from the last barrier to the stores (SASS, fin35, D 128), which 16 warps
+    // issue after the last warp's loop has ended. Weights are those exp2f gave (the same MUFU.EX2)
+    // but below 2^-126, which flush to 0 here; v sums the warps in warp order as before.
+    static_assert(W <= 32 && (W & (W - 1)) == 0, "the warps' (m, l) lie in a power of two of lanes");
     constexpr int E = D / 32;
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
     for (int task = warp; task < R * E; task += W) {
       const int r = task / E, d = lane + 32 * (task - r * E);
-      float weight[W];
-      const float m = warp_weights(r, weight);
       const float* part = wpart + r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
-      float v = 0.0f, l = 0.0f;
+      const float* its = part + (lane % W) * RP * WP::kRowStride;
+      const float m_w = lane < W ? its[WP::kM] : -INFINITY;
+      float top = m_w;
 #pragma unroll
-      for (int w = 0; w < W; ++w)
-        if (weight[w] != 0.0f)
-          v += part[w * RP * WP::kRowStride + WP::at(d)] * weight[w], l += part[w * RP * WP::kRowStride + WP::kL] * weight[w];
+      for (int o = W / 2; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+      // A warp that saw no key of the row (m = -inf) weighs 0, as does every warp of a row none saw.
+      const float weight_w = fast_exp2(m_w - (top == -INFINITY ? 0.0f : top));
+      float l = lane < W && weight_w != 0.0f ? its[WP::kL] * weight_w : 0.0f;
+#pragma unroll
+      for (int o = W / 2; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);
+      float v = 0.0f;
+#pragma unroll
+      for (int w = 0; w < W; ++w) {
+        const float weight = __shfl_sync(0xFFFFFFFFu, weight_w, w);
+        if (weight != 0.0f) v += part[w * RP * WP::kRowStride + WP::at(d)] * weight;
+      }
       float* row = out + r * (D + 2);
       row[d] = v;
-      if (d == 0) row[D] = m, row[D + 1] = l;
+      if (d == 0) row[D] = top == -INFINITY ? -INFINITY : top / kLog2e, row[D + 1] = l;  // lane 0 of the row's first slice
     }
     QSDPA_PHASE(5);
     return;
