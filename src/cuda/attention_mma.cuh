@@ -202,6 +202,10 @@
 // mxfp4 / nvfp4 blocks (4 steps) and the 8-bit 4-warp kernels (2; prologue_prefetch_steps): GQA 4
 // 128K mxfp4 57.3 -> 56.4 us (84% of the copy peak, 3.19x cuDNN), nvfp4 59.1 -> 58.5 (87%, 3.10x),
 // mxfp8 32K 30.4 -> 29.7 (78%), affine8 32K 31.9 -> 31.1 (77%), MHA 32K mxfp4 56.5 -> 55.7.
+// Session 36 (-session36.md): the whole-SM mxfp4 / nvfp4 epilogue takes its warps' weights by one ex2
+// a lane and shuffles (~157 instructions a warp's task, from ~335); from the last warp's loop end to
+// the stored partial 1.25 -> 0.92 us (phase probe, 128K); A B A B in one call, us: GQA 4 128K nvfp4
+// 58.5 -> 57.5 (88%), mxfp4 56.5 -> 56.3 (84.6-84.7% of the copy peak); 32K, MHA, B 8 even.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -2201,6 +2205,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // took ~335 instructions a warp from the last barrier to the stores (SASS, fin35, D 128), which 16
   // warps issue after the last warp's loop has ended. Weights are those exp2f gave (the same
   // MUFU.EX2) but below 2^-126, which flush to 0 here; v sums the warps in warp order as before.
+  // Now ~157 instructions a task (SASS); the phase probe's span from the last warp's loop end to the
+  // stored partial went 1.25 -> 0.92 us at 128K, the calls 0.2-1 us (nvfp4 -1.6%, mxfp4 -0.2%).
   // Affine 4-bit keeps the per-lane weights: with the shuffles its loops spilled more (SASS: u4g64
   // 3 -> 13 local accesses a step, u4g32 8 -> 17), a register allocation moved by code after them.
   if constexpr (kWholeSm) {
