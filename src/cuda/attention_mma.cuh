@@ -205,7 +205,8 @@
 // Session 36 (-session36.md): the whole-SM mxfp4 / nvfp4 epilogue takes its warps' weights by one ex2
 // a lane and shuffles (~157 instructions a warp's task, from ~335); from the last warp's loop end to
 // the stored partial 1.25 -> 0.92 us (phase probe, 128K); A B A B in one call, us: GQA 4 128K nvfp4
-// 58.5 -> 57.5 (88%), mxfp4 56.5 -> 56.3 (84.6-84.7% of the copy peak); 32K, MHA, B 8 even.
+// 58.5 -> 57.5 (88-89%), mxfp4 56.5 -> 56.2-56.3 (84.7-85.8% of each run's copy peak, 2958-2993
+// GB/s); 32K, MHA, B 8 even.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
