@@ -227,6 +227,8 @@ void expect_clusters_on_sm90(int clustered) {
 // kernel (where a KV head's splits fit one and the GPU holds them all: on the H100 2, 3 and 4
 // splits at 64, 36 and 28 KV heads here): the owners' merge of 2-4 partials a row, with ragged
 // lengths, Lq 2 causal, sinks and bf16 q; mxfp4 at 16 splits of ~2K keys stays on 4-warp blocks.
+// The last two (D 64, 8 KV heads, 16 splits of 4100-4400 keys) run the mxfp4 / nvfp4 whole-SM
+// epilogue of session 36 at D 64 without a cluster (added after that session's GPU runs).
 // On sm_90 at least one case must have run in clusters, or this test would not test them.
 TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
@@ -240,7 +242,9 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
        {"nvfp4", 128, 16, 33000},
        {"mxfp4", 64, 28, 33000},
        {"nvfp4", 64, 32, 32769},
-       {"mxfp4", 128, 8, 33000}},
+       {"mxfp4", 128, 8, 33000},
+       {"mxfp4", 64, 8, 70001},
+       {"nvfp4", 64, 8, 66000}},
       3600, [](test::AttentionCase& c, uint64_t seed) {
         if (seed % 4 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
       });
