@@ -50,6 +50,10 @@ constexpr int kMergeThreads = 512;
 #ifndef QSDPA_MERGE_SLICES
 #define QSDPA_MERGE_SLICES 1
 #endif
+// A/B switch (session 36): 0 merges up to 32 splits with merge_slice_kernel too (see merge_warp_kernel).
+#ifndef QSDPA_MERGE_WARPS
+#define QSDPA_MERGE_WARPS 1
+#endif
 
 // The combine of a block's 16 warp results for one row, in every lane of a warp: lane i < 16
 // holds warp i's weight against the row's reference (the largest warp maximum and the sink); the
@@ -259,6 +263,74 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
+// The merge of one row's 32-dim slice by one warp, for up to 32 splits (whole-SM blocks make 16 a
+// (b, KV head) at 8 KV heads, 4 at 32): lane s holds split s's (m, l), every lane loads its dim of
+// each split in one round, and the weights pass by shuffles, so no shared memory and no barrier.
+// merge_slice_kernel's block of 16 warps (one round of loads, a barrier, warp 0 combining the
+// warps' sums) took ~1.1 us from its wait to its stores at 128K (phase probe, session 36).
+// MaxSplits: the loads a lane issues (predicated beyond `splits`). The sums run in split order.
+constexpr int kWarpMergeWarps = 4;  // (row, slice) tasks a block
+template <int MaxSplits>
+__global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(KernelArgs p, int rows, int splits, const float* work) {
+  static_assert(MaxSplits <= 32, "a lane holds one split's (m, l)");
+  const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
+  const int lane = int(threadIdx.x % 32), task = int(blockIdx.x) * kWarpMergeWarps + int(threadIdx.x / 32);
+  if (task >= rows * slices) return;  // whole warps
+  const int r = task / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
+  const int d = (task - r * slices) * 32 + lane;
+  const bool has_d = d < D;
+  const int64_t stride = int64_t(rows) * (D + 2);
+  int64_t row_first = (int64_t(b) * p.k.heads + hk) * splits * stride + int64_t(r) * (D + 2);
+  const float sink = sink_of(p, int64_t(hk) * G + r % G);  // an input: read before the wait
+  // Addresses before the wait, as in merge_slice_kernel (the compiler would sink them after it).
+  asm volatile("" : "+l"(row_first));
+  const float* w = work + row_first;
+  const bool out_f32 = p.out.dtype == DType::f32, out_f16 = p.out.dtype == DType::f16;
+  uint8_t* out_at = static_cast<uint8_t*>(p.out.data) + (has_d ? out_offset(p, b, hk, G, r, d) : 0) * (out_f32 ? 4 : 2);
+  float* lse_at = p.lse ? p.lse + lse_index(p, b, hk, G, r) : nullptr;
+  int out_kind = out_f32 ? 0 : out_f16 ? 1 : 2;
+  asm volatile("" : "+l"(out_at), "+l"(lse_at), "+r"(out_kind));
+  // Lane s asks L2 for split s's lines: the slice's first and last value and its (m, l).
+  const int stride32 = int(stride), slice_first = d - lane;
+  if (lane < splits) {
+    const float* split = w + lane * stride32;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(split + slice_first));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(split + min(slice_first + 31, D - 1)));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(split + D));
+  }
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 0);
+  wait_for_prior_grid();  // launched early (programmatic dependent launch): the partials come now
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 1);
+  const float2 ml = lane < splits ? *reinterpret_cast<const float2*>(w + lane * stride32 + D) : make_float2(-INFINITY, 0.0f);
+  float v[MaxSplits];
+#pragma unroll
+  for (int s = 0; s < MaxSplits; ++s) v[s] = s < splits && has_d ? w[s * stride32 + d] : 0.0f;
+  float top = ml.x;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+  top = fmaxf(top, sink);
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 3);
+  // exp2 of -inf is 0 (an empty split, the lanes beyond the splits): only an empty row needs its
+  // reference replaced.
+  const float ref = top == -INFINITY ? 0.0f : top * kLog2e;
+  const float weight = fast_exp2(fmaf(ml.x, kLog2e, -ref));
+  float total = weight * ml.y;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xFFFFFFFFu, total, o);
+  total += fast_exp2(fmaf(sink, kLog2e, -ref));
+  float sum = 0.0f;
+#pragma unroll
+  for (int s = 0; s < MaxSplits; ++s) sum += __shfl_sync(0xFFFFFFFFu, weight, s) * v[s];
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
+  if (has_d) {
+    const float value = normalised(sum, total);
+    if (out_kind == 0) *reinterpret_cast<float*>(out_at) = value;
+    else *reinterpret_cast<uint16_t*>(out_at) = out_kind == 1 ? fmt::f32_to_f16(value) : fmt::f32_to_bf16(value);
+  }
+  if (lse_at && d == 0) *lse_at = row_lse(top, total);
+  QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
+}
+
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
 __global__ void __launch_bounds__(128) shard_merge_kernel(const uint8_t* parts, int world, size_t part_bytes,
                                                           size_t lse_offset, TensorView out, const float* sinks,
@@ -367,7 +439,14 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   // aligned for even D only (f16/f32 caches may have any D on the fallback split kernel).
   const bool slices = (!rotated || p.vc.kind != FormatKind::turbo) && D % 2 == 0 &&
                       int64_t(splits) * rows * (D + 2) <= INT_MAX && QSDPA_MERGE_SLICES;
-  if (slices) {
+  if (slices && splits <= 32 && QSDPA_MERGE_WARPS) {
+    const unsigned tasks = unsigned(rows * ((D + 31) / 32));
+    config.gridDim.x = (tasks + kWarpMergeWarps - 1) / kWarpMergeWarps;
+    config.blockDim = dim3(32 * kWarpMergeWarps);
+    if (splits <= 8) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<8>, p, rows, splits, work));
+    else if (splits <= 16) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<16>, p, rows, splits, work));
+    else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<32>, p, rows, splits, work));
+  } else if (slices) {
     // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
     const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
     config.gridDim.x = unsigned(rows * ((D + 31) / 32));
