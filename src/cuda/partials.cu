@@ -269,7 +269,15 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
 // merge_slice_kernel's block of 16 warps (one round of loads, a barrier, warp 0 combining the
 // warps' sums) took ~1.1 us from its wait to its stores at 128K (phase probe, session 36).
 // MaxSplits: the loads a lane issues (predicated beyond `splits`). The sums run in split order.
-constexpr int kWarpMergeWarps = 4;  // (row, slice) tasks a block
+// (row, slice) tasks a block, and dynamic shared memory asked for to hold down how many blocks an SM
+// takes (an experiment's switches: where the merge blocks wait while whole-SM split blocks run).
+#ifndef QSDPA_MERGE_WARP_BLOCK
+#define QSDPA_MERGE_WARP_BLOCK 4
+#endif
+#ifndef QSDPA_MERGE_WARP_SMEM
+#define QSDPA_MERGE_WARP_SMEM 0
+#endif
+constexpr int kWarpMergeWarps = QSDPA_MERGE_WARP_BLOCK;
 template <int MaxSplits>
 __global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(KernelArgs p, int rows, int splits, const float* work) {
   static_assert(MaxSplits <= 32, "a lane holds one split's (m, l)");
@@ -329,6 +337,19 @@ __global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(Kernel
   }
   if (lse_at && d == 0) *lse_at = row_lse(top, total);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
+}
+
+template <int MaxSplits>
+void launch_merge_warps(const cudaLaunchConfig_t& config, const KernelArgs& p, int rows, int splits, const float* work) {
+  if constexpr (QSDPA_MERGE_WARP_SMEM > 48 * 1024) {
+    static const bool done = [] {
+      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(merge_warp_kernel<MaxSplits>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            QSDPA_MERGE_WARP_SMEM));
+      return true;
+    }();
+    (void)done;
+  }
+  QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<MaxSplits>, p, rows, splits, work));
 }
 
 // One block per query row: weights exp(lse_r - top) over the shards, then the weighted sum per dim.
@@ -443,9 +464,10 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
     const unsigned tasks = unsigned(rows * ((D + 31) / 32));
     config.gridDim.x = (tasks + kWarpMergeWarps - 1) / kWarpMergeWarps;
     config.blockDim = dim3(32 * kWarpMergeWarps);
-    if (splits <= 8) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<8>, p, rows, splits, work));
-    else if (splits <= 16) QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<16>, p, rows, splits, work));
-    else QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<32>, p, rows, splits, work));
+    config.dynamicSmemBytes = QSDPA_MERGE_WARP_SMEM;
+    if (splits <= 8) launch_merge_warps<8>(config, p, rows, splits, work);
+    else if (splits <= 16) launch_merge_warps<16>(config, p, rows, splits, work);
+    else launch_merge_warps<32>(config, p, rows, splits, work);
   } else if (slices) {
     // A round of loads covering a warp's splits: 16 warps, 1 to 8 splits each (more loop).
     const int per_warp = (splits + kMergeThreads / 32 - 1) / (kMergeThreads / 32);
