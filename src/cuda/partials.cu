@@ -269,15 +269,14 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
 // merge_slice_kernel's block of 16 warps (one round of loads, a barrier, warp 0 combining the
 // warps' sums) took ~1.1 us from its wait to its stores at 128K (phase probe, session 36).
 // MaxSplits: the loads a lane issues (predicated beyond `splits`). The sums run in split order.
-// (row, slice) tasks a block, and dynamic shared memory asked for to hold down how many blocks an SM
-// takes (an experiment's switches: where the merge blocks wait while whole-SM split blocks run).
-#ifndef QSDPA_MERGE_WARP_BLOCK
-#define QSDPA_MERGE_WARP_BLOCK 4
-#endif
-#ifndef QSDPA_MERGE_WARP_SMEM
-#define QSDPA_MERGE_WARP_SMEM 0
-#endif
-constexpr int kWarpMergeWarps = QSDPA_MERGE_WARP_BLOCK;
+// Placement: one warp a block, asking for ~100 KB of dynamic shared memory that it never touches,
+// so that at most 2 blocks fit an SM. Launched early, the merge blocks wait wherever they fit while
+// the split blocks run. Whole-SM split blocks leave room on few SMs, and 4-warp blocks without the
+// shared-memory ask piled up there (session 36, H100: GQA 4 128K +0.4-0.55 us against
+// merge_slice_kernel). Only grids that fit one round at 2 blocks an SM take this kernel (see
+// merge_partials).
+constexpr int kWarpMergeWarps = 1;
+constexpr int kWarpMergeSmemBytes = 100000;
 template <int MaxSplits>
 __global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(KernelArgs p, int rows, int splits, const float* work) {
   static_assert(MaxSplits <= 32, "a lane holds one split's (m, l)");
@@ -341,14 +340,12 @@ __global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(Kernel
 
 template <int MaxSplits>
 void launch_merge_warps(const cudaLaunchConfig_t& config, const KernelArgs& p, int rows, int splits, const float* work) {
-  if constexpr (QSDPA_MERGE_WARP_SMEM > 48 * 1024) {
-    static const bool done = [] {
-      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(merge_warp_kernel<MaxSplits>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            QSDPA_MERGE_WARP_SMEM));
-      return true;
-    }();
-    (void)done;
-  }
+  static const bool done = [] {  // above the default 48 KB: asked for once (host only)
+    QSDPA_CUDA_CHECK(cudaFuncSetAttribute(merge_warp_kernel<MaxSplits>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          kWarpMergeSmemBytes));
+    return true;
+  }();
+  (void)done;
   QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<MaxSplits>, p, rows, splits, work));
 }
 
@@ -460,11 +457,16 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   // aligned for even D only (f16/f32 caches may have any D on the fallback split kernel).
   const bool slices = (!rotated || p.vc.kind != FormatKind::turbo) && D % 2 == 0 &&
                       int64_t(splits) * rows * (D + 2) <= INT_MAX && QSDPA_MERGE_SLICES;
-  if (slices && splits <= 32 && QSDPA_MERGE_WARPS) {
-    const unsigned tasks = unsigned(rows * ((D + 31) / 32));
-    config.gridDim.x = (tasks + kWarpMergeWarps - 1) / kWarpMergeWarps;
+  // The warp merge where it was measured to win (session 37, H200: B = 1, GQA 4 and MHA): sm_90's
+  // early launch, and a grid that fits one round at 2 blocks an SM. Larger grids (batches) keep
+  // merge_slice_kernel, whose 16-warp blocks take 16 tasks each.
+  const int64_t tasks = int64_t(rows) * ((D + 31) / 32);
+  const bool warp_merge = slices && splits <= 32 && QSDPA_MERGE_WARPS && sm90_or_newer() &&
+                          tasks * Hkv * B <= int64_t(2) * sm_count() * kWarpMergeWarps;
+  if (warp_merge) {
+    config.gridDim.x = unsigned((tasks + kWarpMergeWarps - 1) / kWarpMergeWarps);
     config.blockDim = dim3(32 * kWarpMergeWarps);
-    config.dynamicSmemBytes = QSDPA_MERGE_WARP_SMEM;
+    config.dynamicSmemBytes = kWarpMergeSmemBytes;
     if (splits <= 8) launch_merge_warps<8>(config, p, rows, splits, work);
     else if (splits <= 16) launch_merge_warps<16>(config, p, rows, splits, work);
     else launch_merge_warps<32>(config, p, rows, splits, work);
