@@ -24,6 +24,12 @@
 // 21.23, 21.07 -> 20.96; mxfp8 32.62 -> 32.20, 32.14 -> 31.89; 128K within 0.5 us. A probe of
 // the first step (mxfp4 32K): the wait returns ~0.5 us after the last split block's partial, the
 // warps' one round of loads and sums takes ~1.1 us, warp 0's combine 0.45, the store 0.3.
+// Session 37 (merge_warp_kernel below): up to 32 splits, in grids of at most 2 one-warp blocks an
+// SM, merge one (row, 32-dim slice) per warp with no shared memory and no barrier. A/B on the H200
+// (calls 2 and 5, GQA 4 unless noted, µs, before -> after): 4K mxfp4 7.11 -> 6.97, nvfp4 7.28 ->
+// 7.06, affine4 8.06 -> 7.78, mxfp8 8.36 -> 8.10; 32K affine4 22.06 -> 21.40, mxfp4 even; 128K
+// mxfp4 49.4 -> 48.3, nvfp4 49.2 -> 48.2, affine4 59.3 -> 58.9; MHA 32K mxfp4 48.41 -> 47.55. f16 and
+// mxfp8 at 32K-128K even; not measured on an H100. QSDPA_MERGE_WARPS=0 keeps merge_slice_kernel.
 // History: 128 threads with one loop per dim took 26 us at 128K (ncu, cold caches); a block-wide
 // version (all first loads at once, then block reductions of m and l and slices of splits summed
 // through shared memory: four dependent phases) took ~3.1-3.4 us in a graph from the wait's end
@@ -271,10 +277,10 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
 // MaxSplits: the loads a lane issues (predicated beyond `splits`). The sums run in split order.
 // Placement: one warp a block, asking for ~100 KB of dynamic shared memory that it never touches,
 // so that at most 2 blocks fit an SM. Launched early, the merge blocks wait wherever they fit while
-// the split blocks run. Whole-SM split blocks leave room on few SMs, and 4-warp blocks without the
-// shared-memory ask piled up there (session 36, H100: GQA 4 128K +0.4-0.55 us against
-// merge_slice_kernel). Only grids that fit one round at 2 blocks an SM take this kernel (see
-// merge_partials).
+// the split blocks run. In 4-warp blocks without the ask this kernel lost at 128K (session 36, H100:
+// GQA 4 +0.4-0.55 us against merge_slice_kernel); the untested explanation is that whole-SM split
+// blocks leave room on few SMs and the small blocks all piled up there. Only grids that fit one
+// round at 2 blocks an SM take this kernel (see merge_partials); the numbers are in the header.
 constexpr int kWarpMergeWarps = 1;
 constexpr int kWarpMergeSmemBytes = 100000;
 template <int MaxSplits>
