@@ -1358,6 +1358,65 @@ constexpr size_t whole_sm_smem() {
 #define QSDPA_F16_L1_FIRST 1
 #endif
 
+// Whole-SM blocks' epilogue: the block's W warp partials (WarpPartials' layout in shared memory,
+// read by `at(i)`: the float at index i; m in base 2) merged into its partial at `out` (rows of D
+// values, then m in natural-log units and l), a warp per (row, 32 dims), lane l taking dim l + 32 e:
+// the block's 16 warps all work, no weights pass, no barrier. Lane w < W reads warp w's (m, l),
+// takes its weight by one ex2 against the row's maximum (a max over those lanes), and the lanes take
+// the W weights by shuffles and l by a sum over those lanes. Every lane reading all W maxima and
+// weighting them with exp2f (its range fix-ups: ~10 instructions a weight), and summing l itself,
+// took ~335 instructions a warp from the last barrier to the stores (SASS, fin35, D 128), which 16
+// warps issue after the last warp's loop has ended; now ~157 (session 36: the phase probe's span
+// from the last warp's loop end to the stored partial 1.25 -> 0.92 us at 128K, the calls 0.2-1 us,
+// nvfp4 -1.6%, mxfp4 -0.2%). Weights are those exp2f gave (the same MUFU.EX2) but below 2^-126,
+// which flush to 0 here; v sums the warps in warp order.
+template <int D, int RP, int W, class At>
+__device__ __forceinline__ void merge_whole_sm_warps(At at, float* out, int R, int warp, int lane) {
+  static_assert(W <= 32 && (W & (W - 1)) == 0, "the warps' (m, l) lie in a power of two of lanes");
+  using WP = WarpPartials<D>;
+  constexpr int E = D / 32;
+  for (int task = warp; task < R * E; task += W) {
+    const int r = task / E, d = lane + 32 * (task - r * E);
+    const int part = r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
+    const int its = part + (lane % W) * RP * WP::kRowStride;
+    const float m_w = lane < W ? at(its + WP::kM) : -INFINITY;
+    float top = m_w;
+#pragma unroll
+    for (int o = W / 2; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
+    // A warp that saw no key of the row (m = -inf) weighs 0, as does every warp of a row none saw.
+    const float weight_w = fast_exp2(m_w - (top == -INFINITY ? 0.0f : top));
+    float l = lane < W && weight_w != 0.0f ? at(its + WP::kL) * weight_w : 0.0f;
+#pragma unroll
+    for (int o = W / 2; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);  // lanes 0 to W - 1
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      const float weight = __shfl_sync(0xFFFFFFFFu, weight_w, w);
+      if (weight != 0.0f) v += at(part + w * RP * WP::kRowStride + WP::at(d)) * weight;
+    }
+    float* row = out + r * (D + 2);
+    row[d] = v;
+    if (d == 0) row[D] = top == -INFINITY ? -INFINITY : top / kLog2e, row[D + 1] = l;  // lane 0 of the row's first slice
+  }
+}
+
+// The same, called rather than inlined, with the warp partials at shared-memory address `wpart`:
+// for affine 4-bit, whose loops spilled more when this code was inlined after them (SASS: u4g64
+// 3 -> 13 local accesses a step, u4g32 8 -> 17, u4g128 3 -> 22), a register allocation moved by
+// code after the loop. Called, the loops keep their lengths and local accesses (session 36's ni36,
+// which called it for every family: H200, GQA 4 128K affine4 59.5 -> 58.8 us, nvfp4 49.2 -> 50.2,
+// so mxfp4 / nvfp4 keep it inlined).
+template <int D, int RP, int W>
+__device__ __noinline__ void merge_whole_sm_warps_apart(uint32_t wpart, float* out, int R, int warp, int lane) {
+  merge_whole_sm_warps<D, RP, W>(
+      [wpart](int i) {
+        float v;
+        asm("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(wpart + 4u * uint32_t(i)));
+        return v;
+      },
+      out, R, warp, lane);
+}
+
 template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W = kWarps>
 __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Cluster, W>())) mma_partials(MmaParams p) {
   // Two kernels per instance where clusters fit: this one (Cluster) only for cluster launches, so that
@@ -2198,56 +2257,14 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
     for (int w = 0; w < W; ++w) weight[w] = top == -INFINITY || weight[w] == -INFINITY ? 0.0f : exp2f(weight[w] - top);
     return top == -INFINITY ? -INFINITY : top / kLog2e;
   };
-  // Whole-SM blocks: a warp per (row, 32 dims), lane l taking dim l + 32 e: the block's 16 warps
-  // all work, no weights pass, no barrier. E2M1 / nvfp4: lane w < W reads warp w's (m, l), takes its
-  // weight by one ex2 against the row's maximum (a max over those lanes), and the lanes take the W
-  // weights by shuffles and l by a sum over those lanes. Every lane reading all W maxima and
-  // weighting them with exp2f (its range fix-ups: ~10 instructions a weight), and summing l itself,
-  // took ~335 instructions a warp from the last barrier to the stores (SASS, fin35, D 128), which 16
-  // warps issue after the last warp's loop has ended. Weights are those exp2f gave (the same
-  // MUFU.EX2) but below 2^-126, which flush to 0 here; v sums the warps in warp order as before.
-  // Now ~157 instructions a task (SASS); the phase probe's span from the last warp's loop end to the
-  // stored partial went 1.25 -> 0.92 us at 128K, the calls 0.2-1 us (nvfp4 -1.6%, mxfp4 -0.2%).
-  // Affine 4-bit keeps the per-lane weights: with the shuffles its loops spilled more (SASS: u4g64
-  // 3 -> 13 local accesses a step, u4g32 8 -> 17), a register allocation moved by code after them.
+  // Whole-SM blocks: merge_whole_sm_warps (inlined for mxfp4 / nvfp4; a call for affine 4-bit, see
+  // merge_whole_sm_warps_apart).
   if constexpr (kWholeSm) {
-    constexpr bool kShuffledWeights = !is_affine4(KF);
-    static_assert(W <= 32 && (W & (W - 1)) == 0, "the warps' (m, l) lie in a power of two of lanes");
-    constexpr int E = D / 32;
     float* out = p.work + (((b * p.k.heads + hk) * p.splits + split_i) * int64_t(p.rows) + row0) * (D + 2);
-    for (int task = warp; task < R * E; task += W) {
-      const int r = task / E, d = lane + 32 * (task - r * E);
-      const float* part = wpart + r * WP::kRowStride;  // warp w's row: part + w * RP * kRowStride
-      float v = 0.0f, l = 0.0f, m = 0.0f;  // m: the row's maximum in natural-log units (stored at d = 0)
-      if constexpr (kShuffledWeights) {
-        const float* its = part + (lane % W) * RP * WP::kRowStride;
-        const float m_w = lane < W ? its[WP::kM] : -INFINITY;
-        float top = m_w;
-#pragma unroll
-        for (int o = W / 2; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xFFFFFFFFu, top, o));
-        // A warp that saw no key of the row (m = -inf) weighs 0, as does every warp of a row none saw.
-        const float weight_w = fast_exp2(m_w - (top == -INFINITY ? 0.0f : top));
-        l = lane < W && weight_w != 0.0f ? its[WP::kL] * weight_w : 0.0f;
-#pragma unroll
-        for (int o = W / 2; o > 0; o >>= 1) l += __shfl_xor_sync(0xFFFFFFFFu, l, o);  // lanes 0 to W - 1
-#pragma unroll
-        for (int w = 0; w < W; ++w) {
-          const float weight = __shfl_sync(0xFFFFFFFFu, weight_w, w);
-          if (weight != 0.0f) v += part[w * RP * WP::kRowStride + WP::at(d)] * weight;
-        }
-        if (d == 0) m = top == -INFINITY ? -INFINITY : top / kLog2e;
-      } else {
-        float weight[W];
-        m = warp_weights(r, weight);
-#pragma unroll
-        for (int w = 0; w < W; ++w)
-          if (weight[w] != 0.0f)
-            v += part[w * RP * WP::kRowStride + WP::at(d)] * weight[w], l += part[w * RP * WP::kRowStride + WP::kL] * weight[w];
-      }
-      float* row = out + r * (D + 2);
-      row[d] = v;
-      if (d == 0) row[D] = m, row[D + 1] = l;
-    }
+    if constexpr (is_affine4(KF))
+      merge_whole_sm_warps_apart<D, RP, W>(uint32_t(__cvta_generic_to_shared(wpart)), out, R, warp, lane);
+    else
+      merge_whole_sm_warps<D, RP, W>([&](int i) { return wpart[i]; }, out, R, warp, lane);
     QSDPA_PHASE(5);
     return;
   }
