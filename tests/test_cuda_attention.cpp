@@ -263,6 +263,29 @@ TEST(CudaAttentionSplits, WholeSmClustersOfEightRows) {
   expect_clusters_on_sm90(clustered);
 }
 
+// One process, several GPUs: the shared partials workspace and the raised shared-memory limits are
+// per device (the runtime applies cudaFuncSetAttribute to the current device only; a device's
+// kernels cannot read another's buffer without peer access). Device by device, after the tests
+// before it ran on the first: whole-SM blocks above 48 KB of shared memory whose partials go
+// through the shared workspace and the one-warp merge (mxfp4, affine4), and clusters (nvfp4 D 64,
+// 32 KV heads). Skips with fewer than 2 devices.
+TEST(CudaAttentionDevices, EachDeviceOfOneProcess) {
+  const int devices = cuda::device_count();
+  if (devices < 2) GTEST_SKIP() << "fewer than 2 CUDA devices on this machine";
+  int first = 0;
+  QSDPA_CUDA_CHECK(cudaGetDevice(&first));
+  struct Restore {
+    int dev;
+    ~Restore() { cudaSetDevice(dev); }
+  } restore{first};
+  for (int dev = devices - 1; dev >= 0; --dev) {
+    QSDPA_CUDA_CHECK(cudaSetDevice(dev));
+    std::printf("device %d:\n", dev);
+    check_whole_sm_cases({{"mxfp4", 128, 8, 40001}, {"affine4", 128, 8, 33000}, {"nvfp4", 64, 32, 32769}},
+                         4100 + uint64_t(dev), [](test::AttentionCase&, uint64_t) {});
+  }
+}
+
 // 32 KV heads (MHA, as the bench's Hkv = 32 shape) take the split rules for many heads at once: at
 // 2K-4K the wave's split count whose partials would go to the merge kernel gives way to a smaller
 // one that merges in clusters (attention_mma.cu, mma_split); Lq 4 and causal masks on some cases.

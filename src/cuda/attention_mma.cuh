@@ -2410,17 +2410,12 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
 using Launch = void (*)(const MmaParams&, unsigned, cudaStream_t);
 
 // A cluster kernel's shared memory (its warp partials and receive area), above the default 48 KB
-// at D = 128 with 8 warps: asked for once (host only).
+// at D = 128 with 8 warps: asked for once per device (host only).
 template <int D, int NT, Fam KF, Fam VF, int W>
 size_t cluster_smem() {
   constexpr size_t bytes = smem_bytes<D, NT, W>() + receive_bytes<D, NT>();
   if constexpr (clusters_fit<D, NT>() && bytes > kDefaultDynamicSmem) {
-    static const bool done = [] {
-      QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, true, W>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-      return true;
-    }();
-    (void)done;
+    raise_dynamic_smem<mma_partials<D, NT, KF, VF, true, W>>(int(bytes));
   }
   return bytes;
 }
@@ -2453,12 +2448,7 @@ void launch(const MmaParams& p, unsigned blocks, cudaStream_t stream) {
     if (p.whole_sm) {
       constexpr size_t bytes = whole_sm_smem<D, NT, W>();
       if constexpr (bytes > kDefaultDynamicSmem) {
-        static const bool done = [] {  // above the default 48 KB: asked for once (host only)
-          QSDPA_CUDA_CHECK(cudaFuncSetAttribute(mma_partials<D, NT, KF, VF, false, W>,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-          return true;
-        }();
-        (void)done;
+        raise_dynamic_smem<mma_partials<D, NT, KF, VF, false, W>>(int(bytes));
       }
       config.blockDim = dim3(32 * W);
       config.dynamicSmemBytes = bytes;

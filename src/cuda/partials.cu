@@ -346,12 +346,7 @@ __global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(Kernel
 
 template <int MaxSplits>
 void launch_merge_warps(const cudaLaunchConfig_t& config, const KernelArgs& p, int rows, int splits, const float* work) {
-  static const bool done = [] {  // above the default 48 KB: asked for once (host only)
-    QSDPA_CUDA_CHECK(cudaFuncSetAttribute(merge_warp_kernel<MaxSplits>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          kWarpMergeSmemBytes));
-    return true;
-  }();
-  (void)done;
+  raise_dynamic_smem<merge_warp_kernel<MaxSplits>>(kWarpMergeSmemBytes);
   QSDPA_CUDA_CHECK(cudaLaunchKernelEx(&config, merge_warp_kernel<MaxSplits>, p, rows, splits, work));
 }
 
@@ -394,23 +389,28 @@ void merge_shards(const uint8_t* parts, int world, size_t part_bytes, const Atte
 }
 
 float* partials_workspace(size_t bytes) {
+  // One buffer per device: a device's kernels cannot use another's memory without peer access.
   static std::mutex mu;
-  static void* ptr = nullptr;
-  static size_t size = 0;
+  static void* ptr[kMaxDevices] = {};
+  static size_t size[kMaxDevices] = {};
+  int dev = 0;
+  QSDPA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= kMaxDevices)
+    throw Error("attention: device " + std::to_string(dev) + ": the shared workspace holds devices 0 to " +
+                std::to_string(kMaxDevices - 1) + "; pass AttentionArgs::workspace");
   std::lock_guard<std::mutex> lock(mu);
-  if (bytes > size) {
-    if (ptr) QSDPA_CUDA_CHECK(cudaFree(ptr));
-    QSDPA_CUDA_CHECK(cudaMalloc(&ptr, bytes));
-    size = bytes;
+  if (bytes > size[dev]) {
+    if (ptr[dev]) QSDPA_CUDA_CHECK(cudaFree(ptr[dev]));
+    QSDPA_CUDA_CHECK(cudaMalloc(&ptr[dev], bytes));
+    size[dev] = bytes;
   }
-  return static_cast<float*>(ptr);
+  return static_cast<float*>(ptr[dev]);
 }
 
 // A device attribute, asked once per device: the call's host work is part of every decode step's
 // latency. `fallback` where the query fails.
 template <cudaDeviceAttr Attr>
 static int cached_attribute(int fallback) {
-  constexpr int kMaxDevices = 64;
   static std::atomic<int> cached[kMaxDevices] = {};
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return fallback;

@@ -6,15 +6,17 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 
 #include "cuda/attention_common.cuh"
+#include "cuda/check.cuh"
 
 namespace qsdpa::cuda {
 
 // A device buffer of at least `bytes` that grows on demand and is reused (allocating only when a
 // call needs more than any call before it; that first call synchronizes, later ones do not). One per
-// process: calls that overlap on different streams would share it (docs/decisions.md).
+// device: calls that overlap on different streams of a device would share it (docs/decisions.md).
 float* partials_workspace(size_t bytes);
 
 // Streaming multiprocessors of the current device (132 if the query fails), for sizing split grids.
@@ -22,6 +24,20 @@ int sm_count();
 
 // Whether the current device is sm_90 or newer: programmatic dependent launch, thread-block clusters.
 bool sm90_or_newer();
+
+// Raises Kernel's dynamic shared-memory limit to `bytes` (above the default 48 KB) on the current
+// device, once per device: the runtime applies cudaFuncSetAttribute to the current device only, so
+// a process that calls attention on several GPUs needs it on each (host only).
+constexpr int kMaxDevices = 64;
+template <auto Kernel>
+void raise_dynamic_smem(int bytes) {
+  static std::atomic<bool> done[kMaxDevices] = {};
+  int dev = 0;
+  QSDPA_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev >= 0 && dev < kMaxDevices && done[dev].load(std::memory_order_acquire)) return;
+  QSDPA_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  if (dev >= 0 && dev < kMaxDevices) done[dev].store(true, std::memory_order_release);
+}
 
 // Bytes of the partials for `splits` slices per (b, kv head).
 size_t partials_bytes(const AttentionArgs& a, int splits);
