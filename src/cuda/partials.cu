@@ -281,13 +281,12 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
 // GQA 4 +0.4-0.55 us against merge_slice_kernel); the untested explanation is that whole-SM split
 // blocks leave room on few SMs and the small blocks all piled up there. Only grids that fit one
 // round at 2 blocks an SM take this kernel (see merge_partials); the numbers are in the header.
-constexpr int kWarpMergeWarps = 1;
 constexpr int kWarpMergeSmemBytes = 100000;
 template <int MaxSplits>
-__global__ void __launch_bounds__(32 * kWarpMergeWarps) merge_warp_kernel(KernelArgs p, int rows, int splits, const float* work) {
+__global__ void __launch_bounds__(32) merge_warp_kernel(KernelArgs p, int rows, int splits, const float* work) {
   static_assert(MaxSplits <= 32, "a lane holds one split's (m, l)");
   const int D = int(p.q.shape[3]), G = int(p.q.shape[1]) / int(p.k.heads), slices = (D + 31) / 32;
-  const int lane = int(threadIdx.x % 32), task = int(blockIdx.x) * kWarpMergeWarps + int(threadIdx.x / 32);
+  const int lane = int(threadIdx.x), task = int(blockIdx.x);  // a block is one warp
   if (task >= rows * slices) return;  // whole warps
   const int r = task / slices, hk = int(blockIdx.y), b = int(blockIdx.z);
   const int d = (task - r * slices) * 32 + lane;
@@ -468,10 +467,10 @@ void merge_partials(const KernelArgs& p, int rows, int splits, const float* work
   // merge_slice_kernel, whose 16-warp blocks take 16 tasks each.
   const int64_t tasks = int64_t(rows) * ((D + 31) / 32);
   const bool warp_merge = slices && splits <= 32 && QSDPA_MERGE_WARPS && sm90_or_newer() &&
-                          tasks * Hkv * B <= int64_t(2) * sm_count() * kWarpMergeWarps;
+                          tasks * Hkv * B <= int64_t(2) * sm_count();
   if (warp_merge) {
-    config.gridDim.x = unsigned((tasks + kWarpMergeWarps - 1) / kWarpMergeWarps);
-    config.blockDim = dim3(32 * kWarpMergeWarps);
+    config.gridDim.x = unsigned(tasks);
+    config.blockDim = dim3(32);
     config.dynamicSmemBytes = kWarpMergeSmemBytes;
     if (splits <= 8) launch_merge_warps<8>(config, p, rows, splits, work);
     else if (splits <= 16) launch_merge_warps<16>(config, p, rows, splits, work);
