@@ -191,15 +191,16 @@ fi
 # gives the older profiles' setting.
 ncu_clock=${QSDPA_NCU_CLOCK:-none}
 if has ncu && command -v ncu >/dev/null; then
-  for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
+  # merge_warp_kernel for B = 1 calls, merge_slice_kernel for batches
+  for k in 'mma_partials.*FamE3ELS3_3E' 'merge_[a-z]*_kernel'; do
     ncu --clock-control "$ncu_clock" --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active' \
       ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "${QSDPA_NCU_CONTEXT:-131072}" --heads 32:8 --min-seconds 0 \
-      >"$OUT/ncu-${k%%.*}.log" 2>&1
-    grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Grid Size|Compute \(SM\)" "$OUT/ncu-${k%%.*}.log" | head -12
+      >"$OUT/ncu-${k%%_*}.log" 2>&1
+    grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Grid Size|Compute \(SM\)" "$OUT/ncu-${k%%_*}.log" | head -12
     # Stall reasons (cycles per issued instruction) and pipe use above 1 (the rest is noise).
-    grep -E "issue_stalled|inst_executed_pipe" "$OUT/ncu-${k%%.*}.log" | awk '$NF + 0 >= 0.1' | sed -E 's/ +/ /g' | sort -k3 -nr | head -16
+    grep -E "issue_stalled|inst_executed_pipe" "$OUT/ncu-${k%%_*}.log" | awk '$NF + 0 >= 0.1' | sed -E 's/ +/ /g' | sort -k3 -nr | head -16
   done
 fi
 if has ncusrc && command -v ncu >/dev/null; then
@@ -218,12 +219,12 @@ if has ncubal && command -v ncu >/dev/null; then
   # boost clocks with warm caches (--clock-control none --cache-control none), as in a timed call.
   # One kernel per ncu run: an alternation in -k's regex matched only the merge kernel (session 7).
   for ctx in ${QSDPA_NCU_CONTEXTS:-32768 131072}; do
-    for k in 'mma_partials.*FamE3ELS3_3E' 'merge_kernel'; do
-      log="$OUT/ncu-bal-$ctx-${k%%.*}.log"
+    for k in 'mma_partials.*FamE3ELS3_3E' 'merge_[a-z]*_kernel'; do  # B = 1: merge_warp_kernel
+      log="$OUT/ncu-bal-$ctx-${k%%_*}.log"
       ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --clock-control none --cache-control none \
         --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active,'regex:smsp__average_warps_issue_stalled_(no_instruction|long_scoreboard|barrier|wait)_per_issue_active\.ratio' \
         ./build-gpu/tools/qsdpa bench --device cuda --formats mxfp4 --context "$ctx" --heads 32:8 --min-seconds 0 >"$log" 2>&1
-      echo "== ncu balance, mxfp4 at $ctx: ${k%%.*}"; grep -E "duration|cycles_|warps_active|stalled" "$log" | sed -E 's/ +/ /g' | head -12
+      echo "== ncu balance, mxfp4 at $ctx: ${k%%_*}"; grep -E "duration|cycles_|warps_active|stalled" "$log" | sed -E 's/ +/ /g' | head -12
     done
   done
 fi

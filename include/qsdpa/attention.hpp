@@ -36,7 +36,7 @@ struct AttentionArgs {
   // CUDA only, optional: device memory (16-byte aligned) for the split kernels' partials, of at
   // least attention_workspace_bytes(args). With it the call allocates nothing, so it can be captured
   // in a CUDA graph and run concurrently on several streams; without it the kernels share one
-  // process-wide buffer that grows on demand (the growing call synchronizes).
+  // buffer per device that grows on demand (the growing call synchronizes).
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
 };

@@ -207,6 +207,14 @@
 // the stored partial 1.25 -> 0.92 us (phase probe, 128K); A B A B in one call, us: GQA 4 128K nvfp4
 // 58.5 -> 57.5 (88-89%), mxfp4 56.5 -> 56.2-56.3 (84.7-85.8% of each run's copy peak, 2958-2993
 // GB/s); 32K, MHA, B 8 even.
+// Session 38 (H200 only, -session38.md): affine 4-bit calls the whole-SM epilogue
+// (merge_whole_sm_warps_apart; GQA 4 128K affine4 58.8 -> 58.1 us, mxfp4 48.4 -> 47.5, nvfp4 48.1 ->
+// 48.4). Main on the H200 (copy peak 4136 GB/s): GQA 4 128K f16 125 us (104%), mxfp8 74.1 (90%,
+// 1.68x cuDNN), mxfp4 47.7 (72%, 2.60x), nvfp4 48.7 (75%), affine4 58.1 (63%); MHA 128K mxfp4 82%.
+// There the 4-bit loop waits on neither DRAM (61% busy) nor one pipe (ALU 63%): ncu at the GPU's
+// clock, 16 warps an SM, an instruction issued on 61% of cycles, stalls per instruction: not
+// selected 1.5, ALU throttle 1.3, fixed latency 1.1, memory 0.5-0.6 (the H100's was 3.3). An L2
+// prefetch 2 or 4 steps ahead in these loops made 128K 4-7% slower.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1405,7 +1413,10 @@ __device__ __forceinline__ void merge_whole_sm_warps(At at, float* out, int R, i
 // 3 -> 13 local accesses a step, u4g32 8 -> 17, u4g128 3 -> 22), a register allocation moved by
 // code after the loop. Called, the loops keep their lengths and local accesses (session 36's ni36,
 // which called it for every family: H200, GQA 4 128K affine4 59.5 -> 58.8 us, nvfp4 49.2 -> 50.2,
-// so mxfp4 / nvfp4 keep it inlined).
+// so mxfp4 / nvfp4 keep it inlined). As kept (session 38, H200, A B A B A B in one call, us): GQA 4
+// 128K affine4 58.83 -> 58.11, affine4-g32 62.92 -> 62.58, mxfp4 48.38 -> 47.51 (its loop's length
+// unchanged: the code after it moved), nvfp4 48.09 -> 48.43; 4K even; MHA 32K affine4 -0.7, mxfp4
+// -1.0, nvfp4 +0.1-0.3 (1-2 rounds).
 template <int D, int RP, int W>
 __device__ __noinline__ void merge_whole_sm_warps_apart(uint32_t wpart, float* out, int R, int warp, int lane) {
   merge_whole_sm_warps<D, RP, W>(
@@ -2137,7 +2148,9 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // 20.52, 16K -1 to -2%, 4K-8K and MHA 4K-32K within 1%. Not taken: the row-tile kernels (Lq 4 and
   // 8 at GQA 4, 32K: mxfp4 0 and +1.3%, nvfp4 +1.5% and +3.4%), whole-SM blocks (session 33's
   // run-time switch: -1% to +3% at 128K) and the 8-bit pairs (mxfp8 32K 31.24 -> 30.72, but 128K
-  // 103.6 -> 108.9, affine8 128K 107.1 -> 114.0, MHA 32K +3-5%).
+  // 103.6 -> 108.9, affine8 128K 107.1 -> 114.0, MHA 32K +3-5%). Whole-SM blocks again in session 38
+  // (H200, at compile time, 2 or 4 steps ahead, branch s38-prefetch-whole-sm): 128K mxfp4 47.4 ->
+  // 50.1 / 50.5 us, nvfp4 48.6 -> 50.6 / 51.1, 32K even.
 #ifndef QSDPA_PREFETCH_4WARP
 #define QSDPA_PREFETCH_4WARP 1
 #endif
