@@ -191,7 +191,8 @@ fi
 # gives the older profiles' setting.
 ncu_clock=${QSDPA_NCU_CLOCK:-none}
 if has ncu && command -v ncu >/dev/null; then
-  # merge_warp_kernel for B = 1 calls, merge_slice_kernel for batches
+  # The merge: the first merge kernel the bench launches after 6 (at 128K mxfp4's whole-SM blocks
+  # merge in clusters, so session 38's run caught the f16 baseline's merge_slice_kernel).
   for k in 'mma_partials.*FamE3ELS3_3E' 'merge_[a-z]*_kernel'; do
     ncu --clock-control "$ncu_clock" --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --section SpeedOfLight --section Occupancy \
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
@@ -219,7 +220,7 @@ if has ncubal && command -v ncu >/dev/null; then
   # boost clocks with warm caches (--clock-control none --cache-control none), as in a timed call.
   # One kernel per ncu run: an alternation in -k's regex matched only the merge kernel (session 7).
   for ctx in ${QSDPA_NCU_CONTEXTS:-32768 131072}; do
-    for k in 'mma_partials.*FamE3ELS3_3E' 'merge_[a-z]*_kernel'; do  # B = 1: merge_warp_kernel
+    for k in 'mma_partials.*FamE3ELS3_3E' 'merge_[a-z]*_kernel'; do  # merge_warp_kernel or merge_slice_kernel
       log="$OUT/ncu-bal-$ctx-${k%%_*}.log"
       ncu --kernel-name-base mangled -k "regex:$k" -s 6 -c 1 --clock-control none --cache-control none \
         --metrics gpu__time_duration.sum,sm__cycles_active.avg,sm__cycles_active.min,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__warps_active.avg.pct_of_peak_sustained_active,'regex:smsp__average_warps_issue_stalled_(no_instruction|long_scoreboard|barrier|wait)_per_issue_active\.ratio' \
