@@ -5,7 +5,8 @@ The hot loop is the innermost backward branch holding the most HMMA instructions
 before and after a change tells whether the change cut what the kernel issues per 16-key step
 (the tensor-core kernel is bound by instruction issue, docs/gpu-tests.md). Since the loop holds
 alternatives (masked and unmasked steps, the softmax's rare slow path, the rescale), the count that
-matters is its common path: the shortest way through the body, printed as "common path".
+matters is its common path: the shortest way through the body, printed as "common path", with how
+many of its instructions issue to the integer ALU pipe (the H200's limit for the 4-bit loops).
 
   pip download --no-deps nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm   # unzip; put bin/ on PATH
   cuobjdump -sass build-cuda/CMakeFiles/qsdpa.dir/src/cuda/attention_mma_d128_r8.cu.o > d128.sass
@@ -74,19 +75,33 @@ def common_path(seg):
     return dist[-1], path
 
 
+# Opcodes that issue to the integer ALU pipe, which runs at half the FP32 rate on sm_80 / sm_90 (16
+# lanes a scheduler): on the H200 the 4-bit loops wait on it (ncu, session 38: ALU pipe 63% of its
+# peak while issuing on 61% of cycles, i.e. 52% of the instructions; these opcodes are 189 of the
+# 369 on mxfp4's whole-SM common path, 51%). IMAD, IMUL and the FP16 / FP32 arithmetic go to the
+# FMA pipes; VIADD's pipe is not known here (not counted).
+ALU_OPS = {"LOP3", "PRMT", "SHF", "ISETP", "FSETP", "FSEL", "SEL", "FMNMX", "VIMNMX", "VIMNMX3",
+           "VIADDMNMX", "LEA", "VOTE", "IADD3", "MOV", "P2R", "R2P", "PLOP3", "FCHK", "CSET", "IABS"}
+
+
+def opcode(ins):
+    return re.sub(r"^@!?U?P\w+ ", "", ins).split()[0].split(".")[0]
+
+
 def main():
     path, pattern = sys.argv[1], sys.argv[2]
     for name, body in functions(path):
         if pattern not in name:
             continue
         seg = hot_loop(body)
-        ops = collections.Counter(re.sub(r"^@!?U?P\w+ ", "", s).split()[0].split(".")[0] for _, s in seg)
+        ops = collections.Counter(opcode(s) for _, s in seg)
         # Each 16-key step transposes P with 4 MOVM per row tile; a loop unrolled by hand holds several.
         steps = max(1, ops.get("MOVM", 0) // 4) if "--tiles" not in sys.argv else max(1, ops.get("MOVM", 0) // (4 * int(sys.argv[sys.argv.index("--tiles") + 1])))
         length, path = common_path(seg)
         local = sum(("LDL" in s) or ("STL" in s) for s in path)  # spill traffic on the common path
+        alu = sum(opcode(s) in ALU_OPS for s in path)
         print(f"{name}: {len(seg)} instructions in the hot loop, {steps} step(s): {len(seg) // steps} per 16-key step; "
-              f"common path {length} ({local} local loads/stores)")
+              f"common path {length} ({local} local loads/stores, {alu} on the ALU pipe)")
         print("  " + " ".join(f"{k}:{v}" for k, v in ops.most_common()))
         if "--prologue" in sys.argv and seg:
             # Everything before the loop's first instruction, alternatives included (q's dtypes, the
