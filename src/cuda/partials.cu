@@ -150,6 +150,33 @@ __global__ void __launch_bounds__(kMergeThreads, 1) merge_kernel(KernelArgs p, i
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
+// A merge lane's output element and its row's LSE slot. Addressed before the grid wait, and pinned
+// there: the compiler would otherwise sink their 64-bit arithmetic and parameter loads
+// (constant-cache misses) into the stores. (As addresses: the output's base comes before the wait,
+// and the dtype, which ptxas reloads after the barrier anyway, shares its constant-bank line.)
+struct MergeOutput {
+  uint8_t* out_at;
+  float* lse_at;
+  int out_kind;  // 0 f32, 1 f16, 2 bf16
+
+  __device__ __forceinline__ MergeOutput(const KernelArgs& p, int b, int hk, int G, int r, int d, bool has_d) {
+    const bool out_f32 = p.out.dtype == DType::f32, out_f16 = p.out.dtype == DType::f16;
+    out_at = static_cast<uint8_t*>(p.out.data) + (has_d ? out_offset(p, b, hk, G, r, d) : 0) * (out_f32 ? 4 : 2);
+    lse_at = p.lse ? p.lse + lse_index(p, b, hk, G, r) : nullptr;
+    out_kind = out_f32 ? 0 : out_f16 ? 1 : 2;
+    asm volatile("" : "+l"(out_at), "+l"(lse_at), "+r"(out_kind));
+  }
+  // The normalised value of dim d (where the lane has one) and, by dim 0's lane, the row's LSE.
+  __device__ __forceinline__ void store(bool has_d, int d, float sum, float total, float row_top) const {
+    if (has_d) {
+      const float value = normalised(sum, total);
+      if (out_kind == 0) *reinterpret_cast<float*>(out_at) = value;
+      else *reinterpret_cast<uint16_t*>(out_at) = out_kind == 1 ? fmt::f32_to_f16(value) : fmt::f32_to_bf16(value);
+    }
+    if (lse_at && d == 0) *lse_at = row_lse(row_top, total);
+  }
+};
+
 // The merge of one row's 32-dim slice (see the file comment), for partials whose values need no
 // un-rotation: lane l takes dim 32 * slice + l.
 // At Batch 1-2 (a 4K call's split counts) held to 40 registers, as before the combine below read
@@ -176,13 +203,7 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
   // (constant-cache misses) into the loads' addresses and the stores.
   asm volatile("" : "+l"(row_first));
   const float* w = work + row_first;
-  // (As addresses: the output's base then comes before the wait too, and the dtype, which ptxas
-  // reloads after the barrier anyway, shares its constant-bank line.)
-  const bool out_f32 = p.out.dtype == DType::f32, out_f16 = p.out.dtype == DType::f16;
-  uint8_t* out_at = static_cast<uint8_t*>(p.out.data) + (has_d ? out_offset(p, b, hk, G, r, d) : 0) * (out_f32 ? 4 : 2);
-  float* lse_at = p.lse ? p.lse + lse_index(p, b, hk, G, r) : nullptr;
-  int out_kind = out_f32 ? 0 : out_f16 ? 1 : 2;
-  asm volatile("" : "+l"(out_at), "+l"(lse_at), "+r"(out_kind));
+  const MergeOutput out(p, b, hk, G, r, d, has_d);
   // Lanes 0 to 3 * Batch - 1 ask L2 for the lines of the warp's first round of splits (lanes 3i
   // and 3i + 1: the first and last value of split i's slice, 3i + 2: its (m, l) pair): no value is
   // read before the wait, but the address translations and DRAM reads of those lines are taken
@@ -260,12 +281,7 @@ __global__ void __launch_bounds__(kMergeThreads, Batch <= 2 ? 3 : 1) merge_slice
   }
   const float total = totals[0] + totals[1], sum = sums[0] + sums[1];
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
-  if (has_d) {
-    const float value = normalised(sum, total);
-    if (out_kind == 0) *reinterpret_cast<float*>(out_at) = value;
-    else *reinterpret_cast<uint16_t*>(out_at) = out_kind == 1 ? fmt::f32_to_f16(value) : fmt::f32_to_bf16(value);
-  }
-  if (lse_at && d == 0) *lse_at = row_lse(row_top, total);
+  out.store(has_d, d, sum, total, row_top);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
@@ -297,11 +313,7 @@ __global__ void __launch_bounds__(32) merge_warp_kernel(KernelArgs p, int rows, 
   // Addresses before the wait, as in merge_slice_kernel (the compiler would sink them after it).
   asm volatile("" : "+l"(row_first));
   const float* w = work + row_first;
-  const bool out_f32 = p.out.dtype == DType::f32, out_f16 = p.out.dtype == DType::f16;
-  uint8_t* out_at = static_cast<uint8_t*>(p.out.data) + (has_d ? out_offset(p, b, hk, G, r, d) : 0) * (out_f32 ? 4 : 2);
-  float* lse_at = p.lse ? p.lse + lse_index(p, b, hk, G, r) : nullptr;
-  int out_kind = out_f32 ? 0 : out_f16 ? 1 : 2;
-  asm volatile("" : "+l"(out_at), "+l"(lse_at), "+r"(out_kind));
+  const MergeOutput out(p, b, hk, G, r, d, has_d);
   // Lane s asks L2 for split s's lines: the slice's first and last value and its (m, l).
   const int stride32 = int(stride), slice_first = d - lane;
   if (lane < splits) {
@@ -334,12 +346,7 @@ __global__ void __launch_bounds__(32) merge_warp_kernel(KernelArgs p, int rows, 
 #pragma unroll
   for (int s = 0; s < MaxSplits; ++s) sum += __shfl_sync(0xFFFFFFFFu, weight, s) * v[s];
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 5);
-  if (has_d) {
-    const float value = normalised(sum, total);
-    if (out_kind == 0) *reinterpret_cast<float*>(out_at) = value;
-    else *reinterpret_cast<uint16_t*>(out_at) = out_kind == 1 ? fmt::f32_to_f16(value) : fmt::f32_to_bf16(value);
-  }
-  if (lse_at && d == 0) *lse_at = row_lse(top, total);
+  out.store(has_d, d, sum, total, top);
   QSDPA_PHASE_IF(p.kc.kind != FormatKind::f32, 2);
 }
 
