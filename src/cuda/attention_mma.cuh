@@ -215,6 +215,10 @@
 // clock, 16 warps an SM, an instruction issued on 61% of cycles, stalls per instruction: not
 // selected 1.5, ALU throttle 1.3, fixed latency 1.1, memory 0.5-0.6 (the H100's was 3.3). An L2
 // prefetch 2 or 4 steps ahead in these loops made 128K 4-7% slower.
+// Session 39 (H200, -session39.md): the phase probe puts the whole-SM mxfp4 loops at 88% of the copy
+// peak while they run (GQA 4 128K: 143 MB from 4.96 to 44.3 us); the rest of the 47.4 us call is the
+// prologue (q staged at 4.7 us, behind the first tiles), the epilogue and merge (to 46.5) and the
+// gap to the next call. Whole-SM blocks of 8 warps were 17-32% slower at 128K, not 2x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1476,7 +1480,8 @@ __global__ void __launch_bounds__(32 * W, (kernel_min_blocks<D, TC, KF, VF, Clus
   // into L1 here, so q's latency is its prologue's longest chain. The other families issue their
   // first tile's loads first and q's after them. A/B in one call (session 28, H100, GQA 4, µs, q in
   // the staging -> q first): f16 1K 6.15 -> 5.78, 4K 10.70 -> 10.47; mxfp4 1K 4.82 -> 5.07, 4K 7.87
-  // -> 8.10; affine4 1K 5.26 -> 5.61, 4K 8.99 -> 9.40.
+  // -> 8.10; affine4 1K 5.26 -> 5.61, 4K 8.99 -> 9.40. Whole-SM blocks with q first (session 39,
+  // H200, A B A B A B): mxfp4 128K 47.3 -> 48.0 us, 0.7-1.4% slower at every whole-SM shape.
   constexpr int kQOctets = RP * D / 8, kQPer = (kQOctets + kT - 1) / kT, kQRowOctets = D / 8;
   constexpr bool kQFirst = KF == Fam::f16 && VF == Fam::f16;
   uint4 q_raw[kQFirst ? kQPer : 1][2];
