@@ -218,7 +218,8 @@
 // Session 39 (H200, -session39.md): the phase probe puts the whole-SM mxfp4 loops at 88% of the copy
 // peak while they run (GQA 4 128K: 143 MB from 4.96 to 44.3 us); the rest of the probed 49.4 us call
 // (47.4 without the probe) is the prologue (q staged at 4.7 us, behind the first tiles), the
-// epilogue and merge (to 46.5) and the gap to the next call. Whole-SM blocks of 8 warps were 17-32% slower at 128K, not 2x.
+// epilogue and merge (to 46.5) and the gap to the next call. Whole-SM blocks of 8 warps were 17-32%
+// slower at 128K, not 2x.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
