@@ -162,7 +162,7 @@ TEST(CudaAttentionSplits, MergesAgreeWithTheReference) {
   }
 }
 
-// Affine 4-bit keys and values from 32K keys run whole-SM blocks (16 warps, one block a SM,
+// Affine 4-bit keys and values from 16K keys run whole-SM blocks (16 warps, one block a SM,
 // attention_mma.cuh whole_sm_warps): each group size's key family, both head dims it has, one and
 // two row tiles (Lq 2 causal at GQA 4: 8 rows), ragged lengths and sinks.
 TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
@@ -185,14 +185,18 @@ TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
 }
 
 // Whole-SM cases (B = 1, GQA 4; odd n: ragged, B = 2) against the f64 reference, each printing the
-// split it ran; returns how many ran whole-SM blocks in clusters (16 warps a block).
+// split it ran; returns how many ran whole-SM blocks (16 warps a block), and how many of those in
+// clusters.
 struct WholeSmCase {
   const char* format;
   int64_t dim, kv_heads, n;
 };
+struct WholeSmRuns {
+  int whole_sm = 0, clustered = 0;
+};
 template <class Shape>
-int check_whole_sm_cases(std::initializer_list<WholeSmCase> cases, uint64_t seed, Shape shape) {
-  int clustered = 0;
+WholeSmRuns check_whole_sm_cases(std::initializer_list<WholeSmCase> cases, uint64_t seed, Shape shape) {
+  WholeSmRuns runs;
   for (const WholeSmCase& k : cases) {
     test::AttentionCase c;
     c.dim = k.dim, c.gqa = 4, c.kv_heads = k.kv_heads, c.n = k.n, c.sinks = (seed % 2 == 0);
@@ -212,27 +216,28 @@ int check_whole_sm_cases(std::initializer_list<WholeSmCase> cases, uint64_t seed
     EXPECT_TRUE(test::check_case(f, f, c, run)) << c.describe() << " " << k.format;
     std::printf("%s D=%lld Hkv=%lld N=%lld Lq=%lld: %d splits, cluster %d, %d warps\n", k.format, (long long)k.dim,
                 (long long)k.kv_heads, (long long)k.n, (long long)c.lq, plan.splits, plan.cluster, plan.warps);
-    clustered += plan.cluster > 1 && plan.warps == 16;
+    runs.whole_sm += plan.warps == 16;
+    runs.clustered += plan.cluster > 1 && plan.warps == 16;
   }
-  return clustered;
+  return runs;
 }
-void expect_clusters_on_sm90(int clustered) {
+void expect_clusters_on_sm90(const WholeSmRuns& runs) {
   int major = 0;
   QSDPA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-  if (major >= 9) EXPECT_GT(clustered, 0) << "no case ran whole-SM blocks in clusters";
+  if (major >= 9) EXPECT_GT(runs.clustered, 0) << "no case ran whole-SM blocks in clusters";
 }
 
 // Whole-SM blocks of every family that has them (affine 4-bit, mxfp4 and nvfp4; attention_mma.cu,
 // whole_sm_split), and whole-SM blocks merging in a thread-block cluster instead of the merge
 // kernel (where a KV head's splits fit one and the GPU holds them all: on the H100 2, 3 and 4
 // splits at 64, 36 and 28 KV heads here): the owners' merge of 2-4 partials a row, with ragged
-// lengths, Lq 2 causal, sinks and bf16 q; mxfp4 at 16 splits of ~2K keys stays on 4-warp blocks.
+// lengths, Lq 2 causal, sinks and bf16 q (mxfp4 at 16 splits of ~2K keys: whole-SM since session 40).
 // The last two (D 64, 8 KV heads, 16 splits of 4100-4400 keys) run the mxfp4 / nvfp4 whole-SM
 // epilogue of session 36 at D 64 without a cluster (added after that session's GPU runs).
 // On sm_90 at least one case must have run in clusters, or this test would not test them.
 TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
-  const int clustered = check_whole_sm_cases(
+  const WholeSmRuns runs = check_whole_sm_cases(
       {{"affine4", 128, 8, 33000},
        {"affine4-g32", 128, 16, 40001},
        {"affine4", 64, 32, 33001},
@@ -248,7 +253,29 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
       3600, [](test::AttentionCase& c, uint64_t seed) {
         if (seed % 4 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
       });
-  expect_clusters_on_sm90(clustered);
+  expect_clusters_on_sm90(runs);
+}
+
+// mxfp4 / nvfp4 whole-SM blocks of 1024 to 4096 keys and affine 4-bit ones from 16K keys (session
+// 40; attention_mma.cu, whole_sm_split): 16 splits of 16K-25K keys at 8 KV heads, 4 of 16K at 32,
+// each head dim, ragged lengths, Lq 2 causal on some. On the H100 and H200 (132 SMs) every case runs
+// 16 warps a block; on sm_90 at least one must, or the test would not test them.
+TEST(CudaAttentionSplits, WholeSmBlocksFromSixteenKKeys) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  const WholeSmRuns runs = check_whole_sm_cases(
+      {{"mxfp4", 128, 8, 16384},
+       {"nvfp4", 128, 8, 20001},
+       {"mxfp4", 64, 8, 24577},
+       {"nvfp4", 64, 8, 16500},
+       {"affine4", 128, 8, 17001},
+       {"affine4-g32", 64, 8, 16384},
+       {"mxfp4", 128, 32, 16385}},
+      3800, [](test::AttentionCase& c, uint64_t seed) {
+        if (seed % 3 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
+      });
+  int major = 0;
+  QSDPA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  if (major >= 9) EXPECT_GT(runs.whole_sm, 0) << "no case ran whole-SM blocks";
 }
 
 // Whole-SM blocks in clusters at 8 rows a block (Lq 2 at GQA 4, causal: tile code 1, session 32;
@@ -257,10 +284,10 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
 // and 2 x 32 KV heads); on sm_90 at least one case must run in one.
 TEST(CudaAttentionSplits, WholeSmClustersOfEightRows) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
-  const int clustered = check_whole_sm_cases(
+  const WholeSmRuns runs = check_whole_sm_cases(
       {{"affine4-g128", 128, 36, 32768}, {"mxfp4", 128, 28, 33000}, {"nvfp4", 64, 32, 32769}}, 3700,
       [](test::AttentionCase& c, uint64_t) { c.lq = 2, c.mask = test::MaskKind::causal; });
-  expect_clusters_on_sm90(clustered);
+  expect_clusters_on_sm90(runs);
 }
 
 // One process, several GPUs: the shared partials workspace and the raised shared-memory limits are

@@ -171,10 +171,14 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 
 // Whole-SM blocks, for the pairs that have them (affine 4-bit, mxfp4 and nvfp4 caches;
 // attention_mma.cuh, whole_sm_warps), where the call would take one wave of 4-warp blocks and the
-// merge kernel and has at least QSDPA_WHOLE_SM keys (default 32K; 0: never, an A/B switch): one
+// merge kernel and has at least QSDPA_WHOLE_SM keys (default 16K; 0: never, an A/B switch): one
 // block a SM, splits = SMs / (B * Hkv * row chunks) rounded down, each warp keeping at least 32
-// keys. mxfp4 and nvfp4 take them only where a block has at least 4096 keys: at 32K with 16 splits
-// of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K (64K keys) 3-4% faster (session 31).
+// keys. mxfp4 and nvfp4 take them where a block has at least kWholeSmFp4Keys keys. Session 31 (H100)
+// set that at 4096: at 32K with 16 splits of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K
+// (64K keys) 3-4% faster. Session 40 (H200, A B twice in one call, 1024 keys and QSDPA_WHOLE_SM 16K,
+// GQA 4, us): mxfp4 16K 13.20 -> 12.92, 24K 15.90 -> 15.55, 32K 19.09 -> 18.07, 48K 25.00 -> 23.07;
+// nvfp4 32K 18.91 -> 18.40, 48K 24.81 -> 23.52; affine4 16K 14.78 -> 14.16, 24K 18.55 -> 17.62;
+// 64K-128K unchanged. Not measured on an H100, where session 31 saw the opposite at 32K.
 //
 // Where all splits of a (b, kv head) fit one cluster, the pair has the cluster kernel (up to 8 rows
 // a block: attention_mma.cuh, whole_sm_warps) and the GPU holds every such cluster at once
@@ -184,14 +188,15 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // kernel (session 31, B 8 at 32K, A B A B, us: affine4 133 / 133 -> 128 / 130, mxfp4 114 -> 111,
 // nvfp4 119 -> 114).
 // QSDPA_WHOLE_SM_CLUSTER=0 turns that off (an A/B switch).
+constexpr int64_t kWholeSmFp4Keys = 1024;
 static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
-  static const int from = env_switch("QSDPA_WHOLE_SM", 32768, 0, 1 << 30);
+  static const int from = env_switch("QSDPA_WHOLE_SM", 16384, 0, 1 << 30);
   static const bool in_clusters = env_switch("QSDPA_WHOLE_SM_CLUSTER", 1, 0, 1) == 1;
   const int W = inst.whole_sm_warps;
   if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
   const int64_t splits = std::min<int64_t>(sms / per_split, a.k.tokens / (32 * W));
   const bool affine = family_of(a.k.format) == Fam::u4;
-  if (splits < 1 || (!affine && a.k.tokens < 4096 * splits)) return {0, 1, kWarps};
+  if (splits < 1 || (!affine && a.k.tokens < kWholeSmFp4Keys * splits)) return {0, 1, kWarps};
   if (in_clusters && cluster_of(a, inst, int(splits), W) > 1) return {int(splits), int(splits), W};
   return {int(splits), 1, kWarps, true};
 }
@@ -303,6 +308,10 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   // 6.53, turbo4 9.13 -> 8.56, f16 unchanged; but MHA (more blocks than SMs) mxfp4 1K 8.47 -> 8.86,
   // 2K 11.26 -> 12.44 (turbo4 gained 0.9). The merge kernel doing the same cost GQA 4 at 4K 0.1-1.6
   // us (32K gained 0.2-0.5): not taken. QSDPA_EARLY_NEXT: 0 never, 1 this rule, 2 every cluster call.
+  // Session 40 (H200; not kept, diff beside the results): the merge's trigger at its start with
+  // the ordinary split kernel's moved after its loop (the next call's merge then cannot park on SMs
+  // its split blocks need): GQA 4 4K 5-14% slower (the merge's launch back on the path), 16K-128K
+  // f16, mxfp8 and turbo4 0.3-1.7% faster, the 4-bit formats 1-5% slower, MHA 32K f16 +8%.
   static const int early_next = env_switch("QSDPA_EARLY_NEXT", 1, 0, 2);
   const int64_t blocks = int64_t(p.splits) * p.row_chunks * a.k.heads * a.q.shape[0];
   p.early_next = p.cluster > 1 && (early_next == 2 || (early_next == 1 && blocks <= sm_count()));

@@ -5,8 +5,8 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 32K keys
-// and mxfp4 / nvfp4 from 4096 keys a block: whole_sm_warps, which merge in a cluster instead of the
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 16K keys
+// and mxfp4 / nvfp4 from 1024 keys a block: whole_sm_warps, which merge in a cluster instead of the
 // merge kernel where the GPU holds every KV head's cluster); each warp streams its own share of the
 // block's slice of keys, 16 keys per step, with its own online softmax, so warps never wait for
 // each other; at the end the warp partials merge in shared memory and the block writes one partial
@@ -1345,10 +1345,16 @@ constexpr int kernel_min_blocks() {
 #ifndef QSDPA_PROLOGUE_PREFETCH
 #define QSDPA_PROLOGUE_PREFETCH 1
 #endif
+// Whole-SM blocks asked for 4 steps until session 40. On the H200 (A B twice in one call, GQA 4, us), 2
+// steps: mxfp4 64K 27.94 -> 27.28, 128K 47.33 -> 46.57; nvfp4 64K 28.57 -> 27.74, 128K 48.41 ->
+// 47.62; 16K-48K (4-warp blocks there then) even. Not measured on an H100.
+#ifndef QSDPA_WHOLE_SM_PREFETCH_STEPS
+#define QSDPA_WHOLE_SM_PREFETCH_STEPS 2
+#endif
 template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int prologue_prefetch_steps() {
   if (!QSDPA_PROLOGUE_PREFETCH || Cluster || TC != 0 || D != 128) return 0;
-  if (W > kWarps && prefetches_rows(KF) && prefetches_rows(VF)) return 4;  // whole-SM mxfp4, nvfp4
+  if (W > kWarps && prefetches_rows(KF) && prefetches_rows(VF)) return QSDPA_WHOLE_SM_PREFETCH_STEPS;  // mxfp4, nvfp4
   return W == kWarps && eight_bit(KF) && KF == VF ? 2 : 0;  // mxfp8 / fp8, affine8
 }
 template <int D, int NT, Fam KF, Fam VF>
