@@ -308,7 +308,7 @@ void attention_mma(const AttentionArgs& a, int32_t* status, cudaStream_t stream)
   // 6.53, turbo4 9.13 -> 8.56, f16 unchanged; but MHA (more blocks than SMs) mxfp4 1K 8.47 -> 8.86,
   // 2K 11.26 -> 12.44 (turbo4 gained 0.9). The merge kernel doing the same cost GQA 4 at 4K 0.1-1.6
   // us (32K gained 0.2-0.5): not taken. QSDPA_EARLY_NEXT: 0 never, 1 this rule, 2 every cluster call.
-  // Session 40 (H200; not kept, diff beside the results): the merge's trigger at its start with
+  // Session 40 (H200; not kept, diff in -session40-raw/call1): the merge's trigger at its start with
   // the ordinary split kernel's moved after its loop (the next call's merge then cannot park on SMs
   // its split blocks need): GQA 4 4K 5-14% slower (the merge's launch back on the path), 16K-128K
   // f16, mxfp8 and turbo4 0.3-1.7% faster, the 4-bit formats 1-5% slower, MHA 32K f16 +8%.

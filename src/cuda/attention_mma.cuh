@@ -220,6 +220,11 @@
 // (47.4 without the probe) is the prologue (q staged at 4.7 us, behind the first tiles), the
 // epilogue and merge (to 46.5) and the gap to the next call. Whole-SM blocks of 8 warps were 17-32%
 // slower at 128K, not 2x.
+// Session 40 (H200, -session40.md): whole-SM blocks from 16K keys, mxfp4 / nvfp4 from 1024 keys a
+// block (attention_mma.cu, whole_sm_split), their prologue prefetch 2 steps (A B x3 in one call,
+// GQA 4, us): mxfp4 32K 19.35 -> 17.67, 48K 25.21 -> 22.63, 128K 47.64 -> 46.97; B 8 16K 57.35 ->
+// 46.54; D 64 16K 11.16 -> 8.64. Main then (copy peak 4201 GB/s): GQA 4 128K mxfp4 46.8 us (73%,
+// 2.66x cuDNN), nvfp4 47.7 (75%), affine4 58.1 (62%), mxfp8 73.9 (89%); 32K mxfp4 17.7 (48%, 2.14x).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -30,7 +30,7 @@
 // 7.06, affine4 8.06 -> 7.78, mxfp8 8.36 -> 8.10; 32K affine4 22.06 -> 21.40, mxfp4 even; 128K
 // mxfp4 49.4 -> 48.3, nvfp4 49.2 -> 48.2, affine4 59.3 -> 58.9; MHA 32K mxfp4 48.41 -> 47.55. f16 and
 // mxfp8 at 32K-128K even; not measured on an H100. QSDPA_MERGE_WARPS=0 keeps merge_slice_kernel.
-// Session 40 (H200, A B C x3 in one call; not kept, its diff beside the results): the warp merge for
+// Session 40 (H200, A B C x3 in one call; not kept, diff in -session40-raw/call1): the warp merge for
 // up to 128 splits (lane s holding splits s, s + 32, ...), so that GQA 4 16K-32K calls (66 splits of
 // 4-warp blocks) leave merge_slice_kernel, was 1.1-1.2 us slower there (mxfp4 32K 19.40 -> 20.54,
 // 16K 13.48 -> 14.64; f16 +0.7-0.8, mxfp8 and turbo4 +0.3): one warp issuing 66 loads and sums a
