@@ -221,10 +221,13 @@ WholeSmRuns check_whole_sm_cases(std::initializer_list<WholeSmCase> cases, uint6
   }
   return runs;
 }
-void expect_clusters_on_sm90(const WholeSmRuns& runs) {
+bool device0_is_sm90_or_newer() {
   int major = 0;
   QSDPA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-  if (major >= 9) EXPECT_GT(runs.clustered, 0) << "no case ran whole-SM blocks in clusters";
+  return major >= 9;
+}
+void expect_clusters_on_sm90(const WholeSmRuns& runs) {
+  if (device0_is_sm90_or_newer()) EXPECT_GT(runs.clustered, 0) << "no case ran whole-SM blocks in clusters";
 }
 
 // Whole-SM blocks of every family that has them (affine 4-bit, mxfp4 and nvfp4; attention_mma.cu,
@@ -273,9 +276,7 @@ TEST(CudaAttentionSplits, WholeSmBlocksFromSixteenKKeys) {
       3800, [](test::AttentionCase& c, uint64_t seed) {
         if (seed % 3 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
       });
-  int major = 0;
-  QSDPA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-  if (major >= 9) EXPECT_GT(runs.whole_sm, 0) << "no case ran whole-SM blocks";
+  if (device0_is_sm90_or_newer()) EXPECT_GT(runs.whole_sm, 0) << "no case ran whole-SM blocks";
 }
 
 // Whole-SM blocks in clusters at 8 rows a block (Lq 2 at GQA 4, causal: tile code 1, session 32;
