@@ -259,11 +259,12 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
   expect_clusters_on_sm90(runs);
 }
 
-// mxfp4 / nvfp4 whole-SM blocks of 1024 to 4096 keys and affine 4-bit ones from 16K keys (session
-// 40; attention_mma.cu, whole_sm_split): 16 splits of 16K-25K keys at 8 KV heads, 4 of 16K at 32,
-// each head dim, ragged lengths, Lq 2 causal on some. On the H100 and H200 (132 SMs) every case runs
-// 16 warps a block; on sm_90 at least one must, or the test would not test them.
-TEST(CudaAttentionSplits, WholeSmBlocksFromSixteenKKeys) {
+// mxfp4 / nvfp4 whole-SM blocks of 1024 to 4096 keys (session 40) and affine 4-bit ones from 8K keys
+// (session 41; attention_mma.cu, whole_sm_split): 16 splits of 8K-25K keys at 8 KV heads (512 keys a
+// block at 8K: two steps a warp), 4 of 8K-16K at 32, each head dim, ragged lengths, Lq 2 causal on
+// some. On the H100 and H200 (132 SMs) every case runs 16 warps a block; on sm_90 at least one must,
+// or the test would not test them.
+TEST(CudaAttentionSplits, WholeSmBlocksFromEightKKeys) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const WholeSmRuns runs = check_whole_sm_cases(
       {{"mxfp4", 128, 8, 16384},
@@ -272,7 +273,13 @@ TEST(CudaAttentionSplits, WholeSmBlocksFromSixteenKKeys) {
        {"nvfp4", 64, 8, 16500},
        {"affine4", 128, 8, 17001},
        {"affine4-g32", 64, 8, 16384},
-       {"mxfp4", 128, 32, 16385}},
+       {"mxfp4", 128, 32, 16385},
+       {"affine4", 128, 8, 8192},
+       {"affine4-g32", 128, 8, 12289},
+       {"affine4-g128", 128, 8, 9000},
+       {"affine4", 64, 32, 8193},
+       {"mxfp4", 128, 32, 8192},
+       {"nvfp4", 64, 32, 10001}},
       3800, [](test::AttentionCase& c, uint64_t seed) {
         if (seed % 3 == 1) c.lq = 2, c.mask = test::MaskKind::causal;
       });

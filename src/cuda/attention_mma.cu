@@ -171,7 +171,7 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 
 // Whole-SM blocks, for the pairs that have them (affine 4-bit, mxfp4 and nvfp4 caches;
 // attention_mma.cuh, whole_sm_warps), where the call would take one wave of 4-warp blocks and the
-// merge kernel and has at least QSDPA_WHOLE_SM keys (default 16K; 0: never, an A/B switch): one
+// merge kernel and has at least QSDPA_WHOLE_SM keys (default 8K; 0: never, an A/B switch): one
 // block a SM, splits = SMs / (B * Hkv * row chunks) rounded down, each warp keeping at least 32
 // keys. mxfp4 and nvfp4 take them where a block has at least kWholeSmFp4Keys keys. Session 31 (H100)
 // set that at 4096: at 32K with 16 splits of ~2K (B = 1, 8 KV heads) they were ~1% slower, with 4K
@@ -179,6 +179,11 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // GQA 4, us): mxfp4 16K 13.20 -> 12.92, 24K 15.90 -> 15.55, 32K 19.09 -> 18.07, 48K 25.00 -> 23.07;
 // nvfp4 32K 18.91 -> 18.40, 48K 24.81 -> 23.52; affine4 16K 14.78 -> 14.16, 24K 18.55 -> 17.62;
 // 64K-128K unchanged. Not measured on an H100, where session 31 saw the opposite at 32K.
+// Session 41 (H200, QSDPA_WHOLE_SM 8192 or 4096 against 16384 in one binary, A B x2-3 in two calls,
+// us): from 8K keys GQA 4 affine4 8K 10.97 -> 10.40, 12K 13.41 -> 12.71, affine4-g32 8K 11.20 ->
+// 10.70, 12K 13.83 -> 13.24, MHA 8K mxfp4 17.60 -> 17.20 (mxfp4 / nvfp4 at GQA 4 below 16K: fewer
+// than 1024 keys a block, unchanged); from 4K keys also 4K-6K, which lost (affine4 4K 7.85 -> 8.90,
+// 6K 9.61 -> 9.92, MHA 4K +2-3%): there a block's 16 warps get one or two 16-key steps each.
 //
 // Where all splits of a (b, kv head) fit one cluster, the pair has the cluster kernel (up to 8 rows
 // a block: attention_mma.cuh, whole_sm_warps) and the GPU holds every such cluster at once
@@ -190,7 +195,7 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // QSDPA_WHOLE_SM_CLUSTER=0 turns that off (an A/B switch).
 constexpr int64_t kWholeSmFp4Keys = 1024;
 static Split whole_sm_split(const AttentionArgs& a, const Instance& inst, int64_t per_split, int64_t sms) {
-  static const int from = env_switch("QSDPA_WHOLE_SM", 16384, 0, 1 << 30);
+  static const int from = env_switch("QSDPA_WHOLE_SM", 8192, 0, 1 << 30);
   static const bool in_clusters = env_switch("QSDPA_WHOLE_SM_CLUSTER", 1, 0, 1) == 1;
   const int W = inst.whole_sm_warps;
   if (from == 0 || W == 0 || a.k.tokens < from) return {0, 1, kWarps};
