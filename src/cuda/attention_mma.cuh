@@ -225,6 +225,12 @@
 // GQA 4, us): mxfp4 32K 19.35 -> 17.67, 48K 25.21 -> 22.63, 128K 47.64 -> 46.97; B 8 16K 57.35 ->
 // 46.54; D 64 16K 11.16 -> 8.64. Main then (copy peak 4201 GB/s): GQA 4 128K mxfp4 46.8 us (73%,
 // 2.66x cuDNN), nvfp4 47.7 (75%), affine4 58.1 (62%), mxfp8 73.9 (89%); 32K mxfp4 17.7 (48%, 2.14x).
+// Session 41 (H200, -session41.md): whole-SM blocks from 8K keys (GQA 4 affine4 8K 10.97 -> 10.40
+// us, 12K 13.41 -> 12.70; MHA 8K mxfp4 17.6 -> 17.2) and their mxfp4 / nvfp4 prologue prefetch 1
+// step (A B x3-4 in one call, us: GQA 4 mxfp4 16K 12.45 -> 12.05, 32K 17.50 -> 17.07, 128K 46.73 ->
+// 46.18; nvfp4 32K 17.72 -> 17.33). Whole-SM blocks for the 8-bit pairs (12 warps) and for two row
+// tiles (8 warps) were measured and not kept (docs/decisions.md). Issue 3's shapes at 32K: Lq 4 /
+// Lq 1 1.63-1.69x for the 4-bit formats, Lq 8 / Lq 1 1.57-2.84x, D 64 34-73% of the copy peak.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1352,9 +1358,13 @@ constexpr int kernel_min_blocks() {
 #endif
 // Whole-SM blocks asked for 4 steps until session 40. On the H200 (A B twice in one call, GQA 4, us), 2
 // steps: mxfp4 64K 27.94 -> 27.28, 128K 47.33 -> 46.57; nvfp4 64K 28.57 -> 27.74, 128K 48.41 ->
-// 47.62; 16K-48K (4-warp blocks there then) even. Not measured on an H100.
+// 47.62; 16K-48K (4-warp blocks there then) even. Session 41 (H200, A B x3-4 in one call, 2 -> 1
+// step): GQA 4 mxfp4 16K 12.45 -> 12.05, 32K 17.50 -> 17.07, 64K 27.31 -> 26.78, 128K 46.73 ->
+// 46.18; nvfp4 16K 12.41 -> 12.04, 32K 17.72 -> 17.33, 128K 47.76 -> 47.13; MHA 32K mxfp4 45.96
+// -> 45.42. (0 steps not measured on the H200; on the H100, session 35, none was the slowest.)
+// Not measured on an H100.
 #ifndef QSDPA_WHOLE_SM_PREFETCH_STEPS
-#define QSDPA_WHOLE_SM_PREFETCH_STEPS 2
+#define QSDPA_WHOLE_SM_PREFETCH_STEPS 1
 #endif
 template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int prologue_prefetch_steps() {
