@@ -260,10 +260,11 @@ TEST(CudaAttentionSplits, WholeSmBlocksOfEachFamilyAndInClusters) {
 }
 
 // mxfp4 / nvfp4 whole-SM blocks of 1024 to 4096 keys (session 40) and affine 4-bit ones from 8K keys
-// (session 41; attention_mma.cu, whole_sm_split): 16 splits of 8K-25K keys at 8 KV heads (512 keys a
-// block at 8K: two steps a warp), 4 of 8K-16K at 32, each head dim, ragged lengths, Lq 2 causal on
-// some. On the H100 and H200 (132 SMs) every case runs 16 warps a block; on sm_90 at least one must,
-// or the test would not test them.
+// (session 41; attention_mma.cu, whole_sm_split): 8K-25K keys at 8 and 32 KV heads, each head dim,
+// Lq 2 causal on some. At 8 KV heads 16 splits (512 keys a block at 8K: two steps a warp), at 32
+// four; odd lengths run ragged at B = 2, which halves the splits and lets some merge in clusters.
+// On the H100 and H200 (132 SMs) every case runs 16 warps a block; on sm_90 at least one must, or
+// the test would not test them.
 TEST(CudaAttentionSplits, WholeSmBlocksFromEightKKeys) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   const WholeSmRuns runs = check_whole_sm_cases(
