@@ -180,7 +180,7 @@ static int cluster_of(const AttentionArgs& a, const Instance& inst, int splits, 
 // nvfp4 32K 18.91 -> 18.40, 48K 24.81 -> 23.52; affine4 16K 14.78 -> 14.16, 24K 18.55 -> 17.62;
 // 64K-128K unchanged. Not measured on an H100, where session 31 saw the opposite at 32K.
 // Session 41 (H200, QSDPA_WHOLE_SM 8192 or 4096 against 16384 in one binary, A B x2-3 in two calls,
-// us): from 8K keys GQA 4 affine4 8K 10.97 -> 10.40, 12K 13.41 -> 12.71, affine4-g32 8K 11.20 ->
+// us): from 8K keys GQA 4 affine4 8K 10.97 -> 10.40, 12K 13.41 -> 12.70, affine4-g32 8K 11.20 ->
 // 10.70, 12K 13.83 -> 13.24, MHA 8K mxfp4 17.60 -> 17.20 (mxfp4 / nvfp4 at GQA 4 below 16K: fewer
 // than 1024 keys a block, unchanged); from 4K keys also 4K-6K, which lost (affine4 4K 7.85 -> 8.90,
 // 6K 9.61 -> 9.92, MHA 4K +2-3%): there a block's 16 warps get one or two 16-key steps each.

@@ -5,7 +5,7 @@
 // caches). Instances: attention_mma_d*.cu; host side: attention_mma.cu.
 //
 // Work split: grid (blocks_per_head, Hkv, B) with one full wave of resident blocks, 4 warps per
-// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 16K keys
+// block (8 in the cluster kernel below; 16, one block a SM, for affine 4-bit caches from 8K keys
 // and mxfp4 / nvfp4 from 1024 keys a block: whole_sm_warps, which merge in a cluster instead of the
 // merge kernel where the GPU holds every KV head's cluster); each warp streams its own share of the
 // block's slice of keys, 16 keys per step, with its own online softmax, so warps never wait for
