@@ -162,7 +162,7 @@ TEST(CudaAttentionSplits, MergesAgreeWithTheReference) {
   }
 }
 
-// Affine 4-bit keys and values from 16K keys run whole-SM blocks (16 warps, one block a SM,
+// Affine 4-bit keys and values from 8K keys run whole-SM blocks (16 warps, one block a SM,
 // attention_mma.cuh whole_sm_warps): each group size's key family, both head dims it has, one and
 // two row tiles (Lq 2 causal at GQA 4: 8 rows), ragged lengths and sinks.
 TEST(CudaAttentionSplits, WholeSmBlocksAgreeWithTheReference) {
