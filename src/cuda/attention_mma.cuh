@@ -1352,19 +1352,25 @@ constexpr int kernel_min_blocks() {
 // 32.1, 128K mxfp8 100.8 / 100.2 / 100.5, affine8 104.7 / 103.9 / 104.5; not taken: 4-warp mxfp4
 // 32K 19.8 / 20.3 / 21.6, nvfp4 20.1 / 20.3 / 21.6, turbo4 32K 32.4 / 33.7 / 34.1, affine4 (whole-SM
 // at 128K) 65.1 / 65.5 / 65.7. Only where measured: D 128, up to 4 rows a block, no cluster.
-// QSDPA_PROLOGUE_PREFETCH=0 (compile time) removes it.
+// Off by default since session 42: on the H200 every step of it lost (below), so
+// -DQSDPA_PROLOGUE_PREFETCH=1 brings back session 35's H100 setting (whole-SM 4 steps, 8-bit 2);
+// re-measure both there when an H100 is lent.
+// - Whole-SM mxfp4 / nvfp4 (H200, A B in one call each, GQA 4, us): 4 -> 2 steps (session 40)
+//   mxfp4 64K 27.94 -> 27.28, 128K 47.33 -> 46.57, nvfp4 64K 28.57 -> 27.74, 128K 48.41 -> 47.62;
+//   2 -> 1 (session 41) mxfp4 16K 12.45 -> 12.05, 32K 17.50 -> 17.07, 128K 46.73 -> 46.18, nvfp4
+//   32K 17.72 -> 17.33, 128K 47.76 -> 47.13; 1 -> 0 (session 42, means of 3) mxfp4 16K 12.28 ->
+//   11.94, 32K 17.29 -> 16.90, 64K 27.10 -> 26.62, 128K 46.54 -> 45.98, nvfp4 16K 12.19 -> 11.88,
+//   32K 17.59 -> 17.12, 128K 47.47 -> 46.87, MHA 32K mxfp4 45.83 -> 45.30, nvfp4 46.79 -> 46.28.
+// - The 8-bit 4-warp kernels, 2 -> 0 steps (session 42, means of 3): GQA 4 mxfp8 16K 17.29 ->
+//   16.60, 32K 25.32 -> 24.86, 128K 75.46 -> 75.16, affine8 16K 19.25 -> 18.31, 32K 28.29 ->
+//   27.00, 128K 80.42 -> 79.20; 4K and MHA 32K within ±1.1%.
+// On the H200 the first tiles' loads alone keep the memory busy through the prologue; asking for
+// more there only delays them.
 #ifndef QSDPA_PROLOGUE_PREFETCH
-#define QSDPA_PROLOGUE_PREFETCH 1
+#define QSDPA_PROLOGUE_PREFETCH 0
 #endif
-// Whole-SM blocks asked for 4 steps until session 40. On the H200 (A B twice in one call, GQA 4, us), 2
-// steps: mxfp4 64K 27.94 -> 27.28, 128K 47.33 -> 46.57; nvfp4 64K 28.57 -> 27.74, 128K 48.41 ->
-// 47.62; 16K-48K (4-warp blocks there then) even. Session 41 (H200, A B x3-4 in one call, 2 -> 1
-// step): GQA 4 mxfp4 16K 12.45 -> 12.05, 32K 17.50 -> 17.07, 64K 27.31 -> 26.78, 128K 46.73 ->
-// 46.18; nvfp4 16K 12.41 -> 12.04, 32K 17.72 -> 17.33, 128K 47.76 -> 47.13; MHA 32K mxfp4 45.96
-// -> 45.42. (0 steps not measured on the H200; on the H100, session 35, none was the slowest.)
-// Not measured on an H100.
-#ifndef QSDPA_WHOLE_SM_PREFETCH_STEPS
-#define QSDPA_WHOLE_SM_PREFETCH_STEPS 1
+#ifndef QSDPA_WHOLE_SM_PREFETCH_STEPS  // with QSDPA_PROLOGUE_PREFETCH=1 (4: session 35's H100 setting)
+#define QSDPA_WHOLE_SM_PREFETCH_STEPS 4
 #endif
 template <int D, int TC, Fam KF, Fam VF, bool Cluster, int W>
 constexpr int prologue_prefetch_steps() {
