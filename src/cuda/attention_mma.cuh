@@ -231,6 +231,13 @@
 // 46.18; nvfp4 32K 17.72 -> 17.33). Whole-SM blocks for the 8-bit pairs (12 warps) and for two row
 // tiles (8 warps) were measured and not kept (docs/decisions.md). Issue 3's shapes at 32K: Lq 4 /
 // Lq 1 1.63-1.69x for the 4-bit formats, Lq 8 / Lq 1 1.57-2.84x, D 64 34-73% of the copy peak.
+// Session 42 (H200, -session42.md): no prologue prefetch (A B x3 in one call, us: GQA 4 mxfp4 32K
+// 17.29 -> 16.90, 128K 46.54 -> 45.98; affine8 32K 28.29 -> 27.00; mxfp8 16K 17.29 -> 16.60). Main
+// then (copy peak 4207 GB/s): GQA 4 128K mxfp4 46.2 us (73%, 2.74x cuDNN), nvfp4 47.1 (76%), mxfp8
+// 74.8 (88%), affine8 79.2 (86%), affine4 58.6 (61%); 32K mxfp4 17.0 (50%, 2.25x). Two row tiles
+// (tile code 2, Lq 3-4 at GQA 4) are bound by each warp's dependency chains (ncu: 8 warps a SM,
+// 245 registers, fixed-latency waits 1.23 cycles an instruction, long scoreboard 0.11, DRAM 38%);
+// 3 blocks a SM at 168 registers ran 7-14% slower (spill reloads).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
