@@ -1,8 +1,11 @@
 // Fused CPU attention against the f64 reference (SPEC §2's tolerance), for every format and the
 // named mixed pairs, over a pairwise covering set of head dim x GQA x Lq x mask x sinks x ragged x
-// N x q dtype/layout; plus the exact merge of partials and the unfused baseline.
+// N x q dtype/layout; plus the exact merge of partials, the unfused baseline and the benchmarks' data.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "attention_cases.hpp"
@@ -214,6 +217,38 @@ TEST(CpuAttentionEdges, NaNScoreGivesNaNWhereTheKeyIsSeen) {
           else EXPECT_EQ(out[at], clean[at]) << "h=" << h << " d=" << d;
         }
       }
+  }
+}
+
+
+// The benchmarks' data (tools/workloads.hpp, make_bench_workload) depend on the seed alone: one
+// thread and all of them draw the same values, chunk by chunk (a K of 1.3M values spans a full and
+// a partial chunk of 2^20), and they look like N(0, 1).
+TEST(BenchWorkload, SameValuesForAnyThreadCountAndGaussian) {
+  tools::Shape shape;
+  shape.batch = 1, shape.hq = 4, shape.hkv = 2, shape.lq = 3, shape.context = 5000, shape.dim = 128;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const tools::Workload one = tools::make_bench_workload(shape, 1234);
+  omp_set_num_threads(std::max(2, threads));
+  const tools::Workload all = tools::make_bench_workload(shape, 1234);
+  const tools::Workload other = tools::make_bench_workload(shape, 1235);
+  omp_set_num_threads(threads);
+  ASSERT_EQ(one.k.size(), size_t(2 * 5000 * 128));
+  ASSERT_EQ(one.q.size(), size_t(4 * 3 * 128));
+  EXPECT_EQ(one.q, all.q);
+  EXPECT_EQ(one.k, all.k);
+  EXPECT_EQ(one.v, all.v);
+  EXPECT_NE(one.k, other.k);
+  EXPECT_NE(one.k, one.v);
+  const size_t chunk = size_t(1) << 20;  // the second chunk does not repeat the first
+  EXPECT_FALSE(std::equal(one.k.begin(), one.k.begin() + 64, one.k.begin() + chunk));
+  for (const std::vector<float>* x : {&one.k, &one.v}) {
+    double sum = 0.0, sq = 0.0;
+    for (float f : *x) sum += f, sq += double(f) * f;
+    const double mean = sum / double(x->size()), var = sq / double(x->size()) - mean * mean;
+    EXPECT_NEAR(mean, 0.0, 0.01);
+    EXPECT_NEAR(var, 1.0, 0.02);
   }
 }
 

@@ -171,7 +171,7 @@ CudaBenchResult run_cuda_bench(const Shape& base, const std::vector<int64_t>& co
   Shape s = base;
   for (int64_t ctx : contexts) {
     s.context = ctx;
-    Workload w = make_workload(s, "gaussian", 1234 + uint64_t(ctx));
+    Workload w = make_bench_workload(s, 1234 + uint64_t(ctx));
     // q and out in f16 on the device (the dtype decode engines feed attention).
     std::vector<uint16_t> q16(w.q.size());
     for (size_t i = 0; i < q16.size(); ++i) q16[i] = fmt::f32_to_f16(w.q[i]);

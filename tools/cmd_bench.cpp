@@ -167,7 +167,7 @@ void register_bench(CLI::App& app) {
     for (int64_t ctx : contexts) {
       shape.context = ctx;
       std::fprintf(stderr, "generating K/V for context %lld...\n", (long long)ctx);
-      Workload w = make_workload(shape, "gaussian", 1234 + uint64_t(ctx));
+      Workload w = make_bench_workload(shape, 1234 + uint64_t(ctx));
       std::vector<float> out(w.q.size());
       std::vector<float> kbuf(w.k.size()), vbuf(w.v.size());
       const std::vector<int64_t> kv_shape = {shape.batch, shape.hkv, shape.context, shape.dim};

@@ -1,9 +1,38 @@
 #include "workloads.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
 namespace qsdpa::tools {
+
+namespace {
+
+void fill_gaussian_chunks(std::vector<float>& x, uint64_t seed, uint64_t tensor) {
+  constexpr int64_t kChunk = int64_t(1) << 20;
+  const int64_t n = int64_t(x.size()), chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32), uint32_t(tensor), uint32_t(c), uint32_t(uint64_t(c) >> 32)};
+    std::mt19937_64 rng(seq);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) x[size_t(i)] = normal(rng);
+  }
+}
+
+}  // namespace
+
+Workload make_bench_workload(const Shape& s, uint64_t seed) {
+  Workload w;
+  w.q.resize(size_t(s.batch * s.hq * s.lq * s.dim));
+  w.k.resize(size_t(s.batch * s.hkv * s.context * s.dim));
+  w.v.resize(w.k.size());
+  fill_gaussian_chunks(w.q, seed, 0);
+  fill_gaussian_chunks(w.k, seed, 1);
+  fill_gaussian_chunks(w.v, seed, 2);
+  return w;
+}
 
 Workload make_workload(const Shape& s, const std::string& data, uint64_t seed) {
   if (data != "gaussian" && data != "llm") throw Error("data: expected gaussian or llm, got '" + data + "'");
