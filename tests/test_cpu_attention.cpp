@@ -220,7 +220,6 @@ TEST(CpuAttentionEdges, NaNScoreGivesNaNWhereTheKeyIsSeen) {
   }
 }
 
-
 // The benchmarks' data (tools/workloads.hpp, make_bench_workload) depend on the seed alone: one
 // thread and all of them draw the same values, chunk by chunk (a K of 1.3M values spans a full and
 // a partial chunk of 2^20), and they look like N(0, 1).
